@@ -1,0 +1,64 @@
+"""The application factory: settings, the database pool, blueprints and CLI."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+
+import api
+from config import Settings
+from db import cli as db_cli
+from db.migrations import discover
+from db.pool import create_pool
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = (
+    "Stores people with their time zone, birthday and anniversary, and sends each "
+    "of them a greeting at 09:00 in their own time zone."
+)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app; `config` overrides environment settings and Flask config."""
+    config = dict(config or {})
+    setting_names = {f.name for f in fields(Settings)}
+    overrides = {
+        key.lower(): config.pop(key) for key in list(config) if key.lower() in setting_names
+    }
+    settings = Settings.from_env(**overrides)
+    _configure_logging(settings.log_level)
+
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Birthday Message Scheduler",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
+    )
+    app.config.update(config)
+    app.extensions["settings"] = settings
+    app.extensions["migrations"] = discover()
+
+    pool = create_pool(settings, application_name="birthday-api")
+    app.extensions["db_pool"] = pool
+    atexit.register(pool.close)
+
+    api.register(Api(app))
+    db_cli.init_app(app)
+    return app
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    root.setLevel(level)

@@ -1,0 +1,159 @@
+"""Settings read from the environment, with defaults that work on a local machine.
+
+Every process (api, worker, scheduler, CLI) builds one `Settings` with
+`Settings.from_env()`; tests pass overrides. A bad value stops start-up with a
+`ConfigError` that names the variable, instead of failing later and obscurely.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import time, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_min_size: int = 2
+    db_pool_max_size: int = 20
+    db_pool_max_idle: float = 30.0
+    db_pool_timeout: float = 5.0
+    db_connect_timeout: int = 2
+    db_statement_timeout_ms: int = 30_000
+    health_db_timeout: float = 2.0
+    sql_log: bool = False
+    send_time: time = time(9, 0)
+    max_lateness: timedelta = timedelta(hours=48)
+    message_retention_months: int = 13
+    partitions_ahead: int = 12
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from `environ` (default: os.environ), then apply overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = field.name.upper()
+            if name in env and env[name] != "":
+                values[field.name] = _PARSERS[field.name](name, env[name])
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject values that would only fail later (negative sizes, bad URLs)."""
+        _check_database_url("DATABASE_URL", self.database_url)
+        if self.db_pool_min_size < 0:
+            raise ConfigError("DB_POOL_MIN_SIZE must be >= 0")
+        if self.db_pool_max_size < max(1, self.db_pool_min_size):
+            raise ConfigError(
+                "DB_POOL_MAX_SIZE must be >= 1 and >= DB_POOL_MIN_SIZE "
+                f"(got {self.db_pool_max_size}, min is {self.db_pool_min_size})"
+            )
+        for name in (
+            "db_pool_max_idle",
+            "db_pool_timeout",
+            "db_connect_timeout",
+            "health_db_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be > 0")
+        if self.partitions_ahead < 1:
+            raise ConfigError("PARTITIONS_AHEAD must be >= 1")
+        if self.message_retention_months < 1:
+            raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _parse_time(name: str, raw: str) -> time:
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", raw.strip())
+    if not match:
+        raise ConfigError(f"{name} must be a local time HH:MM, got {raw!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(name: str, raw: str) -> timedelta:
+    """Accept `90s`, `30m`, `48h`, `400d`, or a bare number of seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw.strip().lower())
+    if not match:
+        raise ConfigError(f"{name} must be a duration such as 48h or 30m, got {raw!r}")
+    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2] or "s"])
+
+
+def _parse_str(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _check_database_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgresql", "postgres"}:
+        raise ConfigError(f"{name} must start with postgresql://, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {url!r}") from None
+    if not parts.path.strip("/"):
+        raise ConfigError(f"{name} must name a database, got {url!r}")
+
+
+_PARSERS = {
+    "database_url": _parse_str,
+    "db_pool_min_size": _parse_int,
+    "db_pool_max_size": _parse_int,
+    "db_pool_max_idle": _parse_float,
+    "db_pool_timeout": _parse_float,
+    "db_connect_timeout": _parse_int,
+    "db_statement_timeout_ms": _parse_int,
+    "health_db_timeout": _parse_float,
+    "sql_log": _parse_bool,
+    "send_time": _parse_time,
+    "max_lateness": _parse_duration,
+    "message_retention_months": _parse_int,
+    "partitions_ahead": _parse_int,
+    "log_level": _parse_log_level,
+}

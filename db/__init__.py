@@ -1,0 +1,1 @@
+"""PostgreSQL access: the connection pool, query helpers, migrations and seed data."""

@@ -1,0 +1,42 @@
+"""Create and drop whole databases (the first run, and test isolation)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+
+def database_name(database_url: str) -> str:
+    """The database a URL points at."""
+    return urlsplit(database_url).path.lstrip("/")
+
+
+def maintenance_url(database_url: str) -> str:
+    """The same server's `postgres` database, for CREATE/DROP DATABASE."""
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def ensure_database(database_url: str, template: str | None = None) -> bool:
+    """Create the database named in the URL if it is missing; True when created."""
+    name = database_name(database_url)
+    with psycopg.connect(maintenance_url(database_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(statement)
+        return True
+
+
+def drop_database(database_url: str) -> None:
+    """Drop the database named in the URL, closing its sessions first."""
+    name = database_name(database_url)
+    with psycopg.connect(maintenance_url(database_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -1,0 +1,83 @@
+"""Small query helpers: every repository talks to PostgreSQL through these.
+
+They take an open connection (rows come back as dicts) and parameterised SQL;
+they never commit. A unit of work is a `transaction(pool)` block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+Query = str | sql.Composable
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+class NoRowFound(LookupError):
+    """`fetch_one` expected a row and the query returned none."""
+
+
+def fetch_all(conn: psycopg.Connection, query: Query, params: Params = None) -> list[dict]:
+    """Every row of the result."""
+    return conn.execute(query, params).fetchall()
+
+
+def fetch_optional(conn: psycopg.Connection, query: Query, params: Params = None) -> dict | None:
+    """The first row, or None when there is none."""
+    return conn.execute(query, params).fetchone()
+
+
+def fetch_one(conn: psycopg.Connection, query: Query, params: Params = None) -> dict:
+    """The first row; raises `NoRowFound` when there is none."""
+    row = fetch_optional(conn, query, params)
+    if row is None:
+        raise NoRowFound("query returned no row")
+    return row
+
+
+def fetch_scalar(conn: psycopg.Connection, query: Query, params: Params = None) -> Any:
+    """The first column of the first row, or None when there is no row."""
+    row = fetch_optional(conn, query, params)
+    return None if row is None else next(iter(row.values()))
+
+
+def execute(conn: psycopg.Connection, query: Query, params: Params = None) -> int:
+    """Run a statement; returns the number of rows it touched."""
+    return conn.execute(query, params).rowcount
+
+
+@contextmanager
+def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """A pooled connection inside one transaction: commit on success, else roll back."""
+    with pool.connection() as conn, conn.transaction():
+        yield conn
+
+
+def copy_rows(
+    conn: psycopg.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    types: Sequence[str] | None = None,
+) -> int:
+    """Bulk-load rows with COPY (an order of magnitude faster than INSERTs); returns the count.
+
+    With `types` (one PostgreSQL type name per column) the binary format is used,
+    which spares the server from parsing text.
+    """
+    statement = sql.SQL("COPY {} ({}) FROM STDIN" + (" (FORMAT BINARY)" if types else "")).format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    count = 0
+    with conn.cursor().copy(statement) as copy:
+        if types:
+            copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count

@@ -1,0 +1,325 @@
+"""Deterministic, realistic users and their message history for `flask db seed`.
+
+The same random seed and `now` always give the same rows. Zones cover the awkward
+offsets (+05:45, +12:45, +13, +14, -10, -11, -12) and half-hour DST; about one user
+in 400 is born on Feb 29.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import unicodedata
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from scheduling.occasions import (
+    ANNIVERSARY,
+    BIRTHDAY,
+    Occurrence,
+    greeting,
+    idempotency_key,
+    next_occasion_date,
+    occasion_in_year,
+    previous_occasion_date,
+    send_instant,
+)
+
+# (zone, city, country, weight)
+ZONES = [
+    ("America/New_York", "New York", "United States", 12),
+    ("America/Chicago", "Chicago", "United States", 6),
+    ("America/Los_Angeles", "Los Angeles", "United States", 8),
+    ("America/Mexico_City", "Mexico City", "Mexico", 4),
+    ("America/Sao_Paulo", "São Paulo", "Brazil", 5),
+    ("America/St_Johns", "St. John's", "Canada", 1),
+    ("Europe/London", "London", "United Kingdom", 8),
+    ("Europe/Berlin", "Berlin", "Germany", 7),
+    ("Africa/Lagos", "Lagos", "Nigeria", 4),
+    ("Asia/Dubai", "Dubai", "United Arab Emirates", 3),
+    ("Asia/Kolkata", "Bengaluru", "India", 9),
+    ("Asia/Kathmandu", "Kathmandu", "Nepal", 2),
+    ("Asia/Tokyo", "Tokyo", "Japan", 6),
+    ("Australia/Sydney", "Sydney", "Australia", 4),
+    ("Australia/Lord_Howe", "Lord Howe Island", "Australia", 1),
+    ("Pacific/Auckland", "Auckland", "New Zealand", 2),
+    ("Pacific/Chatham", "Waitangi", "New Zealand", 1),
+    ("Pacific/Tongatapu", "Nukuʻalofa", "Tonga", 1),
+    ("Pacific/Kiritimati", "Kiritimati", "Kiribati", 1),
+    ("Pacific/Honolulu", "Honolulu", "United States", 2),
+    ("Pacific/Pago_Pago", "Pago Pago", "American Samoa", 1),
+    ("Pacific/Niue", "Alofi", "Niue", 1),
+    ("Etc/GMT+12", None, None, 1),
+    ("UTC", None, None, 2),
+]
+
+FIRST_NAMES = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Donald",
+    "Katherine",
+    "John",
+    "Shafi",
+    "Niklaus",
+    "Sophie",
+    "José",
+    "Zoë",
+    "Aiko",
+    "Chidi",
+    "Priya",
+    "Mateo",
+    "Ingrid",
+    "Kwame",
+    "Leilani",
+    "Anaïs",
+    "Ravi",
+    "Mei",
+    "Olusegun",
+    "Siobhan",
+    "Tane",
+    "Yuki",
+    "Nadia",
+    "Pita",
+    "Björn",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Knuth",
+    "Johnson",
+    "Backus",
+    "Goldwasser",
+    "Wirth",
+    "Wilson",
+    "García",
+    "O'Brien",
+    "Tanaka",
+    "Okafor",
+    "Sharma",
+    "Fernández",
+    "Larsen",
+    "Mensah",
+    "Kahale",
+    "Dubois",
+    "Iyer",
+    "Chen",
+    "Adeyemi",
+    "Ní Bhriain",
+    "Ngata",
+    "Sato",
+    "Haddad",
+    "Fifita",
+    "Åberg",
+]
+TLDS = ("com", "org", "net")
+
+# Share of past occasions recorded as delivered / failed.
+SENT_SHARE = 0.30
+FAILED_SHARE = 0.01
+FAILED_RETRIES = 5
+_BIRTHDAYS_FROM = date(1940, 1, 1).toordinal()
+_ANNIVERSARIES_FROM = date(1970, 1, 1).toordinal()
+
+# Column names and their types, for binary COPY.
+USER_COLUMNS = (
+    ("id", "uuid"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("email", "text"),
+    ("timezone", "text"),
+    ("birthday_date", "date"),
+    ("anniversary_date", "date"),
+    ("location_city", "text"),
+    ("location_country", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+MESSAGE_COLUMNS = (
+    ("user_id", "uuid"), ("message_type", "text"), ("occasion_date", "date"),
+    ("message_content", "text"), ("scheduled_send_time", "timestamptz"),
+    ("actual_send_time", "timestamptz"), ("status", "text"), ("retry_count", "int4"),
+    ("last_retry_at", "timestamptz"), ("next_attempt_at", "timestamptz"),
+    ("api_response_code", "int4"), ("api_response_body", "text"), ("error_message", "text"),
+    ("idempotency_key", "text"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeedUser:
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    email: str
+    timezone: str
+    birthday_date: date | None
+    anniversary_date: date | None
+    location_city: str | None
+    location_country: str | None
+    created_at: datetime
+
+    def row(self) -> tuple:
+        return (
+            self.id, self.first_name, self.last_name, self.email, self.timezone,
+            self.birthday_date, self.anniversary_date, self.location_city,
+            self.location_country, self.created_at, self.created_at,
+        )  # fmt: skip
+
+
+class SeedGenerator:
+    """Yields users and their message rows from one seeded random stream."""
+
+    def __init__(self, random_seed: int, now: datetime, send_time: time) -> None:
+        # Two streams, so the rows do not depend on how the caller batches them.
+        self.rng = random.Random(random_seed)
+        self.history_rng = random.Random(f"{random_seed}:history")
+        self.now = now
+        self.send_time = send_time
+        self._zones = [zone[:3] for zone in ZONES]
+        self._weights = [zone[3] for zone in ZONES]
+        self._zone_info = {name: ZoneInfo(name) for name, *_ in ZONES}
+        # Few distinct (date, zone) pairs recur across many users.
+        self._send_instant = functools.lru_cache(maxsize=65_536)(send_instant)
+        self._local_today = {
+            name: now.astimezone(zone).date() for name, zone in self._zone_info.items()
+        }
+
+    def users(self, count: int, start: int = 0) -> Iterator[SeedUser]:
+        """Users number start .. start+count-1 (the number keeps emails unique)."""
+        for number in range(start, start + count):
+            yield self._user(number)
+
+    def _user(self, number: int) -> SeedUser:
+        rng = self.rng
+        first = rng.choice(FIRST_NAMES)
+        last = rng.choice(LAST_NAMES)
+        zone, city, country = rng.choices(self._zones, self._weights)[0]
+        birthday, anniversary = self._dates()
+        email = f"{_ascii(first)}.{_ascii(last)}.{number}@example.{TLDS[number % 3]}"
+        created = self.now - timedelta(seconds=60 + rng.random() * 1000 * 86400)
+        return SeedUser(
+            id=uuid.UUID(int=rng.getrandbits(128), version=4),
+            first_name=first,
+            last_name=last,
+            email=email,
+            timezone=zone,
+            birthday_date=birthday,
+            anniversary_date=anniversary,
+            location_city=city,
+            location_country=country,
+            created_at=created,
+        )
+
+    def _dates(self) -> tuple[date | None, date | None]:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.0025:
+            birthday = date(rng.choice(range(1944, 2008, 4)), 2, 29)
+        else:
+            birthday = date.fromordinal(_BIRTHDAYS_FROM + int(rng.random() * 24_800))
+        anniversary = None
+        if rng.random() < 0.35:
+            anniversary = date.fromordinal(_ANNIVERSARIES_FROM + int(rng.random() * 20_000))
+        if anniversary is not None and rng.random() < 0.1:
+            birthday = None  # anniversary only
+        return birthday, anniversary
+
+    def messages(self, user: SeedUser) -> list[tuple]:
+        """Message rows for the user's occasions: the next one SCHEDULED, some history."""
+        rows = []
+        zone = self._zone_info[user.timezone]
+        local_today = self._local_today[user.timezone]
+        for message_type, original in (
+            (BIRTHDAY, user.birthday_date),
+            (ANNIVERSARY, user.anniversary_date),
+        ):
+            if original is None:
+                continue
+            upcoming = self._occurrence(next_occasion_date(original, local_today), zone)
+            if upcoming.scheduled_send_time <= self.now:
+                # Today's greeting already went out at SEND_TIME; next year's waits.
+                rows.append(self._delivered(user, message_type, upcoming))
+                following = occasion_in_year(original, upcoming.occasion_date.year + 1)
+                upcoming = self._occurrence(following, zone)
+            else:
+                past = previous_occasion_date(original, local_today)
+                roll = self.history_rng.random()
+                if past is not None and roll < FAILED_SHARE:
+                    rows.append(self._failed(user, message_type, self._occurrence(past, zone)))
+                elif past is not None and roll < FAILED_SHARE + SENT_SHARE:
+                    rows.append(self._delivered(user, message_type, self._occurrence(past, zone)))
+            rows.append(self._scheduled(user, message_type, upcoming))
+        return rows  # fmt: skip
+
+    def _occurrence(self, occasion: date, zone: ZoneInfo) -> Occurrence:
+        return Occurrence(occasion, self._send_instant(occasion, zone, self.send_time))
+
+    def _base(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> list:
+        return [
+            user.id, message_type, occurrence.occasion_date,
+            greeting(message_type, user.first_name, user.last_name),
+            occurrence.scheduled_send_time,
+        ]  # fmt: skip
+
+    def _scheduled(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
+        key = idempotency_key(user.id, message_type, occurrence.occasion_date)
+        return (
+            *self._base(user, message_type, occurrence),
+            None, "SCHEDULED", 0, None, occurrence.scheduled_send_time,
+            None, None, None, key, self.now, self.now,
+        )  # fmt: skip
+
+    def _delivered(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
+        delay = timedelta(seconds=1 + self.history_rng.random() * 90)
+        sent_at = occurrence.scheduled_send_time + delay
+        key = idempotency_key(user.id, message_type, occurrence.occasion_date)
+        return (
+            *self._base(user, message_type, occurrence),
+            sent_at, "SENT", 0, None, None,
+            200, '{"status":"sent"}', None, key, occurrence.scheduled_send_time, sent_at,
+        )  # fmt: skip
+
+    def _failed(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
+        last_try = occurrence.scheduled_send_time + timedelta(hours=2)
+        key = idempotency_key(user.id, message_type, occurrence.occasion_date)
+        return (
+            *self._base(user, message_type, occurrence),
+            None, "FAILED", FAILED_RETRIES, last_try, None,
+            503, '{"error":"service unavailable"}', "provider unavailable after 5 retries",
+            key, occurrence.scheduled_send_time, last_try,
+        )  # fmt: skip
+
+
+@functools.cache
+def _ascii(name: str) -> str:
+    """A lower-case ASCII form of a name for the local part of an email address."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in plain.lower() if ch.isalnum()) or "user"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

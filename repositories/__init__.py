@@ -1,0 +1,1 @@
+"""Hand-written SQL, one module per table; functions take a connection and never commit."""

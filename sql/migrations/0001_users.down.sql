@@ -1,0 +1,8 @@
+-- Undo 0001: users, time zones and their functions.
+
+DROP TABLE IF EXISTS users;
+DROP FUNCTION IF EXISTS users_search_text(text, text, text);
+DROP FUNCTION IF EXISTS set_updated_at();
+DROP FUNCTION IF EXISTS refresh_time_zones();
+DROP TABLE IF EXISTS time_zones;
+DROP EXTENSION IF EXISTS pg_trgm;

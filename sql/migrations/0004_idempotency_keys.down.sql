@@ -1,0 +1,3 @@
+-- Undo 0004.
+
+DROP TABLE IF EXISTS idempotency_keys;
