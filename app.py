@@ -6,6 +6,7 @@ import atexit
 import logging
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -46,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(config)
     app.extensions["settings"] = settings
-    app.extensions["migrations"] = discover()
+    app.extensions["migrations"] = discover(Path(settings.migrations_dir))
 
     pool = create_pool(settings, application_name="birthday-api")
     app.extensions["db_pool"] = pool

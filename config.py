@@ -12,10 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import time, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
+DEFAULT_MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "sql" / "migrations")
 
 
 class ConfigError(ValueError):
@@ -25,6 +27,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    migrations_dir: str = DEFAULT_MIGRATIONS_DIR
     db_pool_min_size: int = 2
     db_pool_max_size: int = 20
     db_pool_max_idle: float = 30.0
@@ -56,6 +59,8 @@ class Settings:
     def validate(self) -> None:
         """Reject values that would only fail later (negative sizes, bad URLs)."""
         _check_database_url("DATABASE_URL", self.database_url)
+        if not Path(self.migrations_dir).is_dir():
+            raise ConfigError(f"MIGRATIONS_DIR is not a directory: {self.migrations_dir!r}")
         if self.db_pool_min_size < 0:
             raise ConfigError("DB_POOL_MIN_SIZE must be >= 0")
         if self.db_pool_max_size < max(1, self.db_pool_min_size):
@@ -143,6 +148,7 @@ def _check_database_url(name: str, url: str) -> None:
 
 _PARSERS = {
     "database_url": _parse_str,
+    "migrations_dir": _parse_str,
     "db_pool_min_size": _parse_int,
     "db_pool_max_size": _parse_int,
     "db_pool_max_idle": _parse_float,

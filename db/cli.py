@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import click
 import psycopg
@@ -30,6 +31,10 @@ def init_app(app: Flask) -> None:
 
 def _settings() -> Settings:
     return current_app.extensions["settings"]
+
+
+def _migration_files() -> list[migrations.Migration]:
+    return migrations.discover(Path(_settings().migrations_dir))
 
 
 @contextmanager
@@ -63,7 +68,7 @@ def upgrade_command(to_version: int | None, dry_run: bool) -> None:
     """Apply pending migrations, each in its own transaction."""
     with _admin_connection() as conn:
         applied = migrations.upgrade(
-            conn, migrations.discover(), to=to_version, dry_run=dry_run, report=click.echo
+            conn, _migration_files(), to=to_version, dry_run=dry_run, report=click.echo
         )
     if not applied:
         click.echo("database is up to date")
@@ -77,9 +82,9 @@ def downgrade_command(steps: int, all_: bool, dry_run: bool) -> None:
     """Roll back the newest STEPS migrations (default 1)."""
     with _admin_connection() as conn:
         if all_:
-            steps = len(migrations.read_status(conn, migrations.discover()).applied)
+            steps = len(migrations.read_status(conn, _migration_files()).applied)
         undone = migrations.downgrade(
-            conn, migrations.discover(), steps=steps, dry_run=dry_run, report=click.echo
+            conn, _migration_files(), steps=steps, dry_run=dry_run, report=click.echo
         )
     if not undone:
         click.echo("nothing to roll back")
@@ -89,7 +94,7 @@ def downgrade_command(steps: int, all_: bool, dry_run: bool) -> None:
 def status_command() -> None:
     """List applied and pending migrations; exit 1 when any is pending or drifted."""
     with _admin_connection() as conn:
-        status = migrations.read_status(conn, migrations.discover())
+        status = migrations.read_status(conn, _migration_files())
     for row in status.applied:
         label = f"{row['version']:04d}_{row['name']}"
         state = "DRIFTED" if label in status.drifted else "applied"
@@ -106,7 +111,7 @@ def status_command() -> None:
 def verify_command() -> None:
     """Check applied files are unchanged and report extensions; exit 1 on drift."""
     with _admin_connection() as conn:
-        status = migrations.read_status(conn, migrations.discover())
+        status = migrations.read_status(conn, _migration_files())
         extensions = server.installed_extensions(conn)
     for label in status.drifted:
         click.echo(f"DRIFTED: {label} was edited after it was applied")
@@ -124,7 +129,7 @@ def verify_command() -> None:
 def new_command(name: str) -> None:
     """Create the next numbered pair of migration files."""
     try:
-        up, down = migrations.create_files(name)
+        up, down = migrations.create_files(name, Path(_settings().migrations_dir))
     except migrations.MigrationError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"created {up}\ncreated {down}")

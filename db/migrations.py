@@ -18,13 +18,14 @@ from pathlib import Path
 
 import psycopg
 
+from config import DEFAULT_MIGRATIONS_DIR
 from db.queries import fetch_scalar
 from db.statements import split_statements
 from repositories import schema_migrations
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+MIGRATIONS_DIR = Path(DEFAULT_MIGRATIONS_DIR)
 # Any fixed 64-bit number: every runner of this schema must use the same one.
 LOCK_KEY = 7_311_208_554_020_133_001
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")

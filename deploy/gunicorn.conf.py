@@ -1,0 +1,40 @@
+"""gunicorn settings for the API: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
+
+Each worker builds its own app (and so its own database pool) after the fork:
+`preload_app` stays off, because a pool created before forking would share its
+sockets between processes.
+"""
+
+import os
+import sys
+
+from gunicorn.arbiter import Arbiter
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+preload_app = False
+accesslog = "-"
+errorlog = "-"
+POOL_OPEN_TIMEOUT = float(os.environ.get("DB_POOL_OPEN_TIMEOUT", "10"))
+
+
+def post_worker_init(worker):
+    """Open the worker's pool and wait for it: an unreachable database fails the boot."""
+    pool = worker.wsgi.extensions["db_pool"]
+    try:
+        pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
+    except Exception as error:  # PoolTimeout, or the pool refusing to open
+        worker.log.error("database unreachable at start: %s", error)
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn halts instead of respawning
+
+
+def worker_exit(server, worker):
+    """Close the pool so PostgreSQL sees the sessions end cleanly."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        app.extensions["db_pool"].close()

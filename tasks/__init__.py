@@ -1,0 +1,1 @@
+"""Background processes: the Dramatiq worker that sends greetings and the scheduler loop."""

@@ -1,0 +1,117 @@
+"""Fixtures on the real PostgreSQL: one migrated template per run, clones per need.
+
+- `template_db`: a database migrated once per run by the real runner.
+- `db_url`: a session-wide clone of it; each test starts with its tables emptied.
+- `fresh_db_url`: a private clone for tests that change the schema (partitions).
+- `empty_db_url`: a database with nothing in it (migration tests).
+- `app` -> `client` / `runner`: the Flask app on `db_url`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from app import create_app
+from config import Settings
+from db import admin, migrations
+
+SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
+DATA_TABLES = ("message_logs", "users", "idempotency_keys")
+
+
+def _new_database_url(prefix: str) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{SERVER_URL}/{prefix}_{worker}_{uuid.uuid4().hex[:10]}"
+
+
+def migrate(url: str) -> None:
+    """Apply every migration with the real runner."""
+    settings = Settings.from_env({}, database_url=url)
+    with psycopg.connect(settings.database_url, autocommit=True, row_factory=dict_row) as conn:
+        migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def template_db() -> Iterator[str]:
+    url = _new_database_url("birthday_test_tpl")
+    admin.ensure_database(url)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        admin.drop_database(url)
+
+
+def _clone(template_url: str, prefix: str) -> str:
+    url = _new_database_url(prefix)
+    admin.ensure_database(url, template=admin.database_name(template_url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_db_url(template_db: str) -> Iterator[str]:
+    url = _clone(template_db, "birthday_test")
+    try:
+        yield url
+    finally:
+        admin.drop_database(url)
+
+
+@pytest.fixture
+def db_url(shared_db_url: str) -> str:
+    """The shared test database with its data tables emptied."""
+    with psycopg.connect(shared_db_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)}")
+    return shared_db_url
+
+
+@pytest.fixture
+def fresh_db_url(template_db: str) -> Iterator[str]:
+    """A migrated database of this test's own, for tests that change the schema."""
+    url = _clone(template_db, "birthday_test_fresh")
+    try:
+        yield url
+    finally:
+        admin.drop_database(url)
+
+
+@pytest.fixture
+def empty_db_url() -> Iterator[str]:
+    """A database with no schema at all."""
+    url = _new_database_url("birthday_test_empty")
+    admin.ensure_database(url)
+    try:
+        yield url
+    finally:
+        admin.drop_database(url)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """A connection whose work is rolled back at the end of the test."""
+    with psycopg.connect(db_url, row_factory=dict_row, options="-c TimeZone=UTC") as connection:
+        yield connection
+        connection.rollback()
+
+
+@pytest.fixture
+def app(db_url: str):
+    application = create_app({"DATABASE_URL": db_url, "TESTING": True})
+    yield application
+    application.extensions["db_pool"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

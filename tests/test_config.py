@@ -1,0 +1,54 @@
+from datetime import time, timedelta
+
+import pytest
+
+from app import create_app
+from config import DEFAULT_DATABASE_URL, ConfigError, Settings
+
+
+def test_defaults_work_with_an_empty_environment():
+    settings = Settings.from_env({})
+
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert (settings.db_pool_min_size, settings.db_pool_max_size) == (2, 20)
+    assert settings.db_pool_max_idle == 30
+    assert settings.db_connect_timeout == 2
+    assert settings.send_time == time(9, 0)
+    assert settings.max_lateness == timedelta(hours=48)
+
+
+def test_environment_values_are_parsed():
+    settings = Settings.from_env(
+        {"DB_POOL_MAX_SIZE": "7", "SEND_TIME": "08:30", "MAX_LATENESS": "90m", "SQL_LOG": "1"}
+    )
+
+    assert settings.db_pool_max_size == 7
+    assert settings.send_time == time(8, 30)
+    assert settings.max_lateness == timedelta(minutes=90)
+    assert settings.sql_log is True
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"DB_POOL_MIN_SIZE": "-1"}, "DB_POOL_MIN_SIZE"),
+        ({"DB_POOL_MAX_SIZE": "many"}, "DB_POOL_MAX_SIZE"),
+        ({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "2"}, "DB_POOL_MAX_SIZE"),
+        ({"DATABASE_URL": "mysql://localhost/x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://host:notaport/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://127.0.0.1:5432"}, "DATABASE_URL"),
+        ({"SEND_TIME": "25:00"}, "SEND_TIME"),
+        ({"MAX_LATENESS": "two days"}, "MAX_LATENESS"),
+        ({"SQL_LOG": "maybe"}, "SQL_LOG"),
+        ({"DB_CONNECT_TIMEOUT": "0"}, "DB_CONNECT_TIMEOUT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_invalid_values_stop_startup_naming_the_variable(environ, variable):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(environ)
+
+
+def test_create_app_refuses_a_bad_setting():
+    with pytest.raises(ConfigError, match="DB_POOL_MIN_SIZE"):
+        create_app({"DB_POOL_MIN_SIZE": -3})

@@ -1,0 +1,69 @@
+"""The API under gunicorn with the deploy configuration, as README command 1 runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _start(db_url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": db_url, "BIND": f"127.0.0.1:{port}",
+           "WEB_CONCURRENCY": "2", "DB_POOL_OPEN_TIMEOUT": "3"}  # fmt: skip
+    command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_gunicorn_serves_health_and_stops_on_sigterm(db_url):
+    port = _free_port()
+    server = _start(db_url, port)
+    try:
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/health/db")
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200
+        assert b'"pending":0' in body
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert server.returncode == 0
+
+
+def test_gunicorn_refuses_to_boot_when_the_database_is_unreachable():
+    port = _free_port()
+    server = _start(f"postgresql://postgres@127.0.0.1:{_free_port()}/nowhere", port)
+    try:
+        _, errors = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode != 0
+    assert "database unreachable at start" in errors

@@ -1,0 +1,98 @@
+import json
+import socket
+import time
+
+from app import create_app
+
+
+def _closed_port() -> int:
+    """A local port where nothing listens (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_liveness_answers_without_touching_dependencies():
+    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/none"})
+    try:
+        response = app.test_client().get("/health/live")
+        assert response.status_code == 200
+        assert response.get_json() == {"status": "ok"}
+        # The pool was never opened: liveness needs no database.
+        assert app.extensions["db_pool"].closed
+    finally:
+        app.extensions["db_pool"].close()
+
+
+def test_health_db_reports_latency_pool_and_current_migrations(client):
+    response = client.get("/health/db")
+
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["status"] == "ok"
+    assert body["latency_ms"] >= 0
+    assert body["server_version"].startswith("15")
+    assert body["migrations"]["pending"] == 0
+    assert body["migrations"]["current"] == 4
+    assert body["pool"]["max"] == 20
+    assert set(body["pool"]) >= {"size", "available", "waiting"}
+
+
+def test_health_lists_each_dependency(client):
+    response = client.get("/health")
+
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_health_db_is_503_within_3_seconds_when_nothing_listens():
+    port = _closed_port()
+    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/birthday"})
+    try:
+        started = time.monotonic()
+        response = app.test_client().get("/health/db")
+        elapsed = time.monotonic() - started
+        readiness = app.test_client().get("/health")
+    finally:
+        app.extensions["db_pool"].close()
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert "no database connection" in body["reason"]
+    assert set(body) >= {"latency_ms", "server_version", "pool", "migrations"}
+    assert elapsed < 3.0
+    assert readiness.status_code == 503
+    assert readiness.get_json()["checks"]["database"]["status"] == "unavailable"
+
+
+def test_health_db_is_503_while_migrations_are_pending(empty_db_url):
+    app = create_app({"DATABASE_URL": empty_db_url})
+    try:
+        response = app.test_client().get("/health/db")
+    finally:
+        app.extensions["db_pool"].close()
+
+    assert response.status_code == 503
+    assert response.get_json()["migrations"]["pending"] == 4
+    assert "pending" in response.get_json()["reason"]
+
+
+def test_db_health_command_prints_the_report_and_exits_zero(runner):
+    result = runner.invoke(args=["db", "health"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "ok"
+
+
+def test_db_health_command_exits_non_zero_when_unreachable():
+    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/x"})
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "health"])
+    finally:
+        app.extensions["db_pool"].close()
+
+    assert result.exit_code == 1
+    assert json.loads(result.output)["status"] == "unavailable"
