@@ -12,7 +12,10 @@ CREATE FUNCTION create_monthly_partitions(
     from_date date DEFAULT current_date,
     dry_run boolean DEFAULT false
 ) RETURNS TABLE (partition_name text, rows_moved bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Bounds are written and read as text: pin the date format whatever the session's.
+SET datestyle = 'ISO, YMD'
+AS $$
 DECLARE
     v_start date;
     v_end date;
@@ -74,7 +77,10 @@ CREATE FUNCTION drop_old_partitions(
     as_of date DEFAULT current_date,
     dry_run boolean DEFAULT false
 ) RETURNS TABLE (partition_name text, range_end date)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- pg_get_expr prints partition bounds in the session's DateStyle: pin it to ISO.
+SET datestyle = 'ISO, YMD'
+AS $$
 DECLARE
     v_cutoff date := (as_of - retain)::date;
     v_part record;
