@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_smorest import Api
 
 import api
+from api import docs
+from api.errors import JsonErrorApi
 from config import Settings
 from db import cli as db_cli
 from db.migrations import discover
@@ -44,6 +45,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
+        # No call to the public validator: the page must work with no internet.
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None, "persistAuthorization": True},
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
     app.config.update(config)
     app.extensions["settings"] = settings
@@ -53,7 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["db_pool"] = pool
     atexit.register(pool.close)
 
-    api.register(Api(app))
+    api.register(app, JsonErrorApi(app))
     db_cli.init_app(app)
     return app
 

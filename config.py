@@ -41,6 +41,10 @@ class Settings:
     message_retention_months: int = 13
     partitions_ahead: int = 12
     log_level: str = "INFO"
+    api_token: str | None = None
+    max_request_bytes: int = 64 * 1024
+    idempotency_key_retention: timedelta = timedelta(hours=24)
+    idempotency_stale_after: timedelta = timedelta(seconds=60)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -76,6 +80,12 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.upper()} must be > 0")
+        if self.max_request_bytes < 1024:
+            raise ConfigError("MAX_REQUEST_BYTES must be >= 1024")
+        if self.idempotency_key_retention <= timedelta(0):
+            raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
+        if self.api_token is not None and len(self.api_token) < 16:
+            raise ConfigError("API_TOKEN must be at least 16 characters")
         if self.partitions_ahead < 1:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
         if self.message_retention_months < 1:
@@ -162,4 +172,8 @@ _PARSERS = {
     "message_retention_months": _parse_int,
     "partitions_ahead": _parse_int,
     "log_level": _parse_log_level,
+    "api_token": _parse_str,
+    "max_request_bytes": _parse_int,
+    "idempotency_key_retention": _parse_duration,
+    "idempotency_stale_after": _parse_duration,
 }

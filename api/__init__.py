@@ -1,10 +1,19 @@
 """HTTP blueprints; each module owns one resource."""
 
+from flask import Flask
 from flask_smorest import Api
 
-from api import health
+from api import docs, errors, guards, health, users
 
 
-def register(api: Api) -> None:
-    """Attach every blueprint to the API."""
+def register(app: Flask, api: Api) -> None:
+    """Attach every blueprint, the request guards and the error handlers."""
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "The API_TOKEN, for writes"},
+    )
     api.register_blueprint(health.blp)
+    api.register_blueprint(users.blp)
+    app.register_blueprint(docs.blp)
+    guards.register(app)
+    errors.register(app)

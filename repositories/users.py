@@ -1,20 +1,159 @@
-"""The users table."""
+"""The users table: live users are those with deleted_at IS NULL."""
 
 from __future__ import annotations
 
-import psycopg
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
 
-from db.queries import execute, fetch_scalar
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
+from errors import EmailTaken, InvalidField, UserNotFound
+
+COLUMNS = (
+    "id", "first_name", "last_name", "email", "timezone", "birthday_date",
+    "anniversary_date", "location_city", "location_country", "created_at", "updated_at",
+)  # fmt: skip
+WRITABLE = (
+    "first_name", "last_name", "email", "timezone", "birthday_date",
+    "anniversary_date", "location_city", "location_country",
+)  # fmt: skip
+_RETURNING = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+
+# Which field a violated constraint is about, for a 422 that names it.
+_CONSTRAINT_FIELDS = {
+    "users_timezone_fkey": ("timezone", "unknown time zone"),
+    "users_first_name_length": ("first_name", "must be 1 to 100 characters"),
+    "users_last_name_length": ("last_name", "must be 1 to 100 characters"),
+    "users_email_format": ("email", "not a valid email address"),
+    "users_has_occasion": ("birthday_date", "a birthday_date or an anniversary_date is required"),
+    "users_birthday_range": ("birthday_date", "must not be before 1900-01-01"),
+    "users_anniversary_range": ("anniversary_date", "must not be before 1900-01-01"),
+    "users_location_city_length": ("location_city", "must be at most 100 characters"),
+    "users_location_country_length": ("location_country", "must be at most 100 characters"),
+}
+
+
+@contextmanager
+def _constraint_errors(email: str | None) -> Iterator[None]:
+    """Turn constraint violations into domain errors that name the field."""
+    try:
+        yield
+    except pg_errors.UniqueViolation as error:
+        if error.diag.constraint_name == "users_email_live_key":
+            raise EmailTaken(email or "") from error
+        raise
+    except (pg_errors.ForeignKeyViolation, pg_errors.CheckViolation) as error:
+        known = _CONSTRAINT_FIELDS.get(error.diag.constraint_name or "")
+        if known is None:
+            raise
+        field, message = known
+        raise InvalidField(message, field=field) from error
+
+
+def insert(conn: psycopg.Connection, data: Mapping[str, Any]) -> dict:
+    """Insert a user from its writable fields; returns the stored row."""
+    columns = [name for name in WRITABLE if name in data]
+    query = sql.SQL("INSERT INTO users ({}) VALUES ({}) RETURNING {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(map(sql.Placeholder, columns)),
+        _RETURNING,
+    )
+    with _constraint_errors(data.get("email")):
+        return fetch_optional(conn, query, {name: data[name] for name in columns})
+
+
+def get_live(conn: psycopg.Connection, user_id: UUID, for_update: bool = False) -> dict:
+    """A live user; raises UserNotFound for unknown or deleted ids."""
+    query = sql.SQL("SELECT {} FROM users WHERE id = %(id)s AND deleted_at IS NULL").format(
+        _RETURNING
+    )
+    if for_update:
+        query += sql.SQL(" FOR UPDATE")
+    row = fetch_optional(conn, query, {"id": user_id})
+    if row is None:
+        raise UserNotFound(user_id)
+    return row
+
+
+def update(conn: psycopg.Connection, user_id: UUID, changes: Mapping[str, Any]) -> dict:
+    """Set the given writable fields of a live user; returns the new row."""
+    columns = [name for name in WRITABLE if name in changes]
+    if not columns:
+        return get_live(conn, user_id)
+    query = sql.SQL(
+        "UPDATE users SET {} WHERE id = %(id)s AND deleted_at IS NULL RETURNING {}"
+    ).format(
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
+            for name in columns
+        ),
+        _RETURNING,
+    )
+    with _constraint_errors(changes.get("email")):
+        row = fetch_optional(conn, query, {"id": user_id, **{n: changes[n] for n in columns}})
+    if row is None:
+        raise UserNotFound(user_id)
+    return row
+
+
+def soft_delete(conn: psycopg.Connection, user_id: UUID) -> None:
+    """Mark a live user deleted; raises UserNotFound when there is none."""
+    deleted = execute(
+        conn,
+        "UPDATE users SET deleted_at = now() WHERE id = %(id)s AND deleted_at IS NULL",
+        {"id": user_id},
+    )
+    if not deleted:
+        raise UserNotFound(user_id)
+
+
+def _list_filter(search: str | None, timezone: str | None) -> tuple[sql.Composable, dict]:
+    conditions = [sql.SQL("deleted_at IS NULL")]
+    params: dict[str, Any] = {}
+    if search:
+        # Same expression as users_search_trgm_idx, so the trigram index answers it.
+        conditions.append(
+            sql.SQL("users_search_text(first_name, last_name, email) LIKE %(pattern)s")
+        )
+        params["pattern"] = f"%{_escape_like(search.lower())}%"
+    if timezone:
+        conditions.append(sql.SQL("timezone = %(timezone)s"))
+        params["timezone"] = timezone
+    return sql.SQL(" AND ").join(conditions), params
+
+
+def list_live(
+    conn: psycopg.Connection,
+    search: str | None,
+    timezone: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict], int]:
+    """One page of live users in creation order, and the total matching."""
+    where, params = _list_filter(search, timezone)
+    total = fetch_scalar(conn, sql.SQL("SELECT count(*) FROM users WHERE {}").format(where), params)
+    rows = fetch_all(
+        conn,
+        sql.SQL(
+            "SELECT {} FROM users WHERE {} ORDER BY created_at, id LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(_RETURNING, where),
+        {**params, "limit": limit, "offset": offset},
+    )
+    return rows, total
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def any_exist(conn: psycopg.Connection) -> bool:
     """Whether the table holds any user, live or deleted."""
     return fetch_scalar(conn, "SELECT EXISTS (SELECT 1 FROM users)")
-
-
-def count_live(conn: psycopg.Connection) -> int:
-    """Users not soft-deleted."""
-    return fetch_scalar(conn, "SELECT count(*) FROM users WHERE deleted_at IS NULL")
 
 
 def delete_all_with_messages(conn: psycopg.Connection) -> None:

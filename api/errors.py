@@ -1,0 +1,78 @@
+"""Every error leaves the API as JSON: {"code", "status", "message", "errors"?}.
+
+flask-smorest renders HTTPExceptions (unknown routes, 405, 413, 422, 500 …); this
+module adds a message where it has none and maps domain errors to the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+from psycopg_pool import PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from errors import Conflict, DomainError, InvalidField, NotFound
+
+log = logging.getLogger(__name__)
+
+_HEADER_FIELDS = {"Idempotency-Key", "Authorization"}
+
+
+class JsonErrorApi(Api):
+    """flask-smorest's Api whose error bodies always carry a message."""
+
+    def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
+        payload, code, headers = super().handle_http_exception(error)
+        if "message" not in payload:
+            payload["message"] = _default_message(error)
+        return payload, code, headers
+
+
+def _default_message(error: HTTPException) -> str:
+    if error.code == 422:
+        return "The request is invalid: see errors."
+    if error.code == 400 and getattr(error, "data", None):
+        return "The request body could not be read: see errors."
+    return error.description or HTTPStatus(error.code).phrase
+
+
+def _status_for(error: DomainError) -> int:
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, Conflict):
+        return 409
+    if isinstance(error, InvalidField):
+        return 422
+    return 400
+
+
+def handle_domain_error(error: DomainError) -> ResponseReturnValue:
+    """A domain error as the same JSON shape, naming the field when there is one."""
+    code = _status_for(error)
+    payload = {"code": code, "status": HTTPStatus(code).phrase, "message": error.message}
+    field_errors = error.field_errors
+    if field_errors:
+        location = "headers" if set(field_errors) <= _HEADER_FIELDS else "json"
+        payload["errors"] = {location: field_errors}
+    return jsonify(payload), code
+
+
+def handle_pool_timeout(error: PoolTimeout) -> ResponseReturnValue:
+    """No database connection in time: the service is unavailable, not broken."""
+    log.error("no database connection available: %s", error)
+    payload = {
+        "code": 503,
+        "status": HTTPStatus.SERVICE_UNAVAILABLE.phrase,
+        "message": "The database is unavailable; try again shortly.",
+    }
+    return jsonify(payload), 503, {"Retry-After": "5"}
+
+
+def register(app: Flask) -> None:
+    """Install the handlers for domain errors and database unavailability."""
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(PoolTimeout, handle_pool_timeout)

@@ -1,0 +1,148 @@
+"""marshmallow schemas of the HTTP API: what requests may contain, what responses hold."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
+
+from services.user_rules import is_known_timezone, occasion_date_errors
+
+NAME_LENGTH = validate.Length(min=1, max=100)
+LOCATION_LENGTH = validate.Length(max=100)
+USER_EXAMPLE = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@example.com",
+    "timezone": "Europe/London",
+    "birthday_date": "1990-12-10",
+    "anniversary_date": None,
+    "location_city": "London",
+    "location_country": "United Kingdom",
+}
+
+
+def _no_control_characters(value: str) -> None:
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValidationError("must not contain control characters")
+
+
+def _known_timezone(value: str) -> None:
+    if not is_known_timezone(value):
+        raise ValidationError(
+            f"unknown time zone {value!r}: use an IANA name such as America/New_York, "
+            "Asia/Kathmandu or UTC"
+        )
+
+
+class TrimmedString(fields.String):
+    """A string with surrounding whitespace removed before validation."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def _name(required: bool) -> fields.Field:
+    return TrimmedString(
+        required=required, validate=[NAME_LENGTH, _no_control_characters], allow_none=False
+    )
+
+
+class UserInputSchema(Schema):
+    """The writable fields of a user, all of them (POST and PUT)."""
+
+    class Meta:
+        unknown = RAISE
+
+    first_name = _name(required=True)
+    last_name = _name(required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    timezone = fields.String(required=True, validate=_known_timezone)
+    birthday_date = fields.Date(allow_none=True, load_default=None)
+    anniversary_date = fields.Date(allow_none=True, load_default=None)
+    location_city = TrimmedString(
+        allow_none=True, load_default=None, validate=[LOCATION_LENGTH, _no_control_characters]
+    )
+    location_country = TrimmedString(
+        allow_none=True, load_default=None, validate=[LOCATION_LENGTH, _no_control_characters]
+    )
+
+    @pre_load
+    def normalise_email(self, data: Any, **kwargs: Any) -> Any:
+        """Compare emails trimmed and lower-cased, as they are stored."""
+        if isinstance(data, dict) and isinstance(data.get("email"), str):
+            data = {**data, "email": data["email"].strip().lower()}
+        return data
+
+    @validates_schema
+    def check_dates(self, data: dict, partial: Any = None, **kwargs: Any) -> None:
+        """At least one occasion; neither before 1900 nor after the user's local today."""
+        if partial:
+            return
+        errors = occasion_date_errors(data, datetime.now(UTC))
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def empty_location_is_none(self, data: dict, **kwargs: Any) -> dict:
+        for field in ("location_city", "location_country"):
+            if data.get(field) == "":
+                data[field] = None
+        return data
+
+
+class UserPatchSchema(UserInputSchema):
+    """Any subset of the writable fields; an explicit null clears an optional one."""
+
+    class Meta:
+        unknown = RAISE
+
+    birthday_date = fields.Date(allow_none=True)
+    anniversary_date = fields.Date(allow_none=True)
+    location_city = TrimmedString(
+        allow_none=True, validate=[LOCATION_LENGTH, _no_control_characters]
+    )
+    location_country = TrimmedString(
+        allow_none=True, validate=[LOCATION_LENGTH, _no_control_characters]
+    )
+
+
+class UserSchema(Schema):
+    """A user as the API returns it."""
+
+    id = fields.UUID(dump_only=True)
+    first_name = fields.String()
+    last_name = fields.String()
+    email = fields.String()
+    timezone = fields.String()
+    birthday_date = fields.Date(allow_none=True)
+    anniversary_date = fields.Date(allow_none=True)
+    location_city = fields.String(allow_none=True)
+    location_country = fields.String(allow_none=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class UserListArgsSchema(Schema):
+    """Filters of GET /users (page and page_size are read by the paginator)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    q = TrimmedString(
+        validate=validate.Length(min=3, max=100),
+        metadata={"description": "Case-insensitive search in names and email (3+ characters)"},
+    )
+    timezone = fields.String(validate=_known_timezone, metadata={"example": "Asia/Kathmandu"})

@@ -1,0 +1,162 @@
+"""/users: create, read, replace, patch, delete and search users."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from flask import current_app, jsonify, request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint, Page, abort
+
+from api.schemas import (
+    USER_EXAMPLE,
+    UserInputSchema,
+    UserListArgsSchema,
+    UserPatchSchema,
+    UserSchema,
+)
+from db.pool import current_pool
+from db.queries import transaction
+from services import idempotency
+from services import users as users_service
+
+blp = Blueprint(
+    "users",
+    __name__,
+    url_prefix="/users",
+    description="People who receive greetings: their time zone, birthday and anniversary.",
+)
+WRITE_SECURITY = [{"bearerAuth": []}]
+MAX_PAGE_SIZE = 100
+_user_schema = UserSchema()
+
+
+class CursorPage(Page):
+    """Pagination done in SQL (LIMIT/OFFSET); the view sets item_count."""
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        abort(
+            422,
+            errors={"headers": {"Idempotency-Key": ["must be 1 to 255 characters"]}},
+            message="The Idempotency-Key header is invalid.",
+        )
+    return key
+
+
+def _created(status: int, body: dict, replayed: bool):
+    response = jsonify(body)
+    response.status_code = status
+    if status == 201:
+        response.headers["Location"] = url_for("users.UserById", user_id=body["id"])
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blp.route("")
+class Users(MethodView):
+    @blp.arguments(UserListArgsSchema, location="query")
+    @blp.response(200, UserSchema(many=True))
+    @blp.paginate(max_page_size=MAX_PAGE_SIZE)
+    def get(self, args, pagination_parameters):
+        """List live users, oldest first; search names and email with `q`."""
+        with transaction(current_pool()) as conn:
+            rows, total = users_service.list_users(
+                conn,
+                args.get("q"),
+                args.get("timezone"),
+                pagination_parameters.page,
+                pagination_parameters.page_size,
+            )
+        pagination_parameters.item_count = total
+        return rows
+
+    @blp.arguments(UserInputSchema, example=USER_EXAMPLE)
+    @blp.response(201, UserSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.doc(
+        security=WRITE_SECURITY,
+        parameters=[
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Repeat a request safely: the same key and body replay the "
+                "first response (header Idempotent-Replayed: true); another body is 422; "
+                "a repeat while the first is running is 409.",
+            }
+        ],
+    )
+    def post(self, data):
+        """Create a user; 409 when a live user has the email."""
+        key = _idempotency_key()
+        pool = current_pool()
+
+        def create(conn):
+            return 201, _user_schema.dump(users_service.create_user(conn, data))
+
+        if key is None:
+            with transaction(pool) as conn:
+                status, body = create(conn)
+            return _created(status, body, replayed=False)
+        settings = current_app.extensions["settings"]
+        result = idempotency.run_once(
+            pool,
+            scope="POST /users",
+            key=key,
+            request_fingerprint=idempotency.fingerprint("POST", "/users", request.get_json()),
+            work=create,
+            stale_after=settings.idempotency_stale_after,
+        )
+        return _created(result.status, result.body, result.replayed)
+
+
+@blp.route("/<uuid:user_id>")
+class UserById(MethodView):
+    @blp.response(200, UserSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, user_id: UUID):
+        """One live user; 404 for unknown or deleted ids."""
+        with transaction(current_pool()) as conn:
+            return users_service.get_user(conn, user_id)
+
+    @blp.arguments(UserInputSchema, example=USER_EXAMPLE)
+    @blp.response(200, UserSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.doc(security=WRITE_SECURITY)
+    def put(self, data, user_id: UUID):
+        """Replace every writable field; optional fields left out are cleared."""
+        with transaction(current_pool()) as conn:
+            return users_service.replace_user(conn, user_id, data)
+
+    @blp.arguments(UserPatchSchema(partial=True), example={"timezone": "Asia/Tokyo"})
+    @blp.response(200, UserSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.doc(security=WRITE_SECURITY)
+    def patch(self, data, user_id: UUID):
+        """Change only the given fields; an explicit null clears an optional one."""
+        with transaction(current_pool()) as conn:
+            return users_service.patch_user(conn, user_id, data, datetime.now(UTC))
+
+    @blp.response(204)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(security=WRITE_SECURITY)
+    def delete(self, user_id: UUID):
+        """Soft-delete a user; their email can be used again."""
+        with transaction(current_pool()) as conn:
+            users_service.delete_user(conn, user_id)

@@ -1,0 +1,65 @@
+"""Domain errors, raised by repositories and services and mapped to HTTP in api/errors.py."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: something the caller asked for cannot be done as asked."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    @property
+    def field_errors(self) -> dict[str, list[str]]:
+        """Messages by field name, in the shape of a validation error."""
+        return {self.field: [self.message]} if self.field else {}
+
+
+class NotFound(DomainError):
+    """The resource does not exist (or was deleted)."""
+
+
+class UserNotFound(NotFound):
+    def __init__(self, user_id: object) -> None:
+        super().__init__(f"user {user_id} not found")
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state."""
+
+
+class EmailTaken(Conflict):
+    def __init__(self, email: str) -> None:
+        super().__init__("a user with this email already exists", field="email")
+        self.email = email
+
+
+class InvalidField(DomainError):
+    """A field's value is refused after parsing (e.g. by a database constraint)."""
+
+
+class InvalidFields(InvalidField):
+    """Several fields refused at once, e.g. after merging a partial update."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("invalid fields: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+    @property
+    def field_errors(self) -> dict[str, list[str]]:
+        return self.errors
+
+
+class IdempotencyKeyInProgress(Conflict):
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still being processed")
+
+
+class IdempotencyKeyReused(InvalidField):
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used with a different request body",
+            field="Idempotency-Key",
+        )

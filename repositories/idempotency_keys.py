@@ -1,0 +1,141 @@
+"""The idempotency_keys table: keys already processed (or being processed), by scope.
+
+A row with a NULL response_status is a claim: its request is still being handled.
+The unique constraint (scope, key) decides every race: of two concurrent inserts
+of the same key, exactly one returns a row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
+
+_FIELDS = "scope, key, request_fingerprint, response_status, response_body, created_at"
+
+
+def find(conn: psycopg.Connection, scope: str, key: str) -> dict | None:
+    """The key's row, processed or in progress, or None."""
+    return fetch_optional(
+        conn,
+        f"SELECT {_FIELDS} FROM idempotency_keys WHERE scope = %(scope)s AND key = %(key)s",
+        {"scope": scope, "key": key},
+    )
+
+
+def is_processed(conn: psycopg.Connection, scope: str, key: str) -> bool:
+    """Whether the key has a stored result."""
+    row = find(conn, scope, key)
+    return row is not None and row["response_status"] is not None
+
+
+def mark_processed(
+    conn: psycopg.Connection,
+    scope: str,
+    key: str,
+    fingerprint: str | None = None,
+    status: int = 200,
+    body: Any = None,
+) -> bool:
+    """Record the key with its result; True only for the caller that recorded it first."""
+    row = fetch_optional(
+        conn,
+        """
+        INSERT INTO idempotency_keys
+            (scope, key, request_fingerprint, response_status, response_body, completed_at)
+        VALUES (%(scope)s, %(key)s, %(fingerprint)s, %(status)s, %(body)s, now())
+        ON CONFLICT (scope, key) DO NOTHING
+        RETURNING id
+        """,
+        {"scope": scope, "key": key, "fingerprint": fingerprint, "status": status,
+         "body": Jsonb(body)},
+    )  # fmt: skip
+    return row is not None
+
+
+def claim(
+    conn: psycopg.Connection, scope: str, key: str, fingerprint: str, stale_after: timedelta
+) -> bool:
+    """Start processing a key; True when this caller owns it now.
+
+    An unfinished claim older than `stale_after` (its process died) is taken over.
+    """
+    row = fetch_optional(
+        conn,
+        """
+        INSERT INTO idempotency_keys (scope, key, request_fingerprint)
+        VALUES (%(scope)s, %(key)s, %(fingerprint)s)
+        ON CONFLICT (scope, key) DO UPDATE
+            SET request_fingerprint = EXCLUDED.request_fingerprint, created_at = now()
+            WHERE idempotency_keys.response_status IS NULL
+              AND idempotency_keys.created_at < now() - %(stale_after)s
+        RETURNING id
+        """,
+        {"scope": scope, "key": key, "fingerprint": fingerprint, "stale_after": stale_after},
+    )
+    return row is not None
+
+
+def complete(conn: psycopg.Connection, scope: str, key: str, status: int, body: Any) -> bool:
+    """Store the result of a claimed key; False if the claim is gone."""
+    updated = execute(
+        conn,
+        """
+        UPDATE idempotency_keys
+        SET response_status = %(status)s, response_body = %(body)s, completed_at = now()
+        WHERE scope = %(scope)s AND key = %(key)s AND response_status IS NULL
+        """,
+        {"scope": scope, "key": key, "status": status, "body": Jsonb(body)},
+    )
+    return updated == 1
+
+
+def release(conn: psycopg.Connection, scope: str, key: str) -> None:
+    """Drop an unfinished claim so the request can be sent again."""
+    execute(
+        conn,
+        "DELETE FROM idempotency_keys"
+        " WHERE scope = %(scope)s AND key = %(key)s AND response_status IS NULL",
+        {"scope": scope, "key": key},
+    )
+
+
+def delete_older_than(conn: psycopg.Connection, cutoff: datetime, batch_size: int) -> int:
+    """Delete up to `batch_size` keys created before `cutoff`; returns how many."""
+    return execute(
+        conn,
+        """
+        DELETE FROM idempotency_keys
+        WHERE id IN (
+            SELECT id FROM idempotency_keys
+            WHERE created_at < %(cutoff)s
+            ORDER BY created_at
+            LIMIT %(batch_size)s
+            FOR UPDATE SKIP LOCKED
+        )
+        """,
+        {"cutoff": cutoff, "batch_size": batch_size},
+    )
+
+
+def stats(conn: psycopg.Connection) -> dict[str, Any]:
+    """Count, oldest creation time and count per scope."""
+    by_scope = fetch_all(
+        conn, "SELECT scope, count(*) AS count FROM idempotency_keys GROUP BY scope ORDER BY scope"
+    )
+    oldest = fetch_scalar(conn, "SELECT min(created_at) FROM idempotency_keys")
+    return {
+        "count": sum(row["count"] for row in by_scope),
+        "oldest": oldest,
+        "by_scope": {row["scope"]: row["count"] for row in by_scope},
+    }
+
+
+def probe(conn: psycopg.Connection) -> bool:
+    """The store answers a read (health check)."""
+    fetch_scalar(conn, "SELECT 1 FROM idempotency_keys LIMIT 1")
+    return True

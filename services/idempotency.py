@@ -1,0 +1,86 @@
+"""Idempotent requests: a repeated Idempotency-Key gets the first request's response.
+
+Follows the IETF Idempotency-Key draft and Stripe's behaviour: the first request's
+status and body are stored with a fingerprint of the request; a repeat with the
+same body replays them, one with another body is refused (422), one arriving while
+the first is still running gets 409. The claim is committed before the work starts,
+so a concurrent duplicate sees it; the result is stored in the same transaction as
+the work, so a stored response always matches what was committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from db.queries import transaction
+from errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from repositories import idempotency_keys
+
+CLEANUP_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+    replayed: bool
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """A digest of what makes two requests the same request."""
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_once(
+    pool: ConnectionPool,
+    scope: str,
+    key: str,
+    request_fingerprint: str,
+    work: Callable[[psycopg.Connection], tuple[int, Any]],
+    stale_after: timedelta,
+) -> StoredResponse:
+    """Run `work` once per key; later calls get its stored (status, body)."""
+    with transaction(pool) as conn:
+        claimed = idempotency_keys.claim(conn, scope, key, request_fingerprint, stale_after)
+        existing = None if claimed else idempotency_keys.find(conn, scope, key)
+    if not claimed:
+        return _replay(existing, request_fingerprint)
+    try:
+        with transaction(pool) as conn:
+            status, body = work(conn)
+            idempotency_keys.complete(conn, scope, key, status, body)
+    except BaseException:
+        # Nothing was committed: free the key so the client may send it again.
+        with transaction(pool) as conn:
+            idempotency_keys.release(conn, scope, key)
+        raise
+    return StoredResponse(status, body, replayed=False)
+
+
+def _replay(existing: dict | None, request_fingerprint: str) -> StoredResponse:
+    if existing is None or existing["response_status"] is None:
+        raise IdempotencyKeyInProgress()
+    if existing["request_fingerprint"] != request_fingerprint:
+        raise IdempotencyKeyReused()
+    return StoredResponse(existing["response_status"], existing["response_body"], replayed=True)
+
+
+def clean_up_expired(pool: ConnectionPool, now: datetime, retention: timedelta) -> int:
+    """Delete keys older than the retention in short batches (no long lock); returns the count."""
+    cutoff = now - retention
+    total = 0
+    while True:
+        with transaction(pool) as conn:
+            deleted = idempotency_keys.delete_older_than(conn, cutoff, CLEANUP_BATCH)
+        total += deleted
+        if deleted < CLEANUP_BATCH:
+            return total

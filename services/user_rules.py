@@ -1,0 +1,50 @@
+"""Rules on a user's fields that involve more than one field or the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+EARLIEST_DATE = date(1900, 1, 1)
+OCCASION_FIELDS = ("birthday_date", "anniversary_date")
+_KNOWN_ZONES = frozenset(available_timezones())
+
+
+def is_known_timezone(name: str) -> bool:
+    """An IANA zone name that zoneinfo can load (e.g. Asia/Kathmandu, UTC)."""
+    if name not in _KNOWN_ZONES:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def occasion_date_errors(user: Mapping[str, Any], now: datetime) -> dict[str, list[str]]:
+    """Problems with the occasion dates of a complete user, by field (empty when fine).
+
+    A date may not lie after the user's own local today, so someone in a +14:00
+    zone can register a child born on what is still yesterday in UTC.
+    """
+    errors: dict[str, list[str]] = {}
+    if all(user.get(field) is None for field in OCCASION_FIELDS):
+        errors["birthday_date"] = ["a birthday_date or an anniversary_date is required"]
+        return errors
+    zone_name = user.get("timezone")
+    local_today = (
+        now.astimezone(ZoneInfo(zone_name)).date()
+        if zone_name and is_known_timezone(zone_name)
+        else None
+    )
+    for field in OCCASION_FIELDS:
+        value = user.get(field)
+        if value is None:
+            continue
+        if value < EARLIEST_DATE:
+            errors[field] = ["must not be before 1900-01-01"]
+        elif local_today is not None and value > local_today:
+            errors[field] = ["must not be in the future"]
+    return errors
