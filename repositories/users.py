@@ -140,7 +140,8 @@ def list_live(
     rows = fetch_all(
         conn,
         sql.SQL(
-            "SELECT {} FROM users WHERE {} ORDER BY created_at, id LIMIT %(limit)s OFFSET %(offset)s"
+            "SELECT {} FROM users WHERE {}"
+            " ORDER BY created_at, id LIMIT %(limit)s OFFSET %(offset)s"
         ).format(_RETURNING, where),
         {**params, "limit": limit, "offset": offset},
     )
