@@ -117,6 +117,7 @@ class Users(MethodView):
             request_fingerprint=idempotency.fingerprint("POST", "/users", request.get_json()),
             work=create,
             stale_after=settings.idempotency_stale_after,
+            retention=settings.idempotency_key_retention,
         )
         return _created(result.status, result.body, result.replayed)
 

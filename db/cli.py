@@ -19,7 +19,9 @@ from config import Settings
 from db import admin, migrations, seed
 from db.health import check_database
 from db.pool import connect, current_pool
-from repositories import partitions, server
+from db.queries import transaction
+from repositories import idempotency_keys, partitions, server
+from services import idempotency
 
 db_group = AppGroup("db", help="Database: create, migrate, partitions, seed, health.")
 
@@ -186,3 +188,16 @@ def seed_command(count: int, random_seed: int, reset: bool) -> None:
             )
         elapsed = time.perf_counter() - started
     click.echo(f"seeded {result.users} users and {result.messages} messages in {elapsed:.1f} s")
+
+
+@db_group.command("cleanup-keys")
+def cleanup_keys_command() -> None:
+    """Delete Idempotency-Keys older than IDEMPOTENCY_KEY_RETENTION, in batches."""
+    settings = _settings()
+    pool = current_pool()
+    deleted = idempotency.clean_up_expired(
+        pool, datetime.now(UTC), settings.idempotency_key_retention
+    )
+    with transaction(pool) as conn:
+        stats = idempotency_keys.stats(conn)
+    click.echo(f"deleted {deleted} expired key(s); {stats['count']} left, oldest {stats['oldest']}")

@@ -58,11 +58,18 @@ def mark_processed(
 
 
 def claim(
-    conn: psycopg.Connection, scope: str, key: str, fingerprint: str, stale_after: timedelta
+    conn: psycopg.Connection,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    stale_after: timedelta,
+    retention: timedelta,
 ) -> bool:
     """Start processing a key; True when this caller owns it now.
 
-    An unfinished claim older than `stale_after` (its process died) is taken over.
+    An unfinished claim older than `stale_after` (its process died) is taken over,
+    and so is any key older than `retention`: it has expired, even if the cleanup
+    has not deleted it yet.
     """
     row = fetch_optional(
         conn,
@@ -70,13 +77,16 @@ def claim(
         INSERT INTO idempotency_keys (scope, key, request_fingerprint)
         VALUES (%(scope)s, %(key)s, %(fingerprint)s)
         ON CONFLICT (scope, key) DO UPDATE
-            SET request_fingerprint = EXCLUDED.request_fingerprint, created_at = now()
-            WHERE idempotency_keys.response_status IS NULL
-              AND idempotency_keys.created_at < now() - %(stale_after)s
+            SET request_fingerprint = EXCLUDED.request_fingerprint, created_at = now(),
+                response_status = NULL, response_body = NULL, completed_at = NULL
+            WHERE (idempotency_keys.response_status IS NULL
+                   AND idempotency_keys.created_at < now() - %(stale_after)s)
+               OR idempotency_keys.created_at < now() - %(retention)s
         RETURNING id
         """,
-        {"scope": scope, "key": key, "fingerprint": fingerprint, "stale_after": stale_after},
-    )
+        {"scope": scope, "key": key, "fingerprint": fingerprint,
+         "stale_after": stale_after, "retention": retention},
+    )  # fmt: skip
     return row is not None
 
 

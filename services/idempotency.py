@@ -47,10 +47,13 @@ def run_once(
     request_fingerprint: str,
     work: Callable[[psycopg.Connection], tuple[int, Any]],
     stale_after: timedelta,
+    retention: timedelta,
 ) -> StoredResponse:
-    """Run `work` once per key; later calls get its stored (status, body)."""
+    """Run `work` once per key; later calls within `retention` get its stored (status, body)."""
     with transaction(pool) as conn:
-        claimed = idempotency_keys.claim(conn, scope, key, request_fingerprint, stale_after)
+        claimed = idempotency_keys.claim(
+            conn, scope, key, request_fingerprint, stale_after, retention
+        )
         existing = None if claimed else idempotency_keys.find(conn, scope, key)
     if not claimed:
         return _replay(existing, request_fingerprint)

@@ -103,6 +103,7 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def app(db_url: str):
     application = create_app({"DATABASE_URL": db_url, "TESTING": True})
+    application.extensions["db_pool"].open(wait=True, timeout=10)  # as gunicorn's hook does
     yield application
     application.extensions["db_pool"].close()
 

@@ -1,0 +1,228 @@
+"""The idempotency store and idempotent POST /users, on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from repositories import idempotency_keys
+from services import idempotency
+
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
+BODY = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@example.com",
+    "timezone": "Europe/London",
+    "birthday_date": "1990-12-10",
+}
+
+
+def _connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+
+
+def _count(url: str, table: str) -> int:
+    with _connect(url) as conn:
+        return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+
+
+# --- the repository ---------------------------------------------------------------------
+
+
+def test_mark_processed_records_a_key_once(conn):
+    first = idempotency_keys.mark_processed(conn, "email", "k1", "fp", 200, {"ok": True})
+    second = idempotency_keys.mark_processed(conn, "email", "k1", "fp", 200, {"ok": False})
+
+    assert (first, second) == (True, False)
+    assert idempotency_keys.is_processed(conn, "email", "k1")
+    assert idempotency_keys.find(conn, "email", "k1")["response_body"] == {"ok": True}
+
+
+def test_the_same_key_in_another_scope_is_a_different_key(conn):
+    idempotency_keys.mark_processed(conn, "email", "shared", "fp")
+
+    assert idempotency_keys.mark_processed(conn, "http", "shared", "fp")
+    assert not idempotency_keys.is_processed(conn, "sms", "shared")
+
+
+def test_concurrent_marks_of_one_key_have_exactly_one_winner(db_url):
+    threads = 8
+    barrier = threading.Barrier(threads)
+
+    def mark(_: int) -> bool:
+        with _connect(db_url) as conn:
+            barrier.wait(timeout=10)
+            return idempotency_keys.mark_processed(conn, "race", "the-key", "fp", 200, None)
+
+    with ThreadPoolExecutor(threads) as executor:
+        results = list(executor.map(mark, range(threads)))
+
+    assert results.count(True) == 1
+    assert _count(db_url, "idempotency_keys") == 1
+
+
+def test_a_claim_in_progress_is_not_processed_and_cannot_be_claimed_twice(conn):
+    first = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+    second = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+
+    assert (first, second) == (True, False)
+    assert not idempotency_keys.is_processed(conn, "http", "k")
+
+
+def test_a_stale_claim_is_taken_over(conn):
+    idempotency_keys.claim(conn, "http", "k", "old", MINUTE, DAY)
+    conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '5 minutes'")
+
+    assert idempotency_keys.claim(conn, "http", "k", "new", MINUTE, DAY)
+    assert idempotency_keys.find(conn, "http", "k")["request_fingerprint"] == "new"
+
+
+def test_a_completed_key_is_never_taken_over(conn):
+    idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+    idempotency_keys.complete(conn, "http", "k", 201, {"id": 1})
+    conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '5 minutes'")
+
+    assert not idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+    assert idempotency_keys.find(conn, "http", "k")["response_status"] == 201
+
+
+def test_a_completed_key_past_its_retention_is_a_new_key(conn):
+    idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+    idempotency_keys.complete(conn, "http", "k", 201, {"id": 1})
+    conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+
+    assert idempotency_keys.claim(conn, "http", "k", "other", MINUTE, DAY)
+    row = idempotency_keys.find(conn, "http", "k")
+    assert (row["response_status"], row["request_fingerprint"]) == (None, "other")
+
+
+def test_stats_count_keys_by_scope_with_the_oldest(conn):
+    idempotency_keys.mark_processed(conn, "http", "a")
+    idempotency_keys.mark_processed(conn, "http", "b")
+    idempotency_keys.mark_processed(conn, "email", "c")
+    conn.execute("UPDATE idempotency_keys SET created_at = '2026-01-01T00:00:00Z' WHERE key = 'c'")
+
+    stats = idempotency_keys.stats(conn)
+
+    assert stats["count"] == 3
+    assert stats["by_scope"] == {"email": 1, "http": 2}
+    assert stats["oldest"] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert idempotency_keys.probe(conn)
+
+
+def test_cleanup_deletes_only_keys_older_than_the_retention_in_batches(app, db_url, monkeypatch):
+    with _connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO idempotency_keys (scope, key, created_at)"
+            " SELECT 'http', 'old-' || n, now() - interval '2 days' FROM generate_series(1, 25) n"
+        )
+        conn.execute(
+            "INSERT INTO idempotency_keys (scope, key)"
+            " SELECT 'http', 'new-' || n FROM generate_series(1, 5) n"
+        )
+    monkeypatch.setattr(idempotency, "CLEANUP_BATCH", 10)
+
+    deleted = idempotency.clean_up_expired(
+        app.extensions["db_pool"], datetime.now(UTC), timedelta(hours=24)
+    )
+
+    assert deleted == 25
+    with _connect(db_url) as conn:
+        keys = {row["key"] for row in conn.execute("SELECT key FROM idempotency_keys")}
+    assert keys == {f"new-{n}" for n in range(1, 6)}
+
+
+# --- POST /users with Idempotency-Key ----------------------------------------------------
+
+
+def test_a_repeated_key_with_the_same_body_replays_the_first_response(client, db_url):
+    first = client.post("/users", json=BODY, headers={"Idempotency-Key": "abc-1"})
+    again = client.post("/users", json=BODY, headers={"Idempotency-Key": "abc-1"})
+
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Location"] == first.headers["Location"]
+    assert _count(db_url, "users") == 1
+
+
+def test_the_same_key_with_another_body_is_refused_with_422(client, db_url):
+    client.post("/users", json=BODY, headers={"Idempotency-Key": "abc-2"})
+    other = client.post(
+        "/users", json={**BODY, "first_name": "Grace"}, headers={"Idempotency-Key": "abc-2"}
+    )
+
+    assert other.status_code == 422
+    assert "Idempotency-Key" in other.get_json()["errors"]["headers"]
+    assert _count(db_url, "users") == 1
+
+
+def test_a_repeat_while_the_first_is_in_progress_gets_409(client, db_url, app):
+    fingerprint = idempotency.fingerprint("POST", "/users", BODY)
+    with _connect(db_url) as conn:
+        idempotency_keys.claim(conn, "POST /users", "abc-3", fingerprint, MINUTE, DAY)
+
+    response = client.post("/users", json=BODY, headers={"Idempotency-Key": "abc-3"})
+
+    assert response.status_code == 409
+    assert response.get_json()["code"] == 409
+    assert _count(db_url, "users") == 0
+
+
+def test_a_failed_request_frees_its_key_for_a_corrected_retry(client, db_url):
+    client.post("/users", json=BODY)  # the email is now taken
+    clash = client.post("/users", json=BODY, headers={"Idempotency-Key": "abc-4"})
+    fixed = {**BODY, "email": "other@example.com"}
+    retry = client.post("/users", json=fixed, headers={"Idempotency-Key": "abc-4"})
+
+    assert clash.status_code == 409
+    assert retry.status_code == 201
+    assert _count(db_url, "users") == 2
+
+
+def test_concurrent_requests_with_one_key_create_one_user(app, db_url):
+    threads = 6
+    barrier = threading.Barrier(threads)
+
+    def post(_: int) -> int:
+        client = app.test_client()
+        barrier.wait(timeout=10)
+        return client.post("/users", json=BODY, headers={"Idempotency-Key": "race"}).status_code
+
+    with ThreadPoolExecutor(threads) as executor:
+        statuses = list(executor.map(post, range(threads)))
+
+    assert _count(db_url, "users") == 1
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256])
+def test_an_idempotency_key_outside_1_to_255_characters_is_422(client, key, db_url):
+    response = client.post("/users", json=BODY, headers={"Idempotency-Key": key})
+
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.get_json()["errors"]["headers"]
+    assert _count(db_url, "users") == 0
+
+
+def test_cleanup_keys_command_deletes_expired_keys(runner, db_url):
+    with _connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO idempotency_keys (scope, key, created_at) VALUES"
+            " ('http', 'old', now() - interval '3 days'), ('http', 'fresh', now())"
+        )
+
+    result = runner.invoke(args=["db", "cleanup-keys"])
+
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 expired key(s); 1 left" in result.output
+    assert _count(db_url, "idempotency_keys") == 1
