@@ -34,9 +34,14 @@ USER_EXAMPLE = {
 }
 
 
+# Control and invisible characters: C0/C1 controls, format characters such as the
+# zero-width space, and the Unicode line and paragraph separators.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
 def _no_control_characters(value: str) -> None:
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ValidationError("must not contain control characters")
+    if any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in value):
+        raise ValidationError("must not contain control or invisible characters")
 
 
 def _known_timezone(value: str) -> None:
@@ -142,7 +147,7 @@ class UserListArgsSchema(Schema):
         unknown = EXCLUDE
 
     q = TrimmedString(
-        validate=validate.Length(min=3, max=100),
+        validate=[validate.Length(min=3, max=100), _no_control_characters],
         metadata={"description": "Case-insensitive search in names and email (3+ characters)"},
     )
     timezone = fields.String(validate=_known_timezone, metadata={"example": "Asia/Kathmandu"})

@@ -137,6 +137,8 @@ def list_live(
     """One page of live users in creation order, and the total matching."""
     where, params = _list_filter(search, timezone)
     total = fetch_scalar(conn, sql.SQL("SELECT count(*) FROM users WHERE {}").format(where), params)
+    if offset >= total:  # past the last page (and no bigint overflow for huge pages)
+        return [], total
     rows = fetch_all(
         conn,
         sql.SQL(

@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 EARLIEST_DATE = date(1900, 1, 1)
 OCCASION_FIELDS = ("birthday_date", "anniversary_date")
-_KNOWN_ZONES = frozenset(available_timezones())
+# The same names as the database's time_zones table (see migration 0001): zoneinfo
+# also lists "localtime" and "posixrules", which are not zones of their own.
+_KNOWN_ZONES = frozenset(
+    name
+    for name in available_timezones()
+    if name not in {"localtime", "posixrules"} and not name.startswith(("posix/", "right/"))
+)
 
 
 def is_known_timezone(name: str) -> bool:
