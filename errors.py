@@ -63,3 +63,15 @@ class IdempotencyKeyReused(InvalidField):
             "this Idempotency-Key was used with a different request body",
             field="Idempotency-Key",
         )
+
+
+class MessageNotFound(NotFound):
+    def __init__(self, message_id: object) -> None:
+        super().__init__(f"message {message_id} not found")
+
+
+class MessageNotRetryable(Conflict):
+    def __init__(self, message_id: object, status: str) -> None:
+        super().__init__(
+            f"message {message_id} is {status}: only FAILED or EXPIRED messages can be retried"
+        )

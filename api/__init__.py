@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_smorest import Api
 
-from api import docs, errors, guards, health, users
+from api import docs, errors, guards, health, messages, users
 
 
 def register(app: Flask, api: Api) -> None:
@@ -14,6 +14,7 @@ def register(app: Flask, api: Api) -> None:
     )
     api.register_blueprint(health.blp)
     api.register_blueprint(users.blp)
+    api.register_blueprint(messages.blp)
     app.register_blueprint(docs.blp)
     guards.register(app)
     errors.register(app)

@@ -151,3 +151,45 @@ class UserListArgsSchema(Schema):
         metadata={"description": "Case-insensitive search in names and email (3+ characters)"},
     )
     timezone = fields.String(validate=_known_timezone, metadata={"example": "Asia/Kathmandu"})
+
+
+MESSAGE_STATUSES = (
+    "SCHEDULED", "QUEUED", "SENDING", "SENT", "RETRYING", "FAILED", "CANCELLED", "EXPIRED",
+)  # fmt: skip
+
+
+class MessageSchema(Schema):
+    """A greeting as the API returns it."""
+
+    id = fields.Integer()
+    user_id = fields.UUID()
+    message_type = fields.String(metadata={"enum": ["BIRTHDAY", "ANNIVERSARY"]})
+    occasion_date = fields.Date(metadata={"description": "The user's local date of the occasion"})
+    message_content = fields.String()
+    scheduled_send_time = fields.DateTime()
+    actual_send_time = fields.DateTime(allow_none=True)
+    status = fields.String(metadata={"enum": list(MESSAGE_STATUSES)})
+    retry_count = fields.Integer()
+    api_response_code = fields.Integer(allow_none=True)
+    error_message = fields.String(allow_none=True)
+    idempotency_key = fields.String()
+
+
+class MessageListArgsSchema(Schema):
+    """Filters of GET /messages (page and page_size are read by the paginator)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
+    type = fields.String(data_key="type", validate=validate.OneOf(["BIRTHDAY", "ANNIVERSARY"]))
+    date_from = fields.Date(
+        data_key="from", metadata={"description": "Earliest occasion date (inclusive)"}
+    )
+    date_to = fields.Date(data_key="to", metadata={"description": "Latest occasion date"})
+
+    @validates_schema
+    def check_range(self, data: dict, **kwargs: Any) -> None:
+        """`from` may not be after `to`."""
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ValidationError({"from": ["must not be after 'to'"]})

@@ -49,6 +49,11 @@ def _idempotency_key() -> str | None:
     return key
 
 
+def _clock_and_send_time():
+    """Now, and the configured local send time: the inputs of planning."""
+    return datetime.now(UTC), current_app.extensions["settings"].send_time
+
+
 def _created(status: int, body: dict, replayed: bool):
     response = jsonify(body)
     response.status_code = status
@@ -102,14 +107,16 @@ class Users(MethodView):
         key = _idempotency_key()
         pool = current_pool()
 
+        settings = current_app.extensions["settings"]
+
         def create(conn):
-            return 201, _user_schema.dump(users_service.create_user(conn, data))
+            user = users_service.create_user(conn, data, datetime.now(UTC), settings.send_time)
+            return 201, _user_schema.dump(user)
 
         if key is None:
             with transaction(pool) as conn:
                 status, body = create(conn)
             return _created(status, body, replayed=False)
-        settings = current_app.extensions["settings"]
         result = idempotency.run_once(
             pool,
             scope="POST /users",
@@ -140,7 +147,7 @@ class UserById(MethodView):
     def put(self, data, user_id: UUID):
         """Replace every writable field; optional fields left out are cleared."""
         with transaction(current_pool()) as conn:
-            return users_service.replace_user(conn, user_id, data)
+            return users_service.replace_user(conn, user_id, data, *_clock_and_send_time())
 
     @blp.arguments(UserPatchSchema(partial=True), example={"timezone": "Asia/Tokyo"})
     @blp.response(200, UserSchema)
@@ -151,7 +158,7 @@ class UserById(MethodView):
     def patch(self, data, user_id: UUID):
         """Change only the given fields; an explicit null clears an optional one."""
         with transaction(current_pool()) as conn:
-            return users_service.patch_user(conn, user_id, data, datetime.now(UTC))
+            return users_service.patch_user(conn, user_id, data, *_clock_and_send_time())
 
     @blp.response(204)
     @blp.alt_response(401, response="UNAUTHORIZED")

@@ -26,7 +26,10 @@ _RETURNING = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 # Which field a violated constraint is about, for a 422 that names it.
 _CONSTRAINT_FIELDS = {
-    "users_timezone_fkey": ("timezone", "unknown time zone"),
+    "users_timezone_fkey": (
+        "timezone",
+        "time zone not supported: use an IANA name such as America/New_York or Asia/Kathmandu",
+    ),
     "users_first_name_length": ("first_name", "must be 1 to 100 characters"),
     "users_last_name_length": ("last_name", "must be 1 to 100 characters"),
     "users_email_format": ("email", "not a valid email address"),

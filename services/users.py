@@ -1,9 +1,9 @@
-"""Creating, changing and deleting users."""
+"""Creating, changing and deleting users, keeping their greetings planned."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 from uuid import UUID
 
@@ -11,34 +11,68 @@ import psycopg
 
 from errors import InvalidFields
 from repositories import users
+from services import planning
 from services.user_rules import occasion_date_errors
 
-
-def create_user(conn: psycopg.Connection, data: Mapping[str, Any]) -> dict:
-    """Store a new user (fields already validated)."""
-    return users.insert(conn, data)
+# A change to any of these changes when, or with what text, a greeting goes out.
+PLANNING_FIELDS = ("first_name", "last_name", "timezone", "birthday_date", "anniversary_date")
 
 
-def replace_user(conn: psycopg.Connection, user_id: UUID, data: Mapping[str, Any]) -> dict:
+def create_user(
+    conn: psycopg.Connection, data: Mapping[str, Any], now: datetime, send_time: time
+) -> dict:
+    """Store a new user and plan their greetings in the same transaction."""
+    user = users.insert(conn, data)
+    planning.plan_user(conn, user["id"], now, send_time)
+    return user
+
+
+def replace_user(
+    conn: psycopg.Connection,
+    user_id: UUID,
+    data: Mapping[str, Any],
+    now: datetime,
+    send_time: time,
+) -> dict:
     """PUT: every writable field takes the given value; optional ones left out are cleared."""
     full = {field: data.get(field) for field in users.WRITABLE}
-    return users.update(conn, user_id, full)
+    return _update(conn, user_id, full, now, send_time)
 
 
 def patch_user(
-    conn: psycopg.Connection, user_id: UUID, changes: Mapping[str, Any], now: datetime
+    conn: psycopg.Connection,
+    user_id: UUID,
+    changes: Mapping[str, Any],
+    now: datetime,
+    send_time: time,
 ) -> dict:
     """PATCH: change only the given fields, checking the rules on the merged result."""
     current = users.get_live(conn, user_id, for_update=True)
     errors = occasion_date_errors({**current, **changes}, now)
     if errors:
         raise InvalidFields(errors)
-    return users.update(conn, user_id, changes)
+    return _update(conn, user_id, changes, now, send_time, before=current)
+
+
+def _update(
+    conn: psycopg.Connection,
+    user_id: UUID,
+    changes: Mapping[str, Any],
+    now: datetime,
+    send_time: time,
+    before: dict | None = None,
+) -> dict:
+    before = before or users.get_live(conn, user_id, for_update=True)
+    after = users.update(conn, user_id, changes)
+    if any(before[field] != after[field] for field in PLANNING_FIELDS):
+        planning.replan_user(conn, user_id, now, send_time)
+    return after
 
 
 def delete_user(conn: psycopg.Connection, user_id: UUID) -> None:
-    """Soft-delete a live user; their email becomes free."""
+    """Soft-delete a live user and cancel their pending greetings; the email becomes free."""
     users.soft_delete(conn, user_id)
+    planning.cancel_user(conn, user_id)
 
 
 def get_user(conn: psycopg.Connection, user_id: UUID) -> dict:

@@ -1,0 +1,80 @@
+"""/messages and /users/<id>/messages: what was planned and sent, and the retry action."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.schemas import MessageListArgsSchema, MessageSchema
+from db.pool import current_pool
+from db.queries import transaction
+from services import messages as messages_service
+
+blp = Blueprint(
+    "messages",
+    __name__,
+    description="Greetings: planned, sent, failed; and the operator's retry.",
+)
+MAX_PAGE_SIZE = 100
+
+
+@blp.route("/messages")
+class Messages(MethodView):
+    @blp.arguments(MessageListArgsSchema, location="query")
+    @blp.response(200, MessageSchema(many=True))
+    @blp.paginate(max_page_size=MAX_PAGE_SIZE)
+    def get(self, args, pagination_parameters):
+        """Messages by status, type and occasion date range, newest occasion first."""
+        filters = {
+            "status": args.get("status"),
+            "message_type": args.get("type"),
+            "date_from": args.get("date_from"),
+            "date_to": args.get("date_to"),
+        }
+        with transaction(current_pool()) as conn:
+            rows, total = messages_service.list_messages(
+                conn, filters, pagination_parameters.page, pagination_parameters.page_size
+            )
+        pagination_parameters.item_count = total
+        return rows
+
+
+@blp.route("/messages/<int:message_id>")
+class MessageById(MethodView):
+    @blp.response(200, MessageSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, message_id: int):
+        """One message."""
+        with transaction(current_pool()) as conn:
+            return messages_service.get_message(conn, message_id)
+
+
+@blp.route("/messages/<int:message_id>/retry")
+class MessageRetry(MethodView):
+    @blp.response(200, MessageSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.doc(security=[{"bearerAuth": []}])
+    def post(self, message_id: int):
+        """Send a FAILED or EXPIRED message again, now; other states are 409."""
+        with transaction(current_pool()) as conn:
+            return messages_service.retry_message(conn, message_id, datetime.now(UTC))
+
+
+@blp.route("/users/<uuid:user_id>/messages")
+class UserMessages(MethodView):
+    @blp.response(200, MessageSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.paginate(max_page_size=MAX_PAGE_SIZE)
+    def get(self, pagination_parameters, user_id: UUID):
+        """A live user's messages, newest occasion first."""
+        with transaction(current_pool()) as conn:
+            rows, total = messages_service.list_user_messages(
+                conn, user_id, pagination_parameters.page, pagination_parameters.page_size
+            )
+        pagination_parameters.item_count = total
+        return rows

@@ -1,0 +1,110 @@
+"""Benchmark of planning: `plan_all` over N seeded users vs the bare INSERT … SELECT.
+
+    python -m bench.plan_all [--users 1000000] [--batch-size 50000]
+
+On a scratch database of its own: seeds N users (deterministic), removes their
+messages, then plans every next occurrence twice, timing each:
+- baseline: one bare INSERT … SELECT computing the same rows (no check for pending
+  rows, no conflict handling, no batches);
+- plan_all: the service's batched, idempotent planner.
+The ratio plan_all / baseline is the price of idempotency and batching. A second
+plan_all on the planned table (nothing to do) is timed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from datetime import UTC, datetime
+from datetime import time as clock_time
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from db import admin, migrations
+from db.seed import seed_database
+from services import planning
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+NINE = clock_time(9, 0)
+
+BARE_INSERT = """
+INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+                          scheduled_send_time, next_attempt_at, idempotency_key)
+SELECT user_id, message_type, occasion_date,
+       greeting_text(message_type, first_name, last_name),
+       local_send_instant(occasion_date, %(send_time)s::time, timezone),
+       local_send_instant(occasion_date, %(send_time)s::time, timezone),
+       message_idempotency_key(user_id, message_type, occasion_date)
+FROM (
+    SELECT u.id AS user_id, u.first_name, u.last_name, u.timezone, o.message_type,
+           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE u.timezone)::date)
+               AS occasion_date
+    FROM users u
+    CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
+                               ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
+    WHERE u.deleted_at IS NULL AND o.original IS NOT NULL
+) AS occasions
+"""
+
+
+def _timed(action) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def _empty_messages(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE message_logs")
+        conn.execute("VACUUM ANALYZE message_logs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=planning.PLAN_BATCH_SIZE)
+    args = parser.parse_args()
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
+    admin.ensure_database(url)
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+            seconds, _ = _timed(lambda: seed_database(conn, args.users, 1, now, NINE))
+            print(f"seeded {args.users} users in {seconds:.1f} s")
+            conn.execute("ANALYZE users")
+        _empty_messages(url)
+
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            base_s, base_rows = _timed(
+                lambda: conn.execute(BARE_INSERT, {"now": now, "send_time": NINE}).rowcount
+            )
+            conn.commit()
+        _empty_messages(url)
+
+        pool = ConnectionPool(url, min_size=1, max_size=2, kwargs={"row_factory": dict_row})
+        try:
+            plan_s, plan_rows = _timed(
+                lambda: planning.plan_all(pool, now, NINE, batch_size=args.batch_size)
+            )
+            again_s, again_rows = _timed(
+                lambda: planning.plan_all(pool, now, NINE, batch_size=args.batch_size)
+            )
+        finally:
+            pool.close()
+        print(f"bare INSERT … SELECT (baseline): {base_rows} rows in {base_s:.1f} s")
+        print(f"plan_all (batches of {args.batch_size}): {plan_rows} rows in {plan_s:.1f} s"
+              f"  = {plan_s / base_s:.2f}x baseline")  # fmt: skip
+        print(f"plan_all again (nothing missing): {again_rows} rows in {again_s:.1f} s"
+              f"  = {again_s / base_s:.2f}x baseline")  # fmt: skip
+        if plan_rows != base_rows:
+            raise SystemExit(f"row counts differ: {plan_rows} planned vs {base_rows} baseline")
+    finally:
+        admin.drop_database(url)
+
+
+if __name__ == "__main__":
+    main()

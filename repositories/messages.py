@@ -1,0 +1,204 @@
+"""The message_logs table: planned, in-flight and finished greetings."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
+
+PENDING = ("SCHEDULED", "QUEUED", "SENDING", "RETRYING")
+# Pending rows not yet in a worker's hands: safe to cancel when the user changes.
+CANCELLABLE = ("SCHEDULED", "QUEUED", "RETRYING")
+# A finished row for this year's date means the next occurrence is next year's.
+FINISHED = ("SENT", "FAILED", "EXPIRED")
+
+# Plans the next occurrence of every occasion that has none pending. Set-based:
+# one statement for any number of users ({users} narrows it to one user or an id
+# range). A CANCELLED row for the same date (the user changed a date away and back,
+# or moved zone) is brought back rather than duplicated: the unique key
+# (user_id, message_type, occasion_date) allows one row per day.
+_PLAN = """
+WITH occasions AS (
+    SELECT u.id AS user_id, u.first_name, u.last_name, u.timezone,
+           o.message_type, o.original,
+           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE u.timezone)::date)
+               AS first_date
+    FROM users u
+    CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
+                               ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
+    WHERE u.deleted_at IS NULL AND o.original IS NOT NULL AND {users}
+      AND NOT EXISTS (
+          SELECT 1 FROM message_logs p
+          WHERE p.user_id = u.id AND p.message_type = o.message_type
+            AND p.status IN ('SCHEDULED', 'QUEUED', 'SENDING', 'RETRYING'))
+), chosen AS (
+    SELECT c.*,
+           CASE WHEN EXISTS (
+                    SELECT 1 FROM message_logs f
+                    WHERE f.user_id = c.user_id AND f.message_type = c.message_type
+                      AND f.occasion_date = c.first_date
+                      AND f.status IN ('SENT', 'FAILED', 'EXPIRED'))
+                THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1)
+                ELSE c.first_date
+           END AS occasion_date
+    FROM occasions c
+), planned AS (
+    SELECT user_id, message_type, occasion_date,
+           greeting_text(message_type, first_name, last_name) AS message_content,
+           local_send_instant(occasion_date, %(send_time)s::time, timezone) AS send_at
+    FROM chosen
+)
+INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+                          scheduled_send_time, next_attempt_at, idempotency_key)
+SELECT user_id, message_type, occasion_date, message_content, send_at, send_at,
+       message_idempotency_key(user_id, message_type, occasion_date)
+FROM planned
+ON CONFLICT (user_id, message_type, occasion_date) DO UPDATE
+SET status = 'SCHEDULED',
+    message_content = EXCLUDED.message_content,
+    scheduled_send_time = EXCLUDED.scheduled_send_time,
+    next_attempt_at = EXCLUDED.next_attempt_at,
+    retry_count = 0, last_retry_at = NULL, locked_until = NULL, actual_send_time = NULL,
+    api_response_code = NULL, api_response_body = NULL, error_message = NULL
+WHERE message_logs.status = 'CANCELLED'
+"""
+
+
+def plan_next_occurrences(
+    conn: psycopg.Connection,
+    now: datetime,
+    send_time: time,
+    *,
+    user_id: UUID | None = None,
+    id_after: UUID | None = None,
+    id_upto: UUID | None = None,
+) -> int:
+    """Plan missing next occurrences (all users, one user, or ids in (id_after, id_upto]).
+
+    Returns the number of rows inserted or brought back.
+    """
+    conditions = [sql.SQL("TRUE")]
+    if user_id is not None:
+        conditions.append(sql.SQL("u.id = %(user_id)s"))
+    if id_after is not None:
+        conditions.append(sql.SQL("u.id > %(id_after)s"))
+    if id_upto is not None:
+        conditions.append(sql.SQL("u.id <= %(id_upto)s"))
+    query = sql.SQL(_PLAN).format(users=sql.SQL(" AND ").join(conditions))
+    params = {"now": now, "send_time": send_time, "user_id": user_id,
+              "id_after": id_after, "id_upto": id_upto}  # fmt: skip
+    return execute(conn, query, params)
+
+
+def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
+    """Cancel a user's greetings that no worker holds yet; returns how many."""
+    return execute(
+        conn,
+        """
+        UPDATE message_logs
+        SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
+        WHERE user_id = %(user_id)s AND status IN ('SCHEDULED', 'QUEUED', 'RETRYING')
+        """,
+        {"user_id": user_id, "reason": reason},
+    )
+
+
+def list_for_user(conn: psycopg.Connection, user_id: UUID) -> list[dict]:
+    """Every message of a user, newest occasion first."""
+    return fetch_all(
+        conn,
+        "SELECT * FROM message_logs WHERE user_id = %(user_id)s"
+        " ORDER BY occasion_date DESC, message_type",
+        {"user_id": user_id},
+    )
+
+
+def user_id_batch_end(conn: psycopg.Connection, after: UUID | None, size: int) -> UUID | None:
+    """The id closing a batch of `size` live users after `after` (None when none are left)."""
+    return fetch_scalar(
+        conn,
+        """
+        SELECT id FROM (
+            SELECT id FROM users
+            WHERE deleted_at IS NULL AND (%(after)s::uuid IS NULL OR id > %(after)s)
+            ORDER BY id LIMIT %(size)s
+        ) AS batch
+        ORDER BY id DESC LIMIT 1
+        """,
+        {"after": after, "size": size},
+    )
+
+
+PUBLIC_COLUMNS = (
+    "id", "user_id", "message_type", "occasion_date", "message_content", "scheduled_send_time",
+    "actual_send_time", "status", "retry_count", "api_response_code", "error_message",
+    "idempotency_key",
+)  # fmt: skip
+_PUBLIC = sql.SQL(", ").join(map(sql.Identifier, PUBLIC_COLUMNS))
+
+
+def get(conn: psycopg.Connection, message_id: int) -> dict | None:
+    """One message by id, or None."""
+    return fetch_optional(
+        conn,
+        sql.SQL("SELECT {} FROM message_logs WHERE id = %(id)s").format(_PUBLIC),
+        {"id": message_id},
+    )
+
+
+def _list_filter(filters: dict) -> tuple[sql.Composable, dict]:
+    conditions = [sql.SQL("TRUE")]
+    clauses = {
+        "user_id": "user_id = %(user_id)s",
+        "status": "status = %(status)s",
+        "message_type": "message_type = %(message_type)s",
+        # occasion_date is the partition key: these bounds prune whole partitions.
+        "date_from": "occasion_date >= %(date_from)s",
+        "date_to": "occasion_date <= %(date_to)s",
+    }
+    for name, clause in clauses.items():
+        if filters.get(name) is not None:
+            conditions.append(sql.SQL(clause))
+    return sql.SQL(" AND ").join(conditions), filters
+
+
+def list_page(
+    conn: psycopg.Connection, filters: dict, limit: int, offset: int
+) -> tuple[list[dict], int]:
+    """Messages matching the filters, newest occasion first, and how many match."""
+    where, params = _list_filter(filters)
+    total = fetch_scalar(
+        conn, sql.SQL("SELECT count(*) FROM message_logs WHERE {}").format(where), params
+    )
+    if offset >= total:
+        return [], total
+    rows = fetch_all(
+        conn,
+        sql.SQL(
+            "SELECT {} FROM message_logs WHERE {}"
+            " ORDER BY occasion_date DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(_PUBLIC, where),
+        {**params, "limit": limit, "offset": offset},
+    )
+    return rows, total
+
+
+def make_due_again(conn: psycopg.Connection, message_id: int, now: datetime) -> dict | None:
+    """FAILED or EXPIRED -> SCHEDULED and due at `now`; None when the row is in another state."""
+    return fetch_optional(
+        conn,
+        sql.SQL(
+            """
+            UPDATE message_logs
+            SET status = 'SCHEDULED', next_attempt_at = %(now)s, retry_count = 0,
+                locked_until = NULL, error_message = NULL
+            WHERE id = %(id)s AND status IN ('FAILED', 'EXPIRED')
+            RETURNING {}
+            """
+        ).format(_PUBLIC),
+        {"id": message_id, "now": now},
+    )

@@ -1,0 +1,56 @@
+"""Keeping every live user's next greeting planned."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from db.queries import transaction
+from repositories import messages
+
+log = logging.getLogger(__name__)
+
+PLAN_BATCH_SIZE = 50_000
+
+
+def plan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
+    """Plan a new user's occasions, inside the transaction that created them."""
+    return messages.plan_next_occurrences(conn, now, send_time, user_id=user_id)
+
+
+def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
+    """After a change of zone, dates or name: cancel what is pending and plan afresh.
+
+    An occurrence that stays on the same date comes back as the same row (with its
+    new send time and text), so its idempotency key does not change.
+    """
+    messages.cancel_pending(conn, user_id, reason="user changed before the send")
+    return messages.plan_next_occurrences(conn, now, send_time, user_id=user_id)
+
+
+def cancel_user(conn: psycopg.Connection, user_id: UUID) -> int:
+    """A deleted user gets no more greetings."""
+    return messages.cancel_pending(conn, user_id, reason="user deleted")
+
+
+def plan_all(
+    pool: ConnectionPool, now: datetime, send_time: time, batch_size: int = PLAN_BATCH_SIZE
+) -> int:
+    """Plan every live user's missing occurrences, one transaction per id range."""
+    planned = 0
+    after: UUID | None = None
+    while True:
+        with transaction(pool) as conn:
+            upto = messages.user_id_batch_end(conn, after, batch_size)
+            if upto is None:
+                break
+            planned += messages.plan_next_occurrences(
+                conn, now, send_time, id_after=after, id_upto=upto
+            )
+        after = upto
+    log.info("planned %d occurrence(s)", planned)
+    return planned

@@ -1,0 +1,143 @@
+"""The SQL calendar functions against the plain-Python rules (scheduling/occasions.py).
+
+Python's zoneinfo and PostgreSQL both read the system tz database here; these
+tests prove they agree on every zone the service accepts, and that the API refuses
+every zone where they do not.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, available_timezones
+
+import psycopg
+import pytest
+from psycopg.rows import tuple_row
+
+from scheduling.occasions import (
+    ANNIVERSARY,
+    BIRTHDAY,
+    greeting,
+    next_occasion_date,
+    occasion_in_year,
+    send_instant,
+)
+
+FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2030, 12, 31)
+DST_ZONES = [
+    "America/New_York", "America/St_Johns", "America/Santiago", "America/Havana",
+    "Europe/London", "Europe/Berlin", "Europe/Dublin", "Asia/Jerusalem", "Asia/Beirut",
+    "Australia/Sydney", "Australia/Lord_Howe", "Pacific/Auckland", "Pacific/Chatham",
+    "Africa/Casablanca", "Antarctica/Troll", "America/Nuuk",
+]  # fmt: skip
+
+
+def _mismatches(conn: psycopg.Connection, query: str, params: dict, expected) -> list:
+    """Rows (zone, day, sql_instant, send_time) whose instant differs from Python's."""
+    wrong = []
+    zones: dict[str, ZoneInfo] = {}
+    with conn.cursor(name="reference", row_factory=tuple_row) as cursor:
+        cursor.itersize = 50_000
+        cursor.execute(query, params)
+        for zone_name, day, instant, send_time in cursor:
+            zone = zones.setdefault(zone_name, ZoneInfo(zone_name))
+            if expected(day, zone, send_time) != instant:
+                wrong.append((zone_name, day, instant, send_time))
+    return wrong
+
+
+def test_sql_send_instant_matches_python_for_every_supported_zone_and_day(conn):
+    # One query: every zone of time_zones x every day of 2024-2030 at 09:00.
+    query = """
+        SELECT z.name, d::date, local_send_instant(d::date, %(t)s, z.name), %(t)s
+        FROM time_zones z
+        CROSS JOIN generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d
+    """
+    params = {"t": time(9, 0), "first": FIRST_DAY, "last": LAST_DAY}
+
+    wrong = _mismatches(conn, query, params, send_instant)
+
+    zone_count = conn.execute("SELECT count(*) AS n FROM time_zones").fetchone()["n"]
+    assert zone_count > 500
+    assert wrong == []
+
+
+def test_sql_matches_python_at_the_hours_clocks_change(conn):
+    # Gaps move forward, repeated hours take the first instant, in both languages.
+    query = """
+        SELECT z, d::date, local_send_instant(d::date, t, z), t
+        FROM unnest(%(zones)s::text[]) AS z
+        CROSS JOIN unnest(%(times)s::time[]) AS t
+        CROSS JOIN generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d
+    """
+    times = [time(0, 0), time(0, 30), time(1, 0), time(1, 30), time(2, 0), time(2, 30),
+             time(3, 0), time(23, 30)]  # fmt: skip
+    params = {"zones": DST_ZONES, "times": times, "first": FIRST_DAY, "last": LAST_DAY}
+
+    wrong = _mismatches(conn, query, params, send_instant)
+
+    assert wrong == []
+
+
+def test_every_zone_zoneinfo_knows_either_agrees_or_is_refused_by_the_api(conn, client):
+    supported = {row["name"] for row in conn.execute("SELECT name FROM time_zones")}
+    refused = sorted(set(available_timezones()) - supported)
+
+    statuses = {
+        zone: client.post(
+            "/users",
+            json={"first_name": "Zone", "last_name": "Check", "email": f"{zone}@example.com",
+                  "timezone": zone, "birthday_date": "1990-01-01"},
+        ).status_code
+        for zone in refused
+    }  # fmt: skip
+
+    assert {"CET", "EET", "MET", "WET"} <= set(refused)
+    assert set(statuses.values()) == {422}
+
+
+@pytest.mark.parametrize("year", range(2024, 2031))
+def test_sql_occasion_in_year_matches_python_for_every_day_of_a_leap_year(conn, year):
+    rows = conn.execute(
+        "SELECT d::date AS original, occasion_in_year(d::date, %(year)s) AS celebrated"
+        " FROM generate_series('2000-01-01'::date, '2000-12-31', interval '1 day') AS d",
+        {"year": year},
+    ).fetchall()
+
+    assert len(rows) == 366
+    assert [r["celebrated"] for r in rows] == [occasion_in_year(r["original"], year) for r in rows]
+
+
+def test_sql_next_occasion_date_matches_python(conn):
+    rows = conn.execute(
+        """
+        SELECT o::date AS original, t::date AS today, next_occasion_date(o::date, t::date) AS next
+        FROM generate_series('2000-01-01'::date, '2000-12-31', interval '3 days') AS o
+        CROSS JOIN generate_series('2027-01-01'::date, '2028-12-31', interval '1 day') AS t
+        """
+    ).fetchall()
+
+    wrong = [r for r in rows if next_occasion_date(r["original"], r["today"]) != r["next"]]
+    assert len(rows) > 80_000
+    assert wrong == []
+
+
+@pytest.mark.parametrize("message_type", [BIRTHDAY, ANNIVERSARY])
+def test_sql_greeting_text_matches_python(conn, message_type):
+    text = conn.execute(
+        "SELECT greeting_text(%s, 'Ada', 'Lovelace') AS text", (message_type,)
+    ).fetchone()["text"]
+
+    assert text == greeting(message_type, "Ada", "Lovelace")
+    assert text != ""
+
+
+def test_the_python_reference_itself_moves_a_gap_forward_and_takes_the_first_of_a_fold():
+    new_york = ZoneInfo("America/New_York")
+
+    in_gap = send_instant(date(2026, 3, 8), new_york, time(2, 30))
+    in_fold = send_instant(date(2026, 11, 1), new_york, time(1, 30))
+
+    assert in_gap == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    assert in_fold == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+    assert in_fold + timedelta(hours=1) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
