@@ -45,6 +45,24 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    email_service_url: str = "http://127.0.0.1:8025"
+    queue_name: str = "greetings"
+    provider_rate_limit: int = 50
+    provider_connect_timeout: float = 2.0
+    provider_read_timeout: float = 10.0
+    max_retries: int = 5
+    retry_base_delay: timedelta = timedelta(seconds=30)
+    retry_max_delay: timedelta = timedelta(hours=1)
+    breaker_fail_max: int = 5
+    breaker_reset_timeout: timedelta = timedelta(seconds=30)
+    dispatch_batch_size: int = 500
+    queued_lease: timedelta = timedelta(minutes=10)
+    sending_lease: timedelta = timedelta(minutes=2)
+    dispatch_interval_seconds: int = 30
+    recovery_interval_seconds: int = 300
+    planning_interval_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -86,6 +104,17 @@ class Settings:
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         if self.api_token is not None and len(self.api_token) < 16:
             raise ConfigError("API_TOKEN must be at least 16 characters")
+        for name in ("rabbitmq_url", "redis_url", "email_service_url"):
+            _check_url(name.upper(), getattr(self, name))
+        for name in ("provider_rate_limit", "max_retries", "breaker_fail_max",
+                     "dispatch_batch_size", "dispatch_interval_seconds",
+                     "recovery_interval_seconds", "planning_interval_seconds"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.upper()} must be >= 1")
+        if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:
+            raise ConfigError("PROVIDER_CONNECT_TIMEOUT and PROVIDER_READ_TIMEOUT must be > 0")
+        if self.sending_lease <= timedelta(seconds=self.provider_read_timeout):
+            raise ConfigError("SENDING_LEASE must be longer than PROVIDER_READ_TIMEOUT")
         if self.partitions_ahead < 1:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
         if self.message_retention_months < 1:
@@ -144,6 +173,24 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+_URL_SCHEMES = {
+    "RABBITMQ_URL": {"amqp", "amqps"},
+    "REDIS_URL": {"redis", "rediss", "unix"},
+    "EMAIL_SERVICE_URL": {"http", "https"},
+}
+
+
+def _check_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in _URL_SCHEMES[name]:
+        schemes = " or ".join(sorted(_URL_SCHEMES[name]))
+        raise ConfigError(f"{name} must be a {schemes} URL, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {url!r}") from None
+
+
 def _check_database_url(name: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in {"postgresql", "postgres"}:
@@ -176,4 +223,22 @@ _PARSERS = {
     "max_request_bytes": _parse_int,
     "idempotency_key_retention": _parse_duration,
     "idempotency_stale_after": _parse_duration,
+    "rabbitmq_url": _parse_str,
+    "redis_url": _parse_str,
+    "email_service_url": _parse_str,
+    "queue_name": _parse_str,
+    "provider_rate_limit": _parse_int,
+    "provider_connect_timeout": _parse_float,
+    "provider_read_timeout": _parse_float,
+    "max_retries": _parse_int,
+    "retry_base_delay": _parse_duration,
+    "retry_max_delay": _parse_duration,
+    "breaker_fail_max": _parse_int,
+    "breaker_reset_timeout": _parse_duration,
+    "dispatch_batch_size": _parse_int,
+    "queued_lease": _parse_duration,
+    "sending_lease": _parse_duration,
+    "dispatch_interval_seconds": _parse_int,
+    "recovery_interval_seconds": _parse_int,
+    "planning_interval_seconds": _parse_int,
 }

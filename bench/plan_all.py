@@ -8,7 +8,8 @@ messages, then plans every next occurrence twice, timing each:
   rows, no conflict handling, no batches);
 - plan_all: the service's batched, idempotent planner.
 The ratio plan_all / baseline is the price of idempotency and batching. A second
-plan_all on the planned table (nothing to do) is timed too.
+plan_all on the planned table (nothing to do) is timed too. Both run with JIT off,
+as the service's connections do.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from config import Settings
 from db import admin, migrations
+from db.pool import connection_kwargs
 from db.seed import seed_database
 from services import planning
 
@@ -78,14 +81,17 @@ def main() -> None:
             conn.execute("ANALYZE users")
         _empty_messages(url)
 
-        with psycopg.connect(url, row_factory=dict_row) as conn:
+        with psycopg.connect(url, row_factory=dict_row, options="-c jit=off") as conn:
             base_s, base_rows = _timed(
                 lambda: conn.execute(BARE_INSERT, {"now": now, "send_time": NINE}).rowcount
             )
             conn.commit()
         _empty_messages(url)
 
-        pool = ConnectionPool(url, min_size=1, max_size=2, kwargs={"row_factory": dict_row})
+        settings = Settings.from_env({}, database_url=url)
+        pool = ConnectionPool(
+            url, min_size=1, max_size=2, kwargs=connection_kwargs(settings, "bench")
+        )
         try:
             plan_s, plan_rows = _timed(
                 lambda: planning.plan_all(pool, now, NINE, batch_size=args.batch_size)

@@ -35,7 +35,11 @@ def connection_kwargs(settings: Settings, application_name: str) -> dict[str, An
         "connect_timeout": settings.db_connect_timeout,
         "application_name": application_name,
         # Aware datetimes come back in the session zone: keep it UTC everywhere.
-        "options": f"-c TimeZone=UTC -c statement_timeout={settings.db_statement_timeout_ms}",
+        # JIT compilation costs seconds on the planner's big statements and buys
+        # nothing on short ones (measured: 5.2 s vs 0.37 s for one 50k-user batch).
+        "options": (
+            f"-c TimeZone=UTC -c statement_timeout={settings.db_statement_timeout_ms} -c jit=off"
+        ),
         "row_factory": dict_row,
     }
     if settings.sql_log:
@@ -44,13 +48,14 @@ def connection_kwargs(settings: Settings, application_name: str) -> dict[str, An
 
 
 def connect(
-    settings: Settings, application_name: str, autocommit: bool = False
+    settings: Settings, application_name: str, autocommit: bool = False, **extra: Any
 ) -> psycopg.Connection:
     """A single connection outside the pool (migrations, seed, leader locks)."""
     return psycopg.connect(
         settings.database_url,
         autocommit=autocommit,
         **connection_kwargs(settings, application_name),
+        **extra,
     )
 
 

@@ -17,9 +17,11 @@ CANCELLABLE = ("SCHEDULED", "QUEUED", "RETRYING")
 FINISHED = ("SENT", "FAILED", "EXPIRED")
 
 # Plans the next occurrence of every occasion that has none pending. Set-based:
-# one statement for any number of users ({users} narrows it to one user or an id
-# range). A CANCELLED row for the same date (the user changed a date away and back,
-# or moved zone) is brought back rather than duplicated: the unique key
+# one statement for any number of users ({users} narrows it to some users or an id
+# range; the same bounds on the message_logs subqueries let PostgreSQL read only
+# that range of the per-user indexes instead of hashing every pending row).
+# A CANCELLED row for the same date (the user changed a date away and back, or
+# moved zone) is brought back rather than duplicated: the unique key
 # (user_id, message_type, occasion_date) allows one row per day.
 _PLAN = """
 WITH occasions AS (
@@ -33,14 +35,14 @@ WITH occasions AS (
     WHERE u.deleted_at IS NULL AND o.original IS NOT NULL AND {users}
       AND NOT EXISTS (
           SELECT 1 FROM message_logs p
-          WHERE p.user_id = u.id AND p.message_type = o.message_type
+          WHERE p.user_id = u.id AND p.message_type = o.message_type AND {pending_users}
             AND p.status IN ('SCHEDULED', 'QUEUED', 'SENDING', 'RETRYING'))
 ), chosen AS (
     SELECT c.*,
            CASE WHEN EXISTS (
                     SELECT 1 FROM message_logs f
                     WHERE f.user_id = c.user_id AND f.message_type = c.message_type
-                      AND f.occasion_date = c.first_date
+                      AND f.occasion_date = c.first_date AND {finished_users}
                       AND f.status IN ('SENT', 'FAILED', 'EXPIRED'))
                 THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1)
                 ELSE c.first_date
@@ -73,25 +75,36 @@ def plan_next_occurrences(
     now: datetime,
     send_time: time,
     *,
-    user_id: UUID | None = None,
+    user_ids: list[UUID] | None = None,
     id_after: UUID | None = None,
     id_upto: UUID | None = None,
 ) -> int:
-    """Plan missing next occurrences (all users, one user, or ids in (id_after, id_upto]).
+    """Plan missing next occurrences (all users, the given ones, or ids in (id_after, id_upto]).
 
     Returns the number of rows inserted or brought back.
     """
-    conditions = [sql.SQL("TRUE")]
-    if user_id is not None:
-        conditions.append(sql.SQL("u.id = %(user_id)s"))
-    if id_after is not None:
-        conditions.append(sql.SQL("u.id > %(id_after)s"))
-    if id_upto is not None:
-        conditions.append(sql.SQL("u.id <= %(id_upto)s"))
-    query = sql.SQL(_PLAN).format(users=sql.SQL(" AND ").join(conditions))
-    params = {"now": now, "send_time": send_time, "user_id": user_id,
+    query = sql.SQL(_PLAN).format(
+        users=_user_bounds("u.id", user_ids, id_after, id_upto),
+        pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
+        finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),
+    )
+    params = {"now": now, "send_time": send_time, "user_ids": user_ids,
               "id_after": id_after, "id_upto": id_upto}  # fmt: skip
     return execute(conn, query, params)
+
+
+def _user_bounds(
+    column: str, user_ids: list[UUID] | None, id_after: UUID | None, id_upto: UUID | None
+) -> sql.Composable:
+    """`column` restricted to the given users or to the id range (id_after, id_upto]."""
+    conditions = [sql.SQL("TRUE")]
+    if user_ids is not None:
+        conditions.append(sql.SQL(f"{column} = ANY(%(user_ids)s::uuid[])"))
+    if id_after is not None:
+        conditions.append(sql.SQL(f"{column} > %(id_after)s"))
+    if id_upto is not None:
+        conditions.append(sql.SQL(f"{column} <= %(id_upto)s"))
+    return sql.SQL(" AND ").join(conditions)
 
 
 def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:

@@ -19,7 +19,16 @@ PLAN_BATCH_SIZE = 50_000
 
 def plan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
     """Plan a new user's occasions, inside the transaction that created them."""
-    return messages.plan_next_occurrences(conn, now, send_time, user_id=user_id)
+    return messages.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
+
+
+def plan_users(
+    conn: psycopg.Connection, user_ids: list[UUID], now: datetime, send_time: time
+) -> int:
+    """Plan the next occurrences of several users (after sends, failures, expiries)."""
+    if not user_ids:
+        return 0
+    return messages.plan_next_occurrences(conn, now, send_time, user_ids=user_ids)
 
 
 def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
@@ -29,7 +38,7 @@ def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_tim
     new send time and text), so its idempotency key does not change.
     """
     messages.cancel_pending(conn, user_id, reason="user changed before the send")
-    return messages.plan_next_occurrences(conn, now, send_time, user_id=user_id)
+    return messages.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
 
 
 def cancel_user(conn: psycopg.Connection, user_id: UUID) -> int:

@@ -1,0 +1,89 @@
+"""The scheduler's side of delivery: hand due greetings to the queue, recover lost ones.
+
+Rows are claimed (moved to QUEUED with a lease) and committed before anything is
+published, so a crash between the two leaves them QUEUED: recovery re-publishes
+them when the lease runs out. A message is never lost, at worst published twice,
+and the worker's conditional QUEUED -> SENDING makes the second one a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg_pool import ConnectionPool
+
+from config import Settings
+from db.queries import transaction
+from repositories import message_lifecycle
+from services import planning
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    queued: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    requeued: int
+    failed: int
+
+
+def dispatch_due(
+    pool: ConnectionPool, enqueue: Enqueue, now: datetime, settings: Settings
+) -> DispatchResult:
+    """Expire what is too late, then queue everything due, in committed batches."""
+    with transaction(pool) as conn:
+        expired = message_lifecycle.expire_overdue(conn, now, settings.max_lateness)
+        planning.plan_users(
+            conn, sorted({row["user_id"] for row in expired}), now, settings.send_time
+        )
+    for row in expired:
+        log.warning("greeting expired message_id=%s key=%s", row["id"], row["idempotency_key"])
+    queued = 0
+    while True:
+        with transaction(pool) as conn:
+            claimed = message_lifecycle.claim_due(
+                conn, now, settings.max_lateness, settings.dispatch_batch_size,
+                settings.queued_lease,
+            )  # fmt: skip
+        for row in claimed:
+            enqueue(row["id"])
+        queued += len(claimed)
+        if len(claimed) < settings.dispatch_batch_size:
+            break
+    if queued or expired:
+        log.info("dispatched %d greeting(s), expired %d", queued, len(expired))
+    return DispatchResult(queued=queued, expired=len(expired))
+
+
+def recover_stale(
+    pool: ConnectionPool, enqueue: Enqueue, now: datetime, settings: Settings
+) -> RecoveryResult:
+    """Re-queue greetings stuck in QUEUED or SENDING past their lease."""
+    with transaction(pool) as conn:
+        failed = message_lifecycle.fail_exhausted_stale(conn, now, settings.max_retries)
+        planning.plan_users(
+            conn, sorted({row["user_id"] for row in failed}), now, settings.send_time
+        )
+    requeued = 0
+    while True:
+        with transaction(pool) as conn:
+            stale = message_lifecycle.reclaim_stale(
+                conn, now, settings.queued_lease, settings.dispatch_batch_size
+            )
+        for row in stale:
+            log.warning("re-queued stale greeting message_id=%s", row["id"])
+            enqueue(row["id"])
+        requeued += len(stale)
+        if len(stale) < settings.dispatch_batch_size:
+            break
+    return RecoveryResult(requeued=requeued, failed=len(failed))

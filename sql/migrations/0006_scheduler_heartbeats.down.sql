@@ -1,0 +1,3 @@
+-- Undo 0006.
+
+DROP TABLE IF EXISTS scheduler_heartbeats;

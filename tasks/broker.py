@@ -1,0 +1,38 @@
+"""The Dramatiq broker: RabbitMQ with quorum queues and publisher confirms.
+
+Imported (by tasks/__init__.py) before any actor module, so actors bind to it.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, xq_name
+
+from config import Settings
+
+
+class QuorumRabbitmqBroker(RabbitmqBroker):
+    """Declares quorum queues: replicated across a RabbitMQ cluster, so losing a node
+    loses no message. Covers the work queue, its delay queue (.DQ) and its dead-letter
+    queue (.XQ). Quorum queues refuse x-max-priority, so no priorities here. A queue's
+    type is fixed when first declared: an existing classic queue must be deleted first.
+    """
+
+    def _build_queue_arguments(self, queue_name: str) -> dict:
+        return {**super()._build_queue_arguments(queue_name), "x-queue-type": "quorum"}
+
+    def _declare_xq_queue(self, queue_name: str):
+        return self.channel.queue_declare(
+            queue=xq_name(queue_name),
+            durable=True,
+            arguments={"x-message-ttl": DEAD_MESSAGE_TTL, "x-queue-type": "quorum"},
+        )
+
+
+def build_broker(settings: Settings) -> RabbitmqBroker:
+    """A broker for RABBITMQ_URL that waits for RabbitMQ to confirm every publish."""
+    return QuorumRabbitmqBroker(url=settings.rabbitmq_url, confirm_delivery=True)
+
+
+broker = build_broker(Settings.from_env())
+dramatiq.set_broker(broker)

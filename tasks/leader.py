@@ -1,0 +1,63 @@
+"""Leader election for schedulers: a PostgreSQL session advisory lock.
+
+The lock lives on a dedicated autocommit connection (never a pooled one: the lock
+would travel with the connection to other code). If that connection drops,
+PostgreSQL releases the lock and another scheduler takes over; this one notices on
+its next check and stops acting until it wins the lock again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from config import Settings
+from db.pool import connect
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK_KEY = 7_311_208_554_020_133_002
+
+
+class LeaderLock:
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self._conn: psycopg.Connection | None = None
+        self.is_leader = False
+
+    def refresh(self) -> bool:
+        """Check (or try to take) leadership; True while this process is the leader."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+                self.is_leader = False
+            if self.is_leader:
+                self._conn.execute("SELECT 1")
+            else:
+                row = self._conn.execute(
+                    "SELECT pg_try_advisory_lock(%s) AS won", (LEADER_LOCK_KEY,)
+                ).fetchone()
+                self.is_leader = bool(row["won"])
+                if self.is_leader:
+                    log.info("scheduler %s is the leader", self.name)
+        except psycopg.Error as error:
+            if self.is_leader:
+                log.warning("scheduler %s lost leadership: %s", self.name, error)
+            self.is_leader = False
+            self.close()
+        return self.is_leader
+
+    def _connect(self) -> psycopg.Connection:
+        # Keepalives let both sides notice a dead peer in seconds, not hours.
+        return connect(
+            self.settings, f"birthday-scheduler {self.name}", autocommit=True,
+            keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+        self.is_leader = False

@@ -1,0 +1,134 @@
+"""The scheduler process: `python -m tasks.scheduler`.
+
+A `schedule` loop whose jobs only run while this process holds the leader lock,
+so any number of schedulers may be started and exactly one acts. Jobs: dispatch
+due greetings, recover stale ones, plan everyone (at start and hourly), partition
+maintenance and Idempotency-Key cleanup (daily). Each job's start and end are
+written to scheduler_heartbeats; a job that raises is logged and the loop goes on.
+SIGTERM or SIGINT stops the loop after the current job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import schedule
+
+from config import Settings
+from db.pool import create_pool
+from db.queries import transaction
+from repositories import heartbeats, partitions
+from services import dispatch, idempotency, planning
+from tasks.leader import LeaderLock
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP_SECONDS = 1.0
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, enqueue: dispatch.Enqueue) -> None:
+        self.settings = settings
+        self.enqueue = enqueue
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.pool = create_pool(settings, application_name="birthday-scheduler")
+        self.leader = LeaderLock(settings, self.name)
+        self.jobs = schedule.Scheduler()
+        self.stopping = False
+
+    def register_jobs(self) -> None:
+        every = self.settings
+        self.jobs.every(every.dispatch_interval_seconds).seconds.do(
+            self._run, "dispatch", self.dispatch
+        )
+        self.jobs.every(every.recovery_interval_seconds).seconds.do(
+            self._run, "recover", self.recover
+        )
+        self.jobs.every(every.planning_interval_seconds).seconds.do(self._run, "plan", self.plan)
+        self.jobs.every().day.do(self._run, "partitions", self.maintain_partitions)
+        self.jobs.every().day.do(self._run, "cleanup_keys", self.clean_up_keys)  # fmt: skip
+
+    def dispatch(self, now: datetime) -> None:
+        dispatch.dispatch_due(self.pool, self.enqueue, now, self.settings)
+
+    def recover(self, now: datetime) -> None:
+        dispatch.recover_stale(self.pool, self.enqueue, now, self.settings)
+
+    def plan(self, now: datetime) -> None:
+        planning.plan_all(self.pool, now, self.settings.send_time)
+
+    def maintain_partitions(self, now: datetime) -> None:
+        today = now.date()
+        with transaction(self.pool) as conn:
+            partitions.create_monthly(conn, self.settings.partitions_ahead, today)
+            partitions.drop_old(conn, self.settings.message_retention_months, today)
+
+    def clean_up_keys(self, now: datetime) -> None:
+        idempotency.clean_up_expired(self.pool, now, self.settings.idempotency_key_retention)
+
+    def _run(self, name: str, job: Callable[[datetime], None]) -> None:
+        """Run one job if this process leads; record it; never let it kill the loop."""
+        if self.stopping or not self.leader.refresh():
+            return
+        now = datetime.now(UTC)
+        try:
+            with transaction(self.pool) as conn:
+                heartbeats.record_start(conn, name, self.name, now)
+            job(now)
+        except Exception as error:  # a failing job is reported, the loop carries on
+            log.exception("scheduler job %s failed", name)
+            self._record_end(name, f"{type(error).__name__}: {error}")
+            return
+        self._record_end(name, None)
+
+    def _record_end(self, name: str, error: str | None) -> None:
+        try:
+            with transaction(self.pool) as conn:
+                heartbeats.record_end(conn, name, datetime.now(UTC), error)
+        except Exception:
+            log.exception("could not record the end of job %s", name)
+
+    def run_forever(self) -> None:
+        """Loop until SIGTERM/SIGINT; the first round runs every job (planning at start)."""
+        self.pool.open(wait=True, timeout=30)
+        self.register_jobs()
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        log.info("scheduler %s started", self.name)
+        first_round = True
+        while not self.stopping:
+            if self.leader.refresh():
+                if first_round:
+                    self.jobs.run_all()
+                    first_round = False
+                else:
+                    self.jobs.run_pending()
+            idle = self.jobs.idle_seconds
+            time.sleep(min(MAX_SLEEP_SECONDS, max(0.05, idle if idle is not None else 1.0)))
+        self.leader.close()
+        self.pool.close()
+        log.info("scheduler %s stopped", self.name)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        log.info("scheduler %s stopping (signal %d)", self.name, signum)
+        self.stopping = True
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    from tasks.send import send_greeting  # the broker module comes first (tasks/__init__)
+
+    Scheduler(settings, send_greeting.send).run_forever()
+
+
+if __name__ == "__main__":
+    main()
