@@ -46,8 +46,9 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
     """Seconds asked for by a Retry-After header (seconds or an HTTP date), if any."""
     if not header:
         return None
-    if header.strip().isdigit():
-        return float(header.strip())
+    value = header.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
     try:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):

@@ -65,6 +65,8 @@ def breaker() -> pybreaker.CircuitBreaker:
         state_storage=storage,
         listeners=[_LogStateChanges()],
         name="email-provider",
+        # The failure that trips the breaker is still recorded as a counted retry.
+        throw_new_error_on_trip=False,
     )
 
 

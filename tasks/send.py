@@ -52,7 +52,7 @@ class RetryPolicy:
 
     def backoff(self, retries_so_far: int, retry_after: float | None) -> timedelta:
         """base * 2^n, capped, times a jitter in [0.5, 1.5); never sooner than Retry-After."""
-        exponential = self.base_delay * (2**retries_so_far)
+        exponential = self.base_delay * (2 ** min(retries_so_far, 32))
         delay = min(self.max_delay, exponential) * random.uniform(0.5, 1.5)
         if retry_after is not None:
             delay = max(delay, timedelta(seconds=retry_after))
@@ -121,13 +121,12 @@ def send_greeting(message_id: int) -> None:
     if message["status"] == "CANCELLED":
         log.info("greeting cancelled: user changed message_id=%s", message_id)
         return
-    if runtime.breaker().current_state == pybreaker.STATE_OPEN:
-        _postpone(message, "provider circuit breaker open", settings)
-        return
     if not _wait_for_rate_limit():
         _postpone(message, "provider rate limit", settings)
         return
     try:
+        # An open breaker refuses the call without reaching the provider; once its
+        # reset timeout has passed it lets one call through to probe (half-open).
         answer = _call_provider(message)
     except pybreaker.CircuitBreakerError:
         _postpone(message, "provider circuit breaker open", settings)

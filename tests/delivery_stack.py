@@ -1,0 +1,148 @@
+"""Real processes for end-to-end tests: a RabbitMQ vhost, the local provider, workers
+(`dramatiq tasks`) and schedulers (`python -m tasks.scheduler`), each started the way
+the Procfile starts them, with settings shortened so tests run in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+FAST_SETTINGS = {
+    "DISPATCH_INTERVAL_SECONDS": "1",
+    "RECOVERY_INTERVAL_SECONDS": "1",
+    "PLANNING_INTERVAL_SECONDS": "3600",
+    "RETRY_BASE_DELAY": "1s",
+    "RETRY_MAX_DELAY": "2s",
+    "QUEUED_LEASE": "3s",
+    "SENDING_LEASE": "5s",
+    "PROVIDER_READ_TIMEOUT": "3",
+    "BREAKER_FAIL_MAX": "3",
+    "BREAKER_RESET_TIMEOUT": "3s",
+    "PROVIDER_RATE_LIMIT": "1000",
+    "DB_POOL_MIN_SIZE": "1",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll `condition` until it is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+class Processes:
+    """Starts service processes with one environment and stops them all at the end."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str], **extra_env: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}-{len(self.running)}.log", "w")  # noqa: SIM115
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill it with its children
+        )
+        self.running.append(process)
+        return process
+
+    def worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
+        command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", str(processes),
+                   "--threads", str(threads)]  # fmt: skip
+        return self.start("worker", command)
+
+    def scheduler(self) -> subprocess.Popen:
+        return self.start("scheduler", [sys.executable, "-m", "tasks.scheduler"])
+
+    def kill_hard(self, process: subprocess.Popen) -> None:
+        """SIGKILL the whole process group: a crash, no clean-up."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.running:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text()[-3000:]}" for path in self.log_dir.glob("*.log")
+        )
+
+
+class Provider:
+    """The local email provider in its own gunicorn process."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "16",
+                   "-b", f"127.0.0.1:{self.port}", "provider.app:create_app()"]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_until(self._healthy, 20, "the local provider to start")
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/reset", timeout=5).raise_for_status()
+
+    def control(self, **behaviour: object) -> None:
+        requests.post(f"{self.url}/control", json=behaviour, timeout=5).raise_for_status()
+
+    def deliveries(self) -> list[dict]:
+        return requests.get(f"{self.url}/deliveries", timeout=5).json()
+
+    def requests_seen(self) -> list[dict]:
+        return requests.get(f"{self.url}/requests", timeout=5).json()
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=20)

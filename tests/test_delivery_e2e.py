@@ -1,0 +1,303 @@
+"""End to end on the real services: PostgreSQL, RabbitMQ (a vhost of its own), Redis,
+the local provider over HTTP, and worker and scheduler processes started as the
+Procfile starts them. Each test proves one guarantee of the delivery engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+import redis
+from psycopg.rows import dict_row
+
+from repositories import users
+from services import planning
+from tests.delivery_stack import (
+    FAST_SETTINGS,
+    REDIS_TEST_URL,
+    Processes,
+    Provider,
+    rabbitmqctl,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(120)
+NINE = time(9, 0)
+_numbers = itertools.count()
+CANDIDATE_ZONES = [
+    "UTC", "Europe/London", "Asia/Tokyo", "America/New_York", "Asia/Kolkata",
+    "America/Los_Angeles", "Australia/Sydney", "Pacific/Kiritimati", "Pacific/Pago_Pago",
+    "Asia/Kathmandu", "America/Sao_Paulo", "Pacific/Honolulu",
+]  # fmt: skip
+
+
+def due_zone(now: datetime) -> str:
+    """A zone where it is now between 10:00 and 21:59: a birthday today there is due."""
+    for name in CANDIDATE_ZONES:
+        if 10 <= now.astimezone(ZoneInfo(name)).hour <= 21:
+            return name
+    raise AssertionError("no candidate zone is between 10:00 and 22:00")
+
+
+@pytest.fixture(scope="module")
+def rabbit_url():
+    vhost = f"birthday_test_{uuid.uuid4().hex[:8]}"
+    created = rabbitmqctl("add_vhost", vhost)
+    assert created.returncode == 0, created.stderr
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield vhost, f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="module")
+def provider():
+    server = Provider()
+    yield server
+    server.stop()
+
+
+class Stack:
+    def __init__(self, db_url: str, vhost: str, processes: Processes, provider: Provider):
+        self.db_url = db_url
+        self.vhost = vhost
+        self.processes = processes
+        self.provider = provider
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.db_url, row_factory=dict_row, autocommit=True)
+
+    def create_user(self, now: datetime | None = None, **overrides) -> dict:
+        """A user committed and planned as the API would, due now unless told otherwise."""
+        now = now or datetime.now(UTC)
+        zone = overrides.pop("timezone", None) or due_zone(now)
+        data = {"first_name": "Ada", "last_name": f"Lovelace{next(_numbers)}",
+                "email": f"e2e{next(_numbers)}@example.com", "timezone": zone,
+                "birthday_date": now.astimezone(ZoneInfo(zone)).date().replace(year=1990),
+                **overrides}  # fmt: skip
+        with self.connect() as conn, conn.transaction():
+            user = users.insert(conn, data)
+            planning.plan_user(conn, user["id"], now, NINE)
+        return user
+
+    def rows(self, user_id=None) -> list[dict]:
+        with self.connect() as conn:
+            return conn.execute(
+                "SELECT * FROM message_logs WHERE (%(u)s::uuid IS NULL OR user_id = %(u)s)"
+                " ORDER BY occasion_date",
+                {"u": user_id},
+            ).fetchall()
+
+    def status_counts(self) -> Counter:
+        return Counter(row["status"] for row in self.rows())
+
+
+@pytest.fixture
+def stack(fresh_db_url, rabbit_url, provider, tmp_path):
+    vhost, url = rabbit_url
+    rabbitmqctl("purge_queue", "-p", vhost, "greetings")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    provider.reset()
+    env = {**__import__("os").environ, **FAST_SETTINGS, "DATABASE_URL": fresh_db_url,
+           "RABBITMQ_URL": url, "REDIS_URL": REDIS_TEST_URL,
+           "EMAIL_SERVICE_URL": provider.url}  # fmt: skip
+    processes = Processes(env, tmp_path)
+    yield Stack(fresh_db_url, vhost, processes, provider)
+    processes.stop_all()
+
+
+def sent_once(stack: Stack, user_id) -> dict | None:
+    sent = [row for row in stack.rows(user_id) if row["status"] == "SENT"]
+    return sent[0] if sent else None
+
+
+def test_a_due_user_is_delivered_once_and_next_year_is_planned(stack):
+    user = stack.create_user()
+    stack.processes.scheduler()
+    stack.processes.worker()
+
+    sent = wait_until(lambda: sent_once(stack, user["id"]), 30, "the greeting to be SENT")
+
+    deliveries = stack.provider.deliveries()
+    assert [d["idempotency_key"] for d in deliveries] == [sent["idempotency_key"]]
+    assert deliveries[0]["message"] == f"Hey, Ada {user['last_name']} it's your birthday"
+    assert deliveries[0]["email"] == user["email"]
+    assert sent["api_response_code"] == 200 and sent["actual_send_time"] is not None
+    [following] = [r for r in stack.rows(user["id"]) if r["status"] == "SCHEDULED"]
+    assert following["occasion_date"] == sent["occasion_date"].replace(
+        year=sent["occasion_date"].year + 1
+    )
+
+
+def test_the_queues_are_quorum_queues(stack):
+    stack.create_user()
+    stack.processes.scheduler()
+    stack.processes.worker()
+    wait_until(lambda: stack.status_counts()["SENT"] == 1, 30, "a send")
+
+    listed = rabbitmqctl("list_queues", "--no-table-headers", "-p", stack.vhost, "name", "type")
+
+    types = dict(line.split() for line in listed.stdout.splitlines() if line.strip())
+    assert types == {"greetings": "quorum", "greetings.DQ": "quorum", "greetings.XQ": "quorum"}
+
+
+def test_two_transient_failures_then_success_deliver_once_with_two_retries(stack):
+    stack.provider.control(fail_status=503, fail_count=2)
+    user = stack.create_user()
+    stack.processes.scheduler()
+    stack.processes.worker()
+
+    sent = wait_until(lambda: sent_once(stack, user["id"]), 45, "the greeting after retries")
+
+    assert sent["retry_count"] == 2
+    assert len(stack.provider.deliveries()) == 1
+    assert len(stack.provider.requests_seen()) == 3
+
+
+def test_a_permanent_failure_fails_at_once_without_retrying(stack):
+    stack.provider.control(fail_status=400, fail_count=1)
+    user = stack.create_user()
+    stack.processes.scheduler()
+    stack.processes.worker()
+
+    failed = wait_until(
+        lambda: [r for r in stack.rows(user["id"]) if r["status"] == "FAILED"], 30, "FAILED"
+    )[0]
+
+    assert failed["api_response_code"] == 400 and failed["retry_count"] == 0
+    assert len(stack.provider.requests_seen()) == 1
+    assert stack.provider.deliveries() == []
+    assert [r["status"] for r in stack.rows(user["id"])] == ["FAILED", "SCHEDULED"]
+
+
+def test_a_worker_killed_mid_send_is_recovered_with_exactly_one_delivery(stack):
+    stack.provider.control(delay_ms=2000)
+    user = stack.create_user()
+    stack.processes.scheduler()
+    worker = stack.processes.worker()
+    wait_until(lambda: stack.provider.requests_seen(), 30, "the provider to receive the send")
+
+    stack.processes.kill_hard(worker)  # the provider got the request; the row stays SENDING
+    assert [r["status"] for r in stack.rows(user["id"])] == ["SENDING"]
+    stack.provider.control(delay_ms=0)
+    stack.processes.worker()
+
+    sent = wait_until(lambda: sent_once(stack, user["id"]), 45, "recovery and the resend")
+    assert len(stack.provider.deliveries()) == 1
+    assert len(stack.provider.requests_seen()) == 2  # the resend was answered as a duplicate
+    assert sent["retry_count"] == 1
+
+
+def test_a_message_lost_between_commit_and_worker_is_recovered(stack):
+    user = stack.create_user()
+    stack.processes.scheduler()
+    wait_until(lambda: [r for r in stack.rows(user["id"]) if r["status"] == "QUEUED"], 20, "QUEUED")
+
+    purged = rabbitmqctl("purge_queue", "-p", stack.vhost, "greetings")
+    assert purged.returncode == 0, purged.stderr
+    stack.processes.worker()
+
+    wait_until(lambda: sent_once(stack, user["id"]), 45, "recovery of the lost message")
+    assert len(stack.provider.deliveries()) == 1
+
+
+def test_a_provider_outage_opens_the_breaker_and_loses_nothing(stack):
+    stack.provider.control(fail_status=503, fail_count=10_000)
+    created = [stack.create_user() for _ in range(8)]
+    stack.processes.scheduler()
+    stack.processes.worker()
+    wait_until(lambda: len(stack.provider.requests_seen()) >= 3, 30, "failing sends")
+    wait_until(lambda: stack.status_counts()["RETRYING"] == 8, 30, "all messages RETRYING")
+    calls_during_outage = len(stack.provider.requests_seen())
+
+    stack.provider.control(fail_count=0)
+    wait_until(lambda: stack.status_counts()["SENT"] == 8, 60, "every greeting after recovery")
+
+    assert calls_during_outage <= 6  # the breaker stopped calling after 3 failures
+    keys = [d["idempotency_key"] for d in stack.provider.deliveries()]
+    assert len(keys) == len(set(keys)) == len(created)
+
+
+def test_two_schedulers_and_two_workers_deliver_each_greeting_once(stack):
+    now = datetime.now(UTC)
+    zone = due_zone(now)
+    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
+    with stack.connect() as conn:
+        conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " SELECT 'Load', 'User' || n, 'load' || n || '@example.com', %s, %s"
+            " FROM generate_series(1, 300) AS n",
+            (zone, birthday),
+        )
+    for _ in range(2):
+        stack.processes.scheduler()  # each plans everyone at start; one leads
+        stack.processes.worker(processes=1, threads=4)
+
+    wait_until(lambda: stack.status_counts()["SENT"] == 300, 90, "300 greetings SENT")
+
+    keys = [d["idempotency_key"] for d in stack.provider.deliveries()]
+    assert len(keys) == 300
+    assert len(set(keys)) == 300
+    assert stack.status_counts() == Counter({"SENT": 300, "SCHEDULED": 300})
+
+
+def test_after_downtime_late_greetings_go_out_and_too_old_ones_expire(stack):
+    now = datetime.now(UTC)
+    recent = stack.create_user()
+    stale = stack.create_user()
+    with stack.connect() as conn:
+        for user, age in ((recent, timedelta(hours=3)), (stale, timedelta(days=3))):
+            conn.execute(
+                "UPDATE message_logs SET scheduled_send_time = %(t)s, next_attempt_at = %(t)s"
+                " WHERE user_id = %(u)s",
+                {"t": now - age, "u": user["id"]},
+            )
+    stack.processes.scheduler()
+    stack.processes.worker()
+
+    wait_until(lambda: sent_once(stack, recent["id"]), 30, "the late greeting")
+    wait_until(
+        lambda: [r for r in stack.rows(stale["id"]) if r["status"] == "EXPIRED"], 30, "EXPIRED"
+    )
+    assert [d["email"] for d in stack.provider.deliveries()] == [recent["email"]]
+    assert "SCHEDULED" in {r["status"] for r in stack.rows(stale["id"])}  # next year planned
+
+
+def test_a_user_deleted_before_the_send_gets_nothing(stack, fresh_db_url):
+    user = stack.create_user()
+    with stack.connect() as conn, conn.transaction():
+        planning.cancel_user(conn, user["id"])
+        users.soft_delete(conn, user["id"])
+    stack.processes.scheduler()
+    stack.processes.worker()
+    other = stack.create_user()
+    wait_until(lambda: sent_once(stack, other["id"]), 30, "another user's greeting")
+
+    assert [r["status"] for r in stack.rows(user["id"])] == ["CANCELLED"]
+    assert [d["email"] for d in stack.provider.deliveries()] == [other["email"]]
+
+
+def test_a_birthday_changed_before_the_send_moves_the_greeting(stack):
+    user = stack.create_user()
+    with stack.connect() as conn, conn.transaction():
+        current = users.get_live(conn, user["id"])
+        from services import users as users_service
+
+        users_service.patch_user(
+            conn, user["id"], {"birthday_date": current["birthday_date"] - timedelta(days=1)},
+            datetime.now(UTC), NINE,
+        )  # fmt: skip
+    stack.processes.scheduler()
+    stack.processes.worker()
+    other = stack.create_user()
+    wait_until(lambda: sent_once(stack, other["id"]), 30, "another user's greeting")
+
+    statuses = sorted(r["status"] for r in stack.rows(user["id"]))
+    assert statuses == ["CANCELLED", "SCHEDULED"]
+    assert user["email"] not in {d["email"] for d in stack.provider.deliveries()}
+    assert date.today().year + 1 in {r["occasion_date"].year for r in stack.rows(user["id"])}

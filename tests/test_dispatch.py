@@ -1,0 +1,507 @@
+"""The delivery lifecycle in SQL: dispatch, recovery, and one send attempt's bookkeeping.
+
+Runs services.dispatch and services.delivery against the real PostgreSQL with fixed
+`now` instants. `enqueue` is a plain function collecting ids: publishing to the real
+RabbitMQ broker is covered by the end-to-end tests, not here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, time, timedelta
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from config import Settings
+from db.pool import create_pool
+from repositories import users
+from services import delivery, dispatch, planning
+from services.delivery import Decision, Verdict
+
+NINE = time(9, 0)
+BIRTHDAY = date(1990, 11, 26)
+TODAY = date(2026, 11, 26)
+NEXT_YEAR = date(2027, 11, 26)
+DUE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # 09:00 in London, where it is UTC in November
+NOW = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
+_numbers = itertools.count()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection: what it writes is visible to the services' pool at once."""
+    with psycopg.connect(
+        db_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC"
+    ) as connection:
+        yield connection
+
+
+@pytest.fixture
+def pool(db_url: str) -> Iterator[ConnectionPool]:
+    opened = create_pool(Settings.from_env({}, database_url=db_url), "test")
+    opened.open(wait=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings.from_env({}, database_url=db_url)
+
+
+def configured(db_url: str, **overrides) -> Settings:
+    return Settings.from_env({}, database_url=db_url, **overrides)
+
+
+class Recorder:
+    """The `enqueue` callable: remembers every id it was given, in order."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def __call__(self, message_id: int) -> None:
+        self.ids.append(message_id)
+
+
+def make_user(db: psycopg.Connection, **overrides) -> dict:
+    data = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"dispatch{next(_numbers)}@example.com",
+        "timezone": "Europe/London",
+        "birthday_date": BIRTHDAY,
+        **overrides,
+    }
+    return users.insert(db, data)
+
+
+def add_message(
+    db: psycopg.Connection,
+    user: dict | None = None,
+    *,
+    status: str = "SCHEDULED",
+    next_attempt_at: datetime = DUE,
+    locked_until: datetime | None = None,
+    retry_count: int = 0,
+) -> int:
+    """This year's birthday greeting of `user` (a new user by default), in the given state."""
+    user = user or make_user(db)
+    return db.execute(
+        """
+        INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+                                  scheduled_send_time, next_attempt_at, status, locked_until,
+                                  retry_count, idempotency_key)
+        VALUES (%(user)s, 'BIRTHDAY', %(day)s, 'Hey, Ada Lovelace it''s your birthday',
+                %(scheduled)s, %(next)s, %(status)s, %(locked)s, %(retries)s,
+                message_idempotency_key(%(user)s, 'BIRTHDAY', %(day)s))
+        RETURNING id
+        """,
+        {"user": user["id"], "day": TODAY, "scheduled": DUE, "next": next_attempt_at,
+         "status": status, "locked": locked_until, "retries": retry_count},
+    ).fetchone()["id"]  # fmt: skip
+
+
+def row(db: psycopg.Connection, message_id: int) -> dict:
+    return db.execute("SELECT * FROM message_logs WHERE id = %s", (message_id,)).fetchone()
+
+
+def statuses(db: psycopg.Connection, ids: list[int]) -> set[str]:
+    found = db.execute("SELECT status FROM message_logs WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {r["status"] for r in found}
+
+
+def scheduled_dates(db: psycopg.Connection, user_id) -> list[date]:
+    found = db.execute(
+        "SELECT occasion_date FROM message_logs WHERE user_id = %s AND status = 'SCHEDULED'"
+        " ORDER BY occasion_date",
+        (user_id,),
+    ).fetchall()
+    return [r["occasion_date"] for r in found]
+
+
+def user_of(db: psycopg.Connection, message_id: int):
+    return row(db, message_id)["user_id"]
+
+
+def sending(db: psycopg.Connection, pool: ConnectionPool, settings: Settings) -> dict:
+    """A message taken for sending by begin_send, as the worker holds it."""
+    message_id = add_message(db, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
+    message = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    assert message is not None and message["status"] == "SENDING"
+    return message
+
+
+# dispatch_due
+
+
+def test_a_due_scheduled_row_is_queued_with_a_lease_and_enqueued_once(db, pool, settings):
+    user = make_user(db)
+    planning.plan_user(db, user["id"], datetime(2026, 11, 26, tzinfo=UTC), NINE)
+    [planned] = db.execute("SELECT id FROM message_logs WHERE user_id = %s", (user["id"],))
+    enqueue = Recorder()
+
+    result = dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    queued = row(db, planned["id"])
+    assert enqueue.ids == [planned["id"]]
+    assert result == dispatch.DispatchResult(queued=1, expired=0)
+    assert queued["status"] == "QUEUED"
+    assert queued["locked_until"] == NOW + settings.queued_lease
+
+
+def test_a_claimed_row_is_committed_before_it_is_enqueued(db_url, db, pool, settings):
+    message_id = add_message(db)
+    seen: list[tuple] = []
+
+    def enqueue(claimed_id: int) -> None:
+        with psycopg.connect(db_url, row_factory=dict_row) as other:
+            found = row(other, claimed_id)
+        seen.append((claimed_id, found["status"], found["locked_until"]))
+
+    dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    assert seen == [(message_id, "QUEUED", NOW + settings.queued_lease)]
+
+
+def test_a_row_not_yet_due_is_left_alone(db, pool, settings):
+    message_id = add_message(db, next_attempt_at=NOW + timedelta(seconds=1))
+    before = row(db, message_id)
+    enqueue = Recorder()
+
+    result = dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    assert enqueue.ids == []
+    assert result == dispatch.DispatchResult(queued=0, expired=0)
+    assert row(db, message_id) == before
+
+
+def test_a_retrying_row_whose_next_attempt_has_come_is_dispatched(db, pool, settings):
+    message_id = add_message(db, status="RETRYING", next_attempt_at=NOW, retry_count=2)
+    enqueue = Recorder()
+
+    dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    queued = row(db, message_id)
+    assert enqueue.ids == [message_id]
+    assert (queued["status"], queued["retry_count"]) == ("QUEUED", 2)
+
+
+def test_a_retrying_row_whose_next_attempt_is_ahead_is_not_dispatched(db, pool, settings):
+    message_id = add_message(db, status="RETRYING", next_attempt_at=NOW + timedelta(minutes=3))
+    enqueue = Recorder()
+
+    dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    assert enqueue.ids == []
+    assert row(db, message_id)["status"] == "RETRYING"
+
+
+def test_a_row_later_than_max_lateness_expires_and_next_year_is_planned(db_url, db, pool):
+    settings = configured(db_url, max_lateness=timedelta(hours=1))
+    message_id = add_message(db)  # due at 09:00, one hour late at 10:00
+    enqueue = Recorder()
+
+    result = dispatch.dispatch_due(
+        pool, enqueue, datetime(2026, 11, 26, 10, 1, tzinfo=UTC), settings
+    )
+
+    expired = row(db, message_id)
+    assert enqueue.ids == []
+    assert result == dispatch.DispatchResult(queued=0, expired=1)
+    assert expired["status"] == "EXPIRED"
+    assert expired["error_message"]
+    assert expired["locked_until"] is None
+    assert scheduled_dates(db, expired["user_id"]) == [NEXT_YEAR]
+
+
+def test_every_due_row_is_queued_in_batches_oldest_first_in_one_call(db_url, db, pool):
+    settings = configured(db_url, dispatch_batch_size=3)
+    minutes_late = [4, 60, 1, 30, 7, 45, 2]  # inserted out of order on purpose
+    ids = {
+        late: add_message(db, next_attempt_at=NOW - timedelta(minutes=late))
+        for late in minutes_late
+    }
+    oldest_first = [ids[late] for late in sorted(minutes_late, reverse=True)]
+    enqueue = Recorder()
+
+    result = dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    batches = [set(enqueue.ids[0:3]), set(enqueue.ids[3:6]), set(enqueue.ids[6:])]
+    assert result.queued == 7
+    assert len(enqueue.ids) == 7
+    assert batches == [set(oldest_first[0:3]), set(oldest_first[3:6]), set(oldest_first[6:])]
+    assert statuses(db, oldest_first) == {"QUEUED"}
+
+
+def test_two_racing_dispatchers_enqueue_every_due_row_exactly_once(db_url, db, pool):
+    settings = configured(db_url, dispatch_batch_size=4)
+    ids = [add_message(db, next_attempt_at=NOW - timedelta(seconds=n)) for n in range(40)]
+    enqueue = Recorder()  # list.append is atomic: one list shared by both threads
+    start = threading.Barrier(2, timeout=10)
+
+    def dispatcher() -> dispatch.DispatchResult:
+        start.wait()
+        return dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        results = [f.result() for f in [executor.submit(dispatcher) for _ in range(2)]]
+
+    assert sorted(enqueue.ids) == sorted(ids)
+    assert sum(r.queued for r in results) == 40
+    assert statuses(db, ids) == {"QUEUED"}
+
+
+@pytest.mark.parametrize("status", ["CANCELLED", "SENT", "FAILED"])
+def test_finished_or_cancelled_rows_are_never_dispatched(db, pool, settings, status):
+    message_id = add_message(db, status=status, next_attempt_at=NOW - timedelta(minutes=1))
+    enqueue = Recorder()
+
+    dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    assert enqueue.ids == []
+    assert row(db, message_id)["status"] == status
+
+
+# recover_stale
+
+
+def test_a_queued_row_whose_lease_ran_out_is_re_enqueued_with_a_new_lease(db, pool, settings):
+    message_id = add_message(
+        db, status="QUEUED", locked_until=NOW - timedelta(seconds=1), retry_count=2
+    )
+    enqueue = Recorder()
+
+    result = dispatch.recover_stale(pool, enqueue, NOW, settings)
+
+    recovered = row(db, message_id)
+    assert enqueue.ids == [message_id]
+    assert result == dispatch.RecoveryResult(requeued=1, failed=0)
+    assert recovered["status"] == "QUEUED"
+    assert recovered["locked_until"] == NOW + settings.queued_lease
+    assert recovered["retry_count"] == 2
+
+
+def test_a_sending_row_whose_lease_ran_out_is_queued_again_as_one_more_retry(db, pool, settings):
+    message_id = add_message(
+        db, status="SENDING", locked_until=NOW - timedelta(seconds=1), retry_count=1
+    )
+    enqueue = Recorder()
+
+    dispatch.recover_stale(pool, enqueue, NOW, settings)
+
+    recovered = row(db, message_id)
+    assert enqueue.ids == [message_id]
+    assert recovered["status"] == "QUEUED"
+    assert recovered["retry_count"] == 2
+    assert recovered["last_retry_at"] == NOW
+    assert recovered["locked_until"] == NOW + settings.queued_lease
+
+
+def test_a_lost_sending_row_out_of_retries_fails_and_next_year_is_planned(db_url, db, pool):
+    settings = configured(db_url, max_retries=3)
+    message_id = add_message(
+        db, status="SENDING", locked_until=NOW - timedelta(seconds=1), retry_count=3
+    )
+    enqueue = Recorder()
+
+    result = dispatch.recover_stale(pool, enqueue, NOW, settings)
+
+    failed = row(db, message_id)
+    assert enqueue.ids == []
+    assert result == dispatch.RecoveryResult(requeued=0, failed=1)
+    assert failed["status"] == "FAILED"
+    assert failed["locked_until"] is None
+    assert scheduled_dates(db, failed["user_id"]) == [NEXT_YEAR]
+
+
+def test_rows_whose_lease_is_still_running_are_left_alone(db, pool, settings):
+    ids = [
+        add_message(db, status=status, locked_until=NOW + timedelta(seconds=1))
+        for status in ("QUEUED", "SENDING")
+    ]
+    before = [row(db, message_id) for message_id in ids]
+    enqueue = Recorder()
+
+    result = dispatch.recover_stale(pool, enqueue, NOW, settings)
+
+    assert enqueue.ids == []
+    assert result == dispatch.RecoveryResult(requeued=0, failed=0)
+    assert [row(db, message_id) for message_id in ids] == before
+
+
+# begin_send
+
+
+def test_begin_send_takes_a_queued_message_with_a_lease_and_the_users_email(db, pool, settings):
+    user = make_user(db, email="ada@example.com")
+    message_id = add_message(db, user, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
+
+    message = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+
+    taken = row(db, message_id)
+    assert message is not None
+    assert (message["id"], message["status"], message["email"]) == (
+        message_id, "SENDING", "ada@example.com",
+    )  # fmt: skip
+    assert taken["status"] == "SENDING"
+    assert taken["locked_until"] == NOW + settings.sending_lease
+
+
+def test_a_second_begin_send_for_the_same_message_does_nothing(db, pool, settings):
+    message_id = add_message(db, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
+    delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    before = row(db, message_id)
+
+    again = delivery.begin_send(
+        pool, message_id, NOW + timedelta(seconds=5), settings.sending_lease
+    )
+
+    assert again is None
+    assert row(db, message_id) == before
+
+
+@pytest.mark.parametrize("status", ["SCHEDULED", "RETRYING", "SENT", "CANCELLED"])
+def test_begin_send_on_a_message_that_is_not_queued_returns_none(db, pool, settings, status):
+    message_id = add_message(db, status=status)
+    before = row(db, message_id)
+
+    taken = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+
+    assert taken is None
+    assert row(db, message_id) == before
+
+
+def test_a_deleted_users_queued_message_is_cancelled_instead_of_sent(db, pool, settings):
+    user = make_user(db)
+    message_id = add_message(db, user, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
+    users.soft_delete(db, user["id"])  # the repository alone: no cancelling by the service
+
+    taken = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+
+    cancelled = row(db, message_id)
+    assert taken is not None and taken["status"] == "CANCELLED"
+    assert cancelled["status"] == "CANCELLED"
+    assert cancelled["locked_until"] is None
+    assert cancelled["error_message"]
+
+
+def test_a_queued_message_for_a_birthday_changed_since_is_cancelled(db, pool, settings):
+    user = make_user(db)
+    message_id = add_message(db, user, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
+    db.execute("UPDATE users SET birthday_date = '1990-11-27' WHERE id = %s", (user["id"],))
+
+    taken = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+
+    assert taken is not None and taken["status"] == "CANCELLED"
+    assert row(db, message_id)["status"] == "CANCELLED"
+
+
+# record_outcome
+
+
+def test_a_sent_outcome_is_stored_and_next_year_planned_in_the_same_transaction(db, pool, settings):
+    message = sending(db, pool, settings)
+    later = NOW + timedelta(seconds=3)
+
+    stored = delivery.record_outcome(
+        pool, message, Decision(Verdict.SENT), 201, "x" * 5000, None, later, NINE
+    )
+
+    sent = db.execute(
+        "SELECT *, xmin::text AS tx FROM message_logs WHERE id = %s", (message["id"],)
+    ).fetchone()
+    [planned] = db.execute(
+        "SELECT occasion_date, status, xmin::text AS tx FROM message_logs"
+        " WHERE user_id = %s AND id <> %s",
+        (message["user_id"], message["id"]),
+    )
+    assert stored is True
+    assert sent["status"] == "SENT"
+    assert sent["actual_send_time"] == later
+    assert sent["api_response_code"] == 201
+    assert sent["api_response_body"] == "x" * 2000
+    assert sent["locked_until"] is None
+    assert (planned["occasion_date"], planned["status"]) == (NEXT_YEAR, "SCHEDULED")
+    assert planned["tx"] == sent["tx"]
+
+
+def test_a_retry_outcome_makes_the_message_retrying_and_counts_an_attempt(db, pool, settings):
+    message = sending(db, pool, settings)
+    later = NOW + timedelta(seconds=3)
+    next_attempt = NOW + timedelta(minutes=1)
+
+    stored = delivery.record_outcome(
+        pool, message, Decision(Verdict.RETRY, next_attempt_at=next_attempt), 503, "busy",
+        "provider answered 503", later, NINE,
+    )  # fmt: skip
+
+    retrying = row(db, message["id"])
+    assert stored is True
+    assert retrying["status"] == "RETRYING"
+    assert retrying["retry_count"] == message["retry_count"] + 1
+    assert retrying["next_attempt_at"] == next_attempt
+    assert retrying["last_retry_at"] == later
+    assert retrying["locked_until"] is None
+    assert (retrying["api_response_code"], retrying["error_message"]) == (
+        503, "provider answered 503",
+    )  # fmt: skip
+
+
+def test_a_retry_that_does_not_count_as_an_attempt_keeps_the_retry_count(db, pool, settings):
+    message = sending(db, pool, settings)
+    next_attempt = NOW + timedelta(seconds=30)
+    decision = Decision(Verdict.RETRY, next_attempt_at=next_attempt, counts_as_attempt=False)
+
+    delivery.record_outcome(pool, message, decision, None, None, "breaker open", NOW, NINE)
+
+    postponed = row(db, message["id"])
+    assert postponed["status"] == "RETRYING"
+    assert postponed["next_attempt_at"] == next_attempt
+    assert postponed["retry_count"] == message["retry_count"]
+    assert postponed["last_retry_at"] is None
+
+
+def test_a_failed_outcome_keeps_the_answer_and_plans_next_year(db, pool, settings):
+    message = sending(db, pool, settings)
+
+    stored = delivery.record_outcome(
+        pool, message, Decision(Verdict.FAIL), 422, '{"error": "bad email"}',
+        "provider answered 422", NOW, NINE,
+    )  # fmt: skip
+
+    failed = row(db, message["id"])
+    assert stored is True
+    assert failed["status"] == "FAILED"
+    assert failed["api_response_code"] == 422
+    assert failed["api_response_body"] == '{"error": "bad email"}'
+    assert failed["error_message"] == "provider answered 422"
+    assert failed["locked_until"] is None
+    assert scheduled_dates(db, message["user_id"]) == [NEXT_YEAR]
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        Decision(Verdict.SENT),
+        Decision(Verdict.RETRY, next_attempt_at=NOW + timedelta(minutes=10)),
+        Decision(Verdict.FAIL),
+    ],
+    ids=["sent", "retry", "fail"],
+)
+def test_an_outcome_for_a_message_no_longer_sending_changes_nothing(db, pool, settings, decision):
+    message = sending(db, pool, settings)
+    later = NOW + settings.sending_lease + timedelta(seconds=1)
+    dispatch.recover_stale(pool, Recorder(), later, settings)  # the lease is taken over
+    before = db.execute("SELECT * FROM message_logs ORDER BY id").fetchall()
+
+    stored = delivery.record_outcome(pool, message, decision, 500, "late", "late", later, NINE)
+
+    assert stored is False
+    assert before[0]["status"] == "QUEUED"
+    assert db.execute("SELECT * FROM message_logs ORDER BY id").fetchall() == before

@@ -1,0 +1,168 @@
+"""What a provider answer means, and when to try again: pure functions, no services."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from services.delivery import Verdict
+from tasks.provider import Outcome, ProviderAnswer, classify, retry_after_seconds
+from tasks.send import RetryPolicy
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+BASE = timedelta(seconds=30)
+MAX = timedelta(hours=1)
+POLICY = RetryPolicy(max_retries=5, base_delay=BASE, max_delay=MAX)
+SAMPLES = 500
+
+
+@pytest.fixture(autouse=True)
+def _seeded_random():
+    state = random.getstate()
+    random.seed(20261126)
+    yield
+    random.setstate(state)
+
+
+def samples(retries_so_far: int, retry_after: float | None = None) -> list[timedelta]:
+    return [POLICY.backoff(retries_so_far, retry_after) for _ in range(SAMPLES)]
+
+
+def answer(outcome: Outcome, retry_after: float | None = None) -> ProviderAnswer:
+    code = {Outcome.SENT: 200, Outcome.TRANSIENT: 503, Outcome.PERMANENT: 400}[outcome]
+    return ProviderAnswer(outcome, code, "", None, retry_after)
+
+
+# classify
+
+
+@pytest.mark.parametrize("code", [200, 201, 204])
+def test_a_2xx_answer_means_sent(code):
+    assert classify(code) is Outcome.SENT
+
+
+@pytest.mark.parametrize("code", [500, 502, 503, 429])
+def test_a_5xx_or_429_answer_is_transient(code):
+    assert classify(code) is Outcome.TRANSIENT
+
+
+@pytest.mark.parametrize("code", [400, 401, 404, 409, 422])
+def test_any_other_4xx_answer_is_permanent(code):
+    assert classify(code) is Outcome.PERMANENT
+
+
+# retry_after_seconds
+
+
+def test_retry_after_in_seconds_is_read_as_seconds():
+    assert retry_after_seconds("120", NOW) == 120.0
+
+
+def test_retry_after_as_an_http_date_gives_the_seconds_until_then():
+    header = format_datetime(NOW + timedelta(seconds=30), usegmt=True)
+
+    assert retry_after_seconds(header, NOW) == pytest.approx(30.0, abs=1.0)
+
+
+@pytest.mark.parametrize("header", [None, "", "soon", "1.5", "-5", "Mon, 32 Nov 2026 10:00:00 GMT"])
+def test_a_missing_or_unreadable_retry_after_is_none(header):
+    assert retry_after_seconds(header, NOW) is None
+
+
+def test_a_retry_after_date_in_the_past_means_now():
+    header = format_datetime(NOW - timedelta(minutes=5), usegmt=True)
+
+    assert retry_after_seconds(header, NOW) == 0.0
+
+
+def test_a_retry_after_of_unicode_digits_float_cannot_read_is_none():
+    assert retry_after_seconds("²", NOW) is None
+
+
+# RetryPolicy.backoff
+
+
+@pytest.mark.parametrize("retries_so_far", [0, 1, 2, 3, 4, 5, 6])
+def test_backoff_stays_in_the_jitter_band_around_base_times_two_to_the_n(retries_so_far):
+    centre = BASE * 2**retries_so_far
+
+    delays = samples(retries_so_far)
+
+    assert all(0.5 * centre <= delay < 1.5 * centre for delay in delays)
+    assert min(delays) < 0.6 * centre  # the whole band is used, not one fixed value
+    assert max(delays) > 1.4 * centre
+
+
+def test_backoff_grows_exponentially_with_each_retry():
+    means = [sum(samples(n), timedelta()) / SAMPLES for n in range(6)]
+
+    ratios = [later / earlier for earlier, later in itertools.pairwise(means)]
+    assert all(1.7 < ratio < 2.3 for ratio in ratios)
+
+
+@pytest.mark.parametrize("retries_so_far", [7, 10, 20])
+def test_backoff_is_capped_by_the_maximum_delay_with_its_jitter(retries_so_far):
+    delays = samples(retries_so_far)
+
+    assert all(0.5 * MAX <= delay < 1.5 * MAX for delay in delays)
+
+
+def test_backoff_is_capped_even_after_very_many_retries():
+    delays = samples(64)
+
+    assert all(0.5 * MAX <= delay < 1.5 * MAX for delay in delays)
+
+
+def test_backoff_is_never_shorter_than_retry_after():
+    delays = samples(0, retry_after=7200.0)
+
+    assert set(delays) == {timedelta(seconds=7200)}
+
+
+def test_a_short_retry_after_does_not_shorten_the_backoff():
+    delays = samples(2, retry_after=1.0)
+
+    assert all(delay >= 0.5 * BASE * 4 for delay in delays)
+
+
+# RetryPolicy.decide
+
+
+def test_a_sent_answer_is_decided_sent():
+    decision = POLICY.decide(answer(Outcome.SENT), 0, NOW)
+
+    assert (decision.verdict, decision.next_attempt_at) == (Verdict.SENT, None)
+
+
+def test_a_permanent_answer_fails_at_once():
+    decision = POLICY.decide(answer(Outcome.PERMANENT), 0, NOW)
+
+    assert (decision.verdict, decision.next_attempt_at) == (Verdict.FAIL, None)
+
+
+@pytest.mark.parametrize("retries_so_far", [0, 2, 4])
+def test_a_transient_answer_with_retries_left_is_retried_later(retries_so_far):
+    centre = BASE * 2**retries_so_far
+
+    decision = POLICY.decide(answer(Outcome.TRANSIENT), retries_so_far, NOW)
+
+    assert decision.verdict is Verdict.RETRY
+    assert decision.counts_as_attempt is True
+    assert NOW + 0.5 * centre <= decision.next_attempt_at < NOW + 1.5 * centre
+
+
+def test_a_transient_answer_honours_the_providers_retry_after():
+    decision = POLICY.decide(answer(Outcome.TRANSIENT, retry_after=600.0), 0, NOW)
+
+    assert decision.next_attempt_at == NOW + timedelta(seconds=600)
+
+
+@pytest.mark.parametrize("retries_so_far", [5, 6])
+def test_a_transient_answer_after_the_last_retry_fails(retries_so_far):
+    decision = POLICY.decide(answer(Outcome.TRANSIENT), retries_so_far, NOW)
+
+    assert (decision.verdict, decision.next_attempt_at) == (Verdict.FAIL, None)
