@@ -69,3 +69,5 @@ def _configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     root.setLevel(level)
+    # pika narrates every connection at INFO (the readiness check opens one per call).
+    logging.getLogger("pika").setLevel(logging.WARNING)

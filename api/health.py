@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+
+import psycopg
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
+from psycopg_pool import PoolTimeout
 
 from db.health import check_database
 from db.pool import current_pool
+from services import health
+
+READINESS_DEADLINE = 2.7
 
 blp = Blueprint(
     "health",
@@ -57,6 +67,43 @@ def _database_report() -> dict:
     )
 
 
+def _scheduler_report(app) -> dict:
+    settings = app.extensions["settings"]
+    try:
+        return health.check_scheduler(app.extensions["db_pool"], settings, datetime.now(UTC))
+    except (PoolTimeout, psycopg.Error) as error:
+        return {"status": "unknown", "reason": f"database unavailable: {error}"}
+
+
+def _run_checks(app) -> dict[str, dict]:
+    """Every dependency at once, each bounded, so the answer comes within 3 s."""
+    settings = app.extensions["settings"]
+    app.extensions["db_pool"].open()
+    checks = {
+        "database": lambda: _in_app(app, _database_report),
+        "rabbitmq": lambda: health.check_rabbitmq(settings),
+        "redis": lambda: health.check_redis(settings),
+        "scheduler": lambda: _scheduler_report(app),
+        "provider_breaker": lambda: health.check_breaker(settings),
+    }
+    executor = ThreadPoolExecutor(max_workers=len(checks))
+    futures = {name: executor.submit(check) for name, check in checks.items()}
+    deadline = time.monotonic() + READINESS_DEADLINE
+    results = {}
+    for name, future in futures.items():
+        try:
+            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            results[name] = {"status": "unavailable", "reason": "no answer in time"}
+    executor.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+def _in_app(app, check):
+    with app.app_context():
+        return check()
+
+
 @blp.route("/health/live")
 class Live(MethodView):
     @blp.response(200, LiveSchema)
@@ -70,12 +117,19 @@ class Readiness(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="A dependency is down")
     def get(self):
-        """Readiness: one entry per dependency; 503 when any is unavailable."""
-        checks = {"database": _database_report()}
-        healthy = all(check["status"] == "ok" for check in checks.values())
-        return {"status": "ok" if healthy else "unavailable", "checks": checks}, (
-            200 if healthy else 503
-        )
+        """Readiness: database, RabbitMQ, Redis, scheduler heartbeat and provider breaker.
+
+        503 when one is unavailable; an open breaker only makes the service degraded.
+        """
+        checks = _run_checks(current_app._get_current_object())
+        statuses = {check["status"] for check in checks.values()}
+        if statuses & {"unavailable", "unknown"}:
+            overall, code = "unavailable", 503
+        elif "degraded" in statuses:
+            overall, code = "degraded", 200
+        else:
+            overall, code = "ok", 200
+        return {"status": overall, "checks": checks}, code
 
 
 @blp.route("/health/db")

@@ -1,6 +1,9 @@
 import json
 import socket
 import time
+from datetime import timedelta
+
+import psycopg
 
 from app import create_app
 from db import migrations
@@ -39,13 +42,82 @@ def test_health_db_reports_latency_pool_and_current_migrations(client):
     assert set(body["pool"]) >= {"size", "available", "waiting"}
 
 
-def test_health_lists_each_dependency(client):
+def _heartbeat(db_url: str, age: timedelta) -> None:
+    """The row a live leader scheduler writes after each dispatch."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DELETE FROM scheduler_heartbeats")
+        conn.execute(
+            "INSERT INTO scheduler_heartbeats (job, leader, last_started_at, last_success_at)"
+            " VALUES ('dispatch', 'host:1', now() - %(age)s, now() - %(age)s)",
+            {"age": age},
+        )
+
+
+def test_health_lists_each_dependency_and_is_ok_with_a_live_scheduler(client, db_url):
+    _heartbeat(db_url, timedelta(seconds=5))
+
     response = client.get("/health")
 
     body = response.get_json()
-    assert response.status_code == 200
+    assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert body["checks"]["database"]["status"] == "ok"
+    assert set(body["checks"]) == {"database", "rabbitmq", "redis", "scheduler",
+                                   "provider_breaker"}  # fmt: skip
+    assert all(check["status"] == "ok" for check in body["checks"].values())
+    assert body["checks"]["scheduler"]["leader"] == "host:1"
+    assert body["checks"]["provider_breaker"]["state"] == "closed"
+
+
+def test_health_is_503_when_the_scheduler_heartbeat_is_stale(client, db_url):
+    _heartbeat(db_url, timedelta(minutes=10))
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["scheduler"]["status"] == "unavailable"
+    assert response.get_json()["checks"]["database"]["status"] == "ok"
+
+
+def test_health_is_503_within_3_seconds_when_broker_and_redis_are_unreachable(db_url):
+    _heartbeat(db_url, timedelta(seconds=5))
+    app = create_app({
+        "DATABASE_URL": db_url,
+        "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{_closed_port()}/%2F",
+        "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0",
+    })  # fmt: skip
+    try:
+        started = time.monotonic()
+        response = app.test_client().get("/health")
+        elapsed = time.monotonic() - started
+    finally:
+        app.extensions["db_pool"].close()
+
+    checks = response.get_json()["checks"]
+    assert response.status_code == 503
+    assert checks["rabbitmq"]["status"] == "unavailable"
+    assert checks["redis"]["status"] == "unavailable"
+    assert checks["database"]["status"] == "ok"
+    assert elapsed < 3.0
+
+
+def test_an_open_provider_breaker_makes_the_service_degraded_not_down(client, db_url):
+    import redis
+
+    from services.health import BREAKER_NAMESPACE
+
+    _heartbeat(db_url, timedelta(seconds=5))
+    store = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    key = f"{BREAKER_NAMESPACE}:pybreaker:state"
+    previous = store.get(key)
+    store.set(key, "open")
+    try:
+        response = client.get("/health")
+    finally:
+        store.set(key, previous) if previous is not None else store.delete(key)
+
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "degraded"
+    assert response.get_json()["checks"]["provider_breaker"]["state"] == "open"
 
 
 def test_health_db_is_503_within_3_seconds_when_nothing_listens():
@@ -67,6 +139,7 @@ def test_health_db_is_503_within_3_seconds_when_nothing_listens():
     assert elapsed < 3.0
     assert readiness.status_code == 503
     assert readiness.get_json()["checks"]["database"]["status"] == "unavailable"
+    assert readiness.get_json()["checks"]["scheduler"]["status"] == "unknown"
 
 
 def test_health_db_is_503_while_migrations_are_pending(empty_db_url):

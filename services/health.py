@@ -1,0 +1,95 @@
+"""Readiness checks of the dependencies other than PostgreSQL, each bounded in time.
+
+/health runs them in parallel with the database check, so it answers within 3 s
+even when every dependency hangs.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pika
+import redis
+from psycopg_pool import ConnectionPool
+
+from config import Settings
+from repositories import heartbeats
+
+CHECK_TIMEOUT = 2.0
+BREAKER_NAMESPACE = "birthday:provider-breaker"  # tasks/runtime.py stores the state there
+
+
+def _timed(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def check_rabbitmq(settings: Settings) -> dict[str, Any]:
+    """Open and close an AMQP connection to RABBITMQ_URL."""
+    started = time.perf_counter()
+    parameters = pika.URLParameters(settings.rabbitmq_url)
+    parameters.socket_timeout = CHECK_TIMEOUT
+    parameters.blocked_connection_timeout = CHECK_TIMEOUT
+    parameters.connection_attempts = 1
+    try:
+        connection = pika.BlockingConnection(parameters)
+        connection.close()
+    except Exception as error:  # pika raises many unrelated types for "unreachable"
+        return {"status": "unavailable", "reason": f"{type(error).__name__}: {error}"}
+    return {"status": "ok", "latency_ms": _timed(started)}
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT
+    )
+
+
+def check_redis(settings: Settings) -> dict[str, Any]:
+    """PING the Redis that holds the rate limit and the breaker state."""
+    started = time.perf_counter()
+    try:
+        _redis(settings).ping()
+    except redis.RedisError as error:
+        return {"status": "unavailable", "reason": str(error)}
+    return {"status": "ok", "latency_ms": _timed(started)}
+
+
+def check_breaker(settings: Settings) -> dict[str, Any]:
+    """The provider circuit breaker shared by the workers: closed, open or half-open.
+
+    An open breaker means the provider is failing: greetings wait, nothing is lost,
+    so it makes the service degraded rather than unavailable.
+    """
+    try:
+        raw = _redis(settings).get(f"{BREAKER_NAMESPACE}:pybreaker:state")
+    except redis.RedisError as error:
+        return {"status": "unknown", "reason": str(error)}
+    state = raw.decode() if raw else "closed"
+    return {"status": "ok" if state == "closed" else "degraded", "state": state}
+
+
+def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The elected scheduler's heartbeat: its dispatch job must have succeeded lately."""
+    allowed = timedelta(seconds=max(3 * settings.dispatch_interval_seconds, 90))
+    with pool.connection(timeout=CHECK_TIMEOUT) as conn:
+        jobs = {row["job"]: row for row in heartbeats.list_all(conn)}
+    dispatch = jobs.get("dispatch")
+    report: dict[str, Any] = {
+        "leader": dispatch["leader"] if dispatch else None,
+        "jobs": {name: _job_summary(row) for name, row in jobs.items()},
+    }
+    last = dispatch["last_success_at"] if dispatch else None
+    if last is None or now - last > allowed:
+        return {**report, "status": "unavailable",
+                "reason": f"no successful dispatch in the last {allowed}"}  # fmt: skip
+    return {**report, "status": "ok"}
+
+
+def _job_summary(row: dict) -> dict[str, Any]:
+    return {
+        "last_started_at": row["last_started_at"].isoformat(),
+        "last_success_at": row["last_success_at"] and row["last_success_at"].isoformat(),
+        "last_error": row["last_error"],
+    }
