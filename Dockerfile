@@ -1,5 +1,7 @@
 # One image for every process; the command is chosen at run time:
 #   api (default):  gunicorn -c deploy/gunicorn.conf.py wsgi:app
+#   worker:         dramatiq tasks --processes 2 --threads 4
+#   scheduler:      python -m tasks.scheduler
 #   migrations:     flask db create && flask db upgrade
 FROM python:3.11-slim
 
