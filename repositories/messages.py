@@ -93,6 +93,37 @@ def plan_next_occurrences(
     return execute(conn, query, params)
 
 
+_RETIME = """
+UPDATE message_logs m
+SET scheduled_send_time = t.send_at, next_attempt_at = t.send_at
+FROM (
+    SELECT s.id, s.occasion_date,
+           local_send_instant(s.occasion_date, %(send_time)s::time, u.timezone) AS send_at
+    FROM message_logs s
+    JOIN users u ON u.id = s.user_id
+    WHERE s.status = 'SCHEDULED' AND {users}
+) AS t
+WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'SCHEDULED'
+  AND m.scheduled_send_time IS DISTINCT FROM t.send_at
+"""
+
+
+def retime_scheduled(
+    conn: psycopg.Connection,
+    send_time: time,
+    *,
+    id_after: UUID | None = None,
+    id_upto: UUID | None = None,
+) -> int:
+    """Move SCHEDULED greetings to `send_time` local (after SEND_TIME changed); returns how many.
+
+    Rows already at the right instant are not touched, so a run with nothing to do
+    writes nothing.
+    """
+    query = sql.SQL(_RETIME).format(users=_user_bounds("s.user_id", None, id_after, id_upto))
+    return execute(conn, query, {"send_time": send_time, "id_after": id_after, "id_upto": id_upto})
+
+
 def _user_bounds(
     column: str, user_ids: list[UUID] | None, id_after: UUID | None, id_upto: UUID | None
 ) -> sql.Composable:

@@ -291,3 +291,35 @@ def test_seeded_history_agrees_with_the_sql_planner(conn):
     seed_database(conn, count=300, random_seed=11, now=now, send_time=NINE)
 
     assert messages.plan_next_occurrences(conn, now, NINE) == 0
+
+
+def test_a_send_time_change_moves_scheduled_greetings_in_place(db_url):
+    pool_app = create_app({"DATABASE_URL": db_url})
+    pool = pool_app.extensions["db_pool"]
+    pool.open(wait=True)
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    try:
+        with psycopg.connect(db_url, row_factory=dict_row) as conn:
+            user = make_user(conn, timezone="Asia/Kathmandu")
+            planning.plan_user(conn, user["id"], now, NINE)
+            conn.commit()
+            [before] = rows(conn, user["id"])
+
+        planning.plan_all(pool, now, time(7, 30))
+
+        with psycopg.connect(db_url, row_factory=dict_row) as conn:
+            [after] = rows(conn, user["id"])
+    finally:
+        pool.close()
+    assert after["id"] == before["id"]
+    assert before["scheduled_send_time"] == datetime(2026, 12, 10, 3, 15, tzinfo=UTC)
+    assert after["scheduled_send_time"] == datetime(2026, 12, 10, 1, 45, tzinfo=UTC)
+    assert after["next_attempt_at"] == after["scheduled_send_time"]
+
+
+def test_retiming_leaves_rows_already_at_the_right_time_untouched(conn):
+    user = make_user(conn)
+    planning.plan_user(conn, user["id"], datetime(2026, 11, 26, tzinfo=UTC), NINE)
+
+    assert messages.retime_scheduled(conn, NINE) == 0
+    assert messages.retime_scheduled(conn, time(10, 0)) == 1
