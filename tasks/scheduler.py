@@ -103,12 +103,14 @@ class Scheduler:
         log.info("scheduler %s started", self.name)
         first_round = True
         while not self.stopping:
-            if self.leader.refresh():
-                if first_round:
-                    self.jobs.run_all()
-                    first_round = False
-                else:
-                    self.jobs.run_pending()
+            if not self.leader.refresh():
+                time.sleep(MAX_SLEEP_SECONDS)  # a follower only asks for the lock now and then
+                continue
+            if first_round:
+                self.jobs.run_all()
+                first_round = False
+            else:
+                self.jobs.run_pending()
             idle = self.jobs.idle_seconds
             time.sleep(min(MAX_SLEEP_SECONDS, max(0.05, idle if idle is not None else 1.0)))
         self.leader.close()

@@ -6,9 +6,15 @@ Procfile starts them. Each test proves one guarantee of the delivery engine.
 from __future__ import annotations
 
 import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -103,7 +109,7 @@ def stack(fresh_db_url, rabbit_url, provider, tmp_path):
     rabbitmqctl("purge_queue", "-p", vhost, "greetings")
     redis.Redis.from_url(REDIS_TEST_URL).flushdb()
     provider.reset()
-    env = {**__import__("os").environ, **FAST_SETTINGS, "DATABASE_URL": fresh_db_url,
+    env = {**os.environ, **FAST_SETTINGS, "DATABASE_URL": fresh_db_url,
            "RABBITMQ_URL": url, "REDIS_URL": REDIS_TEST_URL,
            "EMAIL_SERVICE_URL": provider.url}  # fmt: skip
     processes = Processes(env, tmp_path)
@@ -301,3 +307,36 @@ def test_a_birthday_changed_before_the_send_moves_the_greeting(stack):
     assert statuses == ["CANCELLED", "SCHEDULED"]
     assert user["email"] not in {d["email"] for d in stack.provider.deliveries()}
     assert date.today().year + 1 in {r["occasion_date"].year for r in stack.rows(user["id"])}
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    return [int(line) for line in found.stdout.split()]
+
+
+def _ready_workers(log: Path) -> list[int]:
+    """PIDs of dramatiq worker processes that said they are ready, oldest first."""
+    pattern = r"\[PID (\d+)\] \[MainThread\] \[dramatiq\.WorkerProcess\(\d+\)\] .* ready"
+    return [int(pid) for pid in re.findall(pattern, log.read_text())]
+
+
+def test_a_killed_worker_process_is_restarted_and_the_send_still_happens(stack, tmp_path):
+    # As the Procfile runs it: keep-running -> dramatiq master -> worker process.
+    runner = stack.processes.start(
+        "supervised-worker",
+        ["deploy/keep-running", sys.executable, "-m", "dramatiq", "tasks", "--processes", "1",
+         "--threads", "2"],
+    )  # fmt: skip
+    log = tmp_path / "supervised-worker-0.log"
+    [worker] = wait_until(lambda: _ready_workers(log), 30, "a ready dramatiq worker")
+
+    os.kill(worker, signal.SIGKILL)  # the master exits; keep-running starts it again
+    wait_until(lambda: len(_ready_workers(log)) == 2, 30, "a restarted dramatiq worker")
+    user = stack.create_user()
+    stack.processes.scheduler()
+
+    wait_until(lambda: sent_once(stack, user["id"]), 45, "the greeting after the restart")
+    assert runner.poll() is None
+    assert "exited unexpectedly" in log.read_text()
+    assert len(stack.provider.deliveries()) == 1

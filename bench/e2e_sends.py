@@ -1,0 +1,152 @@
+"""End-to-end sends per second: N due greetings through scheduler, RabbitMQ, workers and
+the local provider, against a baseline of the same N POSTs sent straight to the provider.
+
+    python -m bench.e2e_sends [--users 2000] [--workers 2] [--threads 8]
+
+Everything runs on scratch resources of its own (database, RabbitMQ vhost, Redis db 14,
+provider port) that are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import redis
+import requests
+
+from db import admin, migrations
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(command: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def _wait(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.1)
+
+
+def _due_zone(now: datetime) -> str:
+    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "Pacific/Honolulu"):
+        if 10 <= now.astimezone(ZoneInfo(name)).hour <= 21:
+            return name
+    raise SystemExit("no zone between 10:00 and 22:00")
+
+
+def _baseline(provider_url: str, count: int, threads: int) -> float:
+    session = requests.Session()
+
+    def post(n: int) -> None:
+        session.post(f"{provider_url}/send-email", json={"email": "b@example.com",
+                     "message": "hi"}, headers={"Idempotency-Key": f"baseline-{n}"},
+                     timeout=10).raise_for_status()  # fmt: skip
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as executor:
+        list(executor.map(post, range(count)))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
+    vhost = f"birthday_bench_{uuid.uuid4().hex[:8]}"
+    admin.ensure_database(url)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*",
+                    ".*"], check=True)  # fmt: skip
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    port = _port()
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL,
+           "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+           "EMAIL_SERVICE_URL": f"http://127.0.0.1:{port}", "DISPATCH_INTERVAL_SECONDS": "1",
+           "PROVIDER_RATE_LIMIT": "100000", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    processes = [_start([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32", "-b",
+                         f"127.0.0.1:{port}", "provider.app:create_app()"], env)]  # fmt: skip
+    try:
+        provider = f"http://127.0.0.1:{port}"
+        _wait(lambda: _ok(provider), 20)
+        baseline = _baseline(provider, args.users, args.threads)
+        requests.post(f"{provider}/reset", timeout=5)
+        now = datetime.now(UTC)
+        zone = _due_zone(now)
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+            conn.execute(
+                "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+                " SELECT 'Bench', 'User' || n, 'bench' || n || '@example.com', %s, %s"
+                " FROM generate_series(1, %s) AS n",
+                (zone, now.astimezone(ZoneInfo(zone)).date().replace(year=1990), args.users),
+            )
+        for _ in range(args.workers):
+            processes.append(_start([sys.executable, "-m", "dramatiq", "tasks", "--processes",
+                                     "1", "--threads", str(args.threads)], env))  # fmt: skip
+        time.sleep(3)  # workers connected before the first dispatch
+        started = time.perf_counter()
+        processes.append(_start([sys.executable, "-m", "tasks.scheduler"], env))
+        _wait(lambda: _sent(url) == args.users, 600)
+        engine = time.perf_counter() - started
+        delivered = len(requests.get(f"{provider}/deliveries", timeout=10).json())
+    finally:
+        _stop(processes)
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+        admin.drop_database(url)
+    print(f"baseline: {args.users} POSTs straight to the provider in {baseline:.1f} s "
+          f"= {args.users / baseline:.0f}/s")  # fmt: skip
+    print(f"engine: {args.users} greetings planned, dispatched, sent and recorded in "
+          f"{engine:.1f} s = {args.users / engine:.0f}/s ({args.workers} workers x "
+          f"{args.threads} threads); {delivered} deliveries; "
+          f"{engine / baseline:.1f}x the baseline time")  # fmt: skip
+
+
+def _ok(provider: str) -> bool:
+    try:
+        return requests.get(f"{provider}/health", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _sent(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM message_logs WHERE status = 'SENT'").fetchone()[0]
+
+
+if __name__ == "__main__":
+    main()
