@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_smorest import Api
 
-from api import docs, errors, guards, health, messages, users
+from api import docs, errors, guards, health, messages, metrics, users
 
 
 def register(app: Flask, api: Api) -> None:
@@ -15,6 +15,8 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(users.blp)
     api.register_blueprint(messages.blp)
+    api.register_blueprint(metrics.blp)
+    metrics.init_app(app)
     app.register_blueprint(docs.blp)
     guards.register(app)
     errors.register(app)

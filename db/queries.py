@@ -43,7 +43,9 @@ def fetch_one(conn: psycopg.Connection, query: Query, params: Params = None) -> 
 def fetch_scalar(conn: psycopg.Connection, query: Query, params: Params = None) -> Any:
     """The first column of the first row, or None when there is no row."""
     row = fetch_optional(conn, query, params)
-    return None if row is None else next(iter(row.values()))
+    if row is None:
+        return None
+    return next(iter(row.values())) if isinstance(row, Mapping) else row[0]
 
 
 def execute(conn: psycopg.Connection, query: Query, params: Params = None) -> int:

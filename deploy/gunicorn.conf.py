@@ -6,9 +6,17 @@ sockets between processes.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 
 from gunicorn.arbiter import Arbiter
+
+# Every worker writes its metrics here; set before the app (and prometheus_client)
+# is imported by the workers, emptied when the server starts.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "birthday-api-metrics")
+)
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -21,6 +29,20 @@ preload_app = False
 accesslog = "-"
 errorlog = "-"
 POOL_OPEN_TIMEOUT = float(os.environ.get("DB_POOL_OPEN_TIMEOUT", "10"))
+
+
+def on_starting(server):
+    """Start with an empty metrics directory: old files would add stale samples."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Let prometheus_client drop the live gauges of a worker that exited."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -142,7 +142,8 @@ def start_sending(
         FROM target t
         WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED'
         RETURNING m.id, m.user_id, m.status, m.message_type, m.occasion_date,
-                  m.message_content, m.idempotency_key, m.retry_count, t.email
+                  m.message_content, m.idempotency_key, m.retry_count, m.scheduled_send_time,
+                  t.email
         """,
         {"id": message_id, "now": now, "lease": lease},
     )

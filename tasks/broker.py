@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, xq_name
+from dramatiq.middleware.prometheus import Prometheus
 
 from config import Settings
 
@@ -30,8 +31,14 @@ class QuorumRabbitmqBroker(RabbitmqBroker):
 
 
 def build_broker(settings: Settings) -> RabbitmqBroker:
-    """A broker for RABBITMQ_URL that waits for RabbitMQ to confirm every publish."""
-    return QuorumRabbitmqBroker(url=settings.rabbitmq_url, confirm_delivery=True)
+    """A broker for RABBITMQ_URL that waits for RabbitMQ to confirm every publish.
+
+    The Prometheus middleware serves worker metrics on port `dramatiq_prom_port`
+    (default 9191) from the worker master process.
+    """
+    broker = QuorumRabbitmqBroker(url=settings.rabbitmq_url, confirm_delivery=True)
+    broker.add_middleware(Prometheus())
+    return broker
 
 
 broker = build_broker(Settings.from_env())

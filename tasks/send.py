@@ -22,12 +22,13 @@ import pybreaker
 from config import Settings
 from services import delivery
 from services.delivery import Decision, Verdict
-from tasks import runtime
+from tasks import metrics, runtime
 from tasks.provider import Outcome, ProviderAnswer
 
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_WAIT = timedelta(seconds=30)
+_OUTCOME_NAMES = {Verdict.SENT: "sent", Verdict.RETRY: "retried", Verdict.FAIL: "failed"}
 
 
 class TransientProviderError(Exception):
@@ -89,10 +90,13 @@ def _call_provider(message: dict) -> ProviderAnswer:
             raise TransientProviderError(answer)
         return answer
 
+    started = clock.perf_counter()
     try:
         return runtime.breaker().call(attempt)
     except TransientProviderError as failure:
         return failure.answer
+    finally:
+        metrics.observe_provider_call(clock.perf_counter() - started)
 
 
 def _postpone(message: dict, reason: str, settings: Settings) -> None:
@@ -104,6 +108,7 @@ def _postpone(message: dict, reason: str, settings: Settings) -> None:
     delivery.record_outcome(
         runtime.pool(), message, decision, None, None, reason, now, settings.send_time
     )
+    metrics.count_send("postponed")
     log.warning("greeting postponed message_id=%s reason=%s", message["id"], reason)
 
 
@@ -119,6 +124,7 @@ def send_greeting(message_id: int) -> None:
         log.info("greeting not QUEUED any more, skipped message_id=%s", message_id)
         return
     if message["status"] == "CANCELLED":
+        metrics.count_send("cancelled")
         log.info("greeting cancelled: user changed message_id=%s", message_id)
         return
     if not _wait_for_rate_limit():
@@ -133,10 +139,14 @@ def send_greeting(message_id: int) -> None:
         return
     now = datetime.now(UTC)
     decision = RetryPolicy.from_settings(settings).decide(answer, message["retry_count"], now)
-    delivery.record_outcome(
+    recorded = delivery.record_outcome(
         runtime.pool(), message, decision, answer.status_code, answer.body, answer.error, now,
         settings.send_time,
     )  # fmt: skip
+    if recorded:
+        metrics.count_send(_OUTCOME_NAMES[decision.verdict])
+        if decision.verdict is Verdict.SENT:
+            metrics.observe_lateness((now - message["scheduled_send_time"]).total_seconds())
     log.info(
         "greeting %s message_id=%s key=%s status=%s",
         decision.verdict.value, message_id, message["idempotency_key"], answer.status_code,

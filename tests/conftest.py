@@ -22,7 +22,7 @@ from config import Settings
 from db import admin, migrations
 
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
-DATA_TABLES = ("message_logs", "users", "idempotency_keys")
+DATA_TABLES = ("message_logs", "users", "idempotency_keys", "scheduler_heartbeats")
 
 
 def _new_database_url(prefix: str) -> str:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 import redis
+import requests
 from psycopg.rows import dict_row
 
 from repositories import users
@@ -237,19 +238,37 @@ def test_two_schedulers_and_two_workers_deliver_each_greeting_once(stack):
         conn.execute(
             "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
             " SELECT 'Load', 'User' || n, 'load' || n || '@example.com', %s, %s"
-            " FROM generate_series(1, 300) AS n",
+            " FROM generate_series(1, 500) AS n",
             (zone, birthday),
         )
     for _ in range(2):
         stack.processes.scheduler()  # each plans everyone at start; one leads
-        stack.processes.worker(processes=1, threads=4)
+        stack.processes.worker(processes=1, threads=8)
 
-    wait_until(lambda: stack.status_counts()["SENT"] == 300, 90, "300 greetings SENT")
+    wait_until(lambda: stack.status_counts()["SENT"] == 500, 100, "500 greetings SENT")
 
     keys = [d["idempotency_key"] for d in stack.provider.deliveries()]
-    assert len(keys) == 300
-    assert len(set(keys)) == 300
-    assert stack.status_counts() == Counter({"SENT": 300, "SCHEDULED": 300})
+    assert len(keys) == 500
+    assert len(set(keys)) == 500
+    assert stack.status_counts() == Counter({"SENT": 500, "SCHEDULED": 500})
+
+
+def test_the_provider_rate_limit_makes_sends_wait_not_fail(stack):
+    created = [stack.create_user() for _ in range(6)]
+    stack.processes.scheduler()
+    stack.processes.start(
+        "limited-worker",
+        [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1", "--threads", "6"],
+        PROVIDER_RATE_LIMIT="2",
+    )
+
+    wait_until(lambda: stack.status_counts()["SENT"] == 6, 60, "6 greetings at 2 per second")
+
+    seconds = Counter(d["delivered_at"][:19] for d in stack.provider.deliveries())
+    assert sum(seconds.values()) == len(created)
+    assert max(seconds.values()) <= 2  # never more than the limit in one second
+    assert len(seconds) >= 3
+    assert stack.status_counts()["FAILED"] == 0
 
 
 def test_after_downtime_late_greetings_go_out_and_too_old_ones_expire(stack):
@@ -340,3 +359,36 @@ def test_a_killed_worker_process_is_restarted_and_the_send_still_happens(stack, 
     assert runner.poll() is None
     assert "exited unexpectedly" in log.read_text()
     assert len(stack.provider.deliveries()) == 1
+
+
+def test_the_worker_exports_send_metrics_on_its_prometheus_port(stack, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.delivery_stack import free_port
+
+    port = free_port()
+    stack.processes.start(
+        "metrics-worker",
+        [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1", "--threads", "2"],
+        dramatiq_prom_port=str(port), dramatiq_prom_db=str(tmp_path / "prometheus"),
+    )  # fmt: skip
+    user = stack.create_user()
+    stack.processes.scheduler()
+    wait_until(lambda: sent_once(stack, user["id"]), 30, "the greeting")
+
+    def scrape() -> dict:
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except requests.RequestException:
+            return {}
+        return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+    metrics = wait_until(lambda: scrape().get("birthday_sends"), 20, "worker metrics")
+    sends = {s.labels["outcome"]: s.value for s in metrics if s.name == "birthday_sends_total"}
+    assert sends == {"sent": 1.0}
+    families = scrape()
+    assert "birthday_send_lateness_seconds" in families
+    assert "birthday_provider_request_duration_seconds" in families
+    lateness = [s for s in families["birthday_send_lateness_seconds"]
+                if s.name == "birthday_send_lateness_seconds_count"]  # fmt: skip
+    assert lateness[0].value == 1
