@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -18,8 +17,7 @@ from config import Settings
 from db import cli as db_cli
 from db.migrations import discover
 from db.pool import create_pool
-
-log = logging.getLogger(__name__)
+from log_setup import configure_logging
 
 API_DESCRIPTION = (
     "Stores people with their time zone, birthday and anniversary, and sends each "
@@ -35,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         key.lower(): config.pop(key) for key in list(config) if key.lower() in setting_names
     }
     settings = Settings.from_env(**overrides)
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     app = Flask(__name__)
     app.config.update(
@@ -62,12 +60,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register(app, JsonErrorApi(app))
     db_cli.init_app(app)
     return app
-
-
-def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    root.setLevel(level)
-    # pika narrates every connection at INFO (the readiness check opens one per call).
-    logging.getLogger("pika").setLevel(logging.WARNING)

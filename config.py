@@ -41,6 +41,7 @@ class Settings:
     message_retention_months: int = 13
     partitions_ahead: int = 12
     log_level: str = "INFO"
+    log_format: str = "json"
     api_token: str | None = None
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
@@ -191,6 +192,13 @@ def _check_url(name: str, url: str) -> None:
         raise ConfigError(f"{name} has an invalid port: {url!r}") from None
 
 
+def _parse_log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"json", "text"}:
+        raise ConfigError(f"{name} must be json or text, got {raw!r}")
+    return value
+
+
 def _check_database_url(name: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in {"postgresql", "postgres"}:
@@ -219,6 +227,7 @@ _PARSERS = {
     "message_retention_months": _parse_int,
     "partitions_ahead": _parse_int,
     "log_level": _parse_log_level,
+    "log_format": _parse_log_format,
     "api_token": _parse_str,
     "max_request_bytes": _parse_int,
     "idempotency_key_retention": _parse_duration,

@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_smorest import Api
 
-from api import docs, errors, guards, health, messages, metrics, users
+from api import docs, errors, guards, health, messages, metrics, request_ids, users
 
 
 def register(app: Flask, api: Api) -> None:
@@ -18,5 +18,6 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(metrics.blp)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
+    request_ids.init_app(app)
     guards.register(app)
     errors.register(app)

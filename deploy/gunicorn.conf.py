@@ -60,3 +60,31 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     if app is not None:
         app.extensions["db_pool"].close()
+
+
+# gunicorn's own lines (start-up, access log) in the same JSON shape as the app's.
+if os.environ.get("LOG_FORMAT", "json").lower() == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
+            }
+        },
+        # gunicorn's defaults refer to handlers named console and error_console.
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "json",
+                        "stream": "ext://sys.stderr"},
+            "error_console": {"class": "logging.StreamHandler", "formatter": "json",
+                              "stream": "ext://sys.stderr"},
+        },
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["error_console"], "level": "INFO",
+                               "propagate": False},
+            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }  # fmt: skip

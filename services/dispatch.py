@@ -47,7 +47,10 @@ def dispatch_due(
             conn, sorted({row["user_id"] for row in expired}), now, settings.send_time
         )
     for row in expired:
-        log.warning("greeting expired message_id=%s key=%s", row["id"], row["idempotency_key"])
+        log.warning(
+            "greeting expired message_id=%s key=%s", row["id"], row["idempotency_key"],
+            extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
+        )  # fmt: skip
     queued = 0
     while True:
         with transaction(pool) as conn:
@@ -81,7 +84,10 @@ def recover_stale(
                 conn, now, settings.queued_lease, settings.dispatch_batch_size
             )
         for row in stale:
-            log.warning("re-queued stale greeting message_id=%s", row["id"])
+            log.warning(
+                "re-queued stale greeting message_id=%s", row["id"],
+                extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
+            )  # fmt: skip
             enqueue(row["id"])
         requeued += len(stale)
         if len(stale) < settings.dispatch_batch_size:

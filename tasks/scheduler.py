@@ -23,6 +23,7 @@ import schedule
 from config import Settings
 from db.pool import create_pool
 from db.queries import transaction
+from log_setup import configure_logging
 from repositories import heartbeats, partitions
 from services import dispatch, idempotency, planning
 from tasks.leader import LeaderLock
@@ -124,9 +125,7 @@ class Scheduler:
 
 def main() -> None:
     settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     from tasks.send import send_greeting  # the broker module comes first (tasks/__init__)
 
     Scheduler(settings, send_greeting.send).run_forever()

@@ -69,6 +69,15 @@ class RetryPolicy:
         return Decision(Verdict.RETRY, next_attempt_at=now + delay)
 
 
+def _ids(message: dict) -> dict:
+    """The ids every log line about a greeting carries (never its text or email)."""
+    return {
+        "message_id": message["id"],
+        "user_id": str(message["user_id"]),
+        "idempotency_key": message["idempotency_key"],
+    }
+
+
 def _wait_for_rate_limit() -> bool:
     """Block until the provider-wide rate limit lets one send through (bounded wait)."""
     deadline = clock.monotonic() + RATE_LIMIT_WAIT.total_seconds()
@@ -109,7 +118,10 @@ def _postpone(message: dict, reason: str, settings: Settings) -> None:
         runtime.pool(), message, decision, None, None, reason, now, settings.send_time
     )
     metrics.count_send("postponed")
-    log.warning("greeting postponed message_id=%s reason=%s", message["id"], reason)
+    log.warning(
+        "greeting postponed message_id=%s reason=%s", message["id"], reason,
+        extra=_ids(message),
+    )  # fmt: skip
 
 
 @dramatiq.actor(queue_name=Settings.from_env().queue_name, max_retries=3, min_backoff=1_000,
@@ -121,11 +133,14 @@ def send_greeting(message_id: int) -> None:
         runtime.pool(), message_id, datetime.now(UTC), settings.sending_lease
     )
     if message is None:
-        log.info("greeting not QUEUED any more, skipped message_id=%s", message_id)
+        log.info(
+            "greeting not QUEUED any more, skipped message_id=%s", message_id,
+            extra={"message_id": message_id},
+        )  # fmt: skip
         return
     if message["status"] == "CANCELLED":
         metrics.count_send("cancelled")
-        log.info("greeting cancelled: user changed message_id=%s", message_id)
+        log.info("greeting cancelled: user changed message_id=%s", message_id, extra=_ids(message))
         return
     if not _wait_for_rate_limit():
         _postpone(message, "provider rate limit", settings)
@@ -150,4 +165,5 @@ def send_greeting(message_id: int) -> None:
     log.info(
         "greeting %s message_id=%s key=%s status=%s",
         decision.verdict.value, message_id, message["idempotency_key"], answer.status_code,
+        extra={**_ids(message), "provider_status": answer.status_code},
     )  # fmt: skip

@@ -335,7 +335,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _ready_workers(log: Path) -> list[int]:
-    """PIDs of dramatiq worker processes that said they are ready, oldest first."""
+    """PIDs of dramatiq worker processes that logged they are ready, oldest first."""
     pattern = r"\[PID (\d+)\] \[MainThread\] \[dramatiq\.WorkerProcess\(\d+\)\] .* ready"
     return [int(pid) for pid in re.findall(pattern, log.read_text())]
 

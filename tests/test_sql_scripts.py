@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCRIPTS = sorted(p for p in SQL_DIR.rglob("*.sql") if "migrations" not in p.parts)
@@ -22,9 +25,23 @@ def _psql(url: str, script: Path, *variables: str) -> subprocess.CompletedProces
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
 
 
+@pytest.fixture
+def role_name(fresh_db_url: str) -> Iterator[str]:
+    """For scripts that create a role (sql/roles/): a name of this test's own, since roles
+    belong to the whole server; the role is dropped afterwards if one was created."""
+    name = f"birthday_app_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield name
+    finally:
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(SQL_DIR)))
-def test_script_runs_clean_under_psql(fresh_db_url, script):
-    result = _psql(fresh_db_url, script)
+def test_script_runs_clean_under_psql(fresh_db_url, role_name, script):
+    result = _psql(fresh_db_url, script, f"app_role={role_name}")
 
     assert result.returncode == 0, result.stderr
     assert "ERROR" not in result.stderr

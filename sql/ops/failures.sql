@@ -1,0 +1,76 @@
+-- Greetings that ended without being sent — FAILED, EXPIRED, CANCELLED — in the last
+-- :days days, grouped by error message and provider response code.
+--
+--   psql "$DATABASE_URL" -f sql/ops/failures.sql
+--   psql "$DATABASE_URL" -v days=30 -v limit=50 -f sql/ops/failures.sql
+--
+-- Variables: days (default 7) — rows whose last change (updated_at, the moment they
+-- reached that state) falls in the last :days days; limit (default 30) groups listed.
+-- Reads every partition (a row can fail or be cancelled long before or after its
+-- occasion date), through message_logs_status_send_time_idx.
+--
+-- Healthy: CANCELLED rows (users deleted or changed before their greeting) in small
+-- numbers; FAILED and EXPIRED near zero. Many FAILED with 5xx/429 codes: the provider
+-- was down longer than MAX_RETRIES retries; FAILED with another 4xx: the request is
+-- refused (bad address, credentials); EXPIRED: dispatch was not running for longer
+-- than MAX_LATENESS (48 h). POST /messages/<id>/retry sends a FAILED or EXPIRED one again.
+-- Read-only: it changes nothing.
+
+\set QUIET on
+\set ON_ERROR_STOP on
+\pset null ''
+\if :{?days}
+\else
+  \set days 7
+\endif
+\if :{?limit}
+\else
+  \set limit 30
+\endif
+
+BEGIN TRANSACTION READ ONLY;
+SET LOCAL statement_timeout = '5min';
+
+\echo
+\echo '== unsent greetings in the last' :days 'days, by status =='
+SELECT status,
+       count(*) AS rows,
+       count(*) FILTER (WHERE message_type = 'BIRTHDAY') AS birthdays,
+       count(*) FILTER (WHERE message_type = 'ANNIVERSARY') AS anniversaries,
+       min(updated_at) AS first_at,
+       max(updated_at) AS last_at
+FROM message_logs
+WHERE status IN ('FAILED', 'EXPIRED', 'CANCELLED')
+  AND updated_at >= now() - make_interval(days => :'days'::integer)
+GROUP BY status
+ORDER BY status;
+
+\echo '== by status, error message and provider response code (most frequent first) =='
+SELECT status,
+       api_response_code,
+       left(coalesce(error_message, '(no message)'), 120) AS error_message,
+       count(*) AS rows,
+       round(avg(retry_count), 1) AS avg_retries,
+       min(updated_at) AS first_at,
+       max(updated_at) AS last_at,
+       min(id) AS example_id,
+       (array_agg(occasion_date ORDER BY id))[1] AS example_occasion_date
+FROM message_logs
+WHERE status IN ('FAILED', 'EXPIRED', 'CANCELLED')
+  AND updated_at >= now() - make_interval(days => :'days'::integer)
+GROUP BY status, api_response_code, error_message
+ORDER BY count(*) DESC, status, api_response_code NULLS LAST, 3
+LIMIT :'limit'::integer;
+
+\echo '== per day (UTC) =='
+SELECT (updated_at AT TIME ZONE 'UTC')::date AS day,
+       count(*) FILTER (WHERE status = 'FAILED') AS failed,
+       count(*) FILTER (WHERE status = 'EXPIRED') AS expired,
+       count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled
+FROM message_logs
+WHERE status IN ('FAILED', 'EXPIRED', 'CANCELLED')
+  AND updated_at >= now() - make_interval(days => :'days'::integer)
+GROUP BY 1
+ORDER BY 1;
+
+COMMIT;
