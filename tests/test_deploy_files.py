@@ -1,0 +1,81 @@
+"""The deploy files, checked as far as they can be without a container engine."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SERVICES = {"migrate", "api", "worker", "scheduler", "provider"}
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_every_process_from_one_image_with_its_dependencies():
+    services = compose()["services"]
+
+    assert set(services) == APP_SERVICES | {"postgres", "rabbitmq", "redis"}
+    assert {name for name, s in services.items() if s.get("build") == ".."} == APP_SERVICES
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.13")
+    assert services["worker"]["command"][:2] == ["dramatiq", "tasks"]
+    assert services["scheduler"]["command"] == ["python", "-m", "tasks.scheduler"]
+
+
+def test_compose_waits_for_healthy_dependencies_and_a_finished_migration():
+    services = compose()["services"]
+
+    for name in ("postgres", "rabbitmq", "redis", "api", "provider"):
+        assert "healthcheck" in services[name], name
+    for name in ("api", "worker", "scheduler"):
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+        assert services[name]["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    assert services["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_the_dockerfile_runs_as_a_non_root_user_with_a_health_check():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+
+    def position(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    assert lines[position("FROM ")].endswith("-slim")
+    assert lines[position("USER ")] == "USER app"
+    assert "/health/live" in lines[position("HEALTHCHECK ") + 1]
+    # Dependencies are installed before the code is copied: a layer of their own.
+    assert (
+        position("COPY requirements.txt")
+        < position("RUN pip install -r requirements.txt")
+        < position("COPY --chown=app:app . .")
+    )
+
+
+def test_the_gunicorn_config_opens_the_pool_after_fork_and_shuts_down_gracefully():
+    config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+
+    assert config["preload_app"] is False
+    assert callable(config["post_worker_init"]) and callable(config["worker_exit"])
+    assert config["graceful_timeout"] > 0
+
+
+def test_the_shell_scripts_parse():
+    for script in ("keep-running", "backup.sh", "restore.sh"):
+        result = subprocess.run(["bash", "-n", str(ROOT / "deploy" / script)],
+                                capture_output=True, text=True, timeout=10)  # fmt: skip
+        assert result.returncode == 0, (script, result.stderr)
+
+
+def test_every_systemd_unit_restarts_its_process():
+    units = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+
+    assert [unit.name for unit in units] == [
+        "birthday-api.service", "birthday-scheduler.service", "birthday-worker@.service",
+    ]  # fmt: skip
+    for unit in units:
+        assert "Restart=always" in unit.read_text(), unit.name
