@@ -64,6 +64,7 @@ class Settings:
     dispatch_interval_seconds: int = 30
     recovery_interval_seconds: int = 300
     planning_interval_seconds: int = 3600
+    scheduler_metrics_port: int = 9200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -250,4 +251,5 @@ _PARSERS = {
     "dispatch_interval_seconds": _parse_int,
     "recovery_interval_seconds": _parse_int,
     "planning_interval_seconds": _parse_int,
+    "scheduler_metrics_port": _parse_int,
 }

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import schedule
+from prometheus_client import Counter, Gauge, start_http_server
 
 from config import Settings
 from db.pool import create_pool
@@ -31,6 +32,17 @@ from tasks.leader import LeaderLock
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_SECONDS = 1.0
+
+# Served on SCHEDULER_METRICS_PORT (0: not served) by every scheduler process.
+IS_LEADER = Gauge("birthday_scheduler_is_leader", "1 while this scheduler process leads.")
+JOB_SUCCESS = Gauge(
+    "birthday_scheduler_job_last_success_timestamp_seconds",
+    "When each job last succeeded in this process.", ["job"],
+)  # fmt: skip
+JOB_FAILURES = Counter("birthday_scheduler_job_failures_total", "Jobs that raised.", ["job"])
+EXPIRED = Counter(
+    "birthday_sends_expired_total", "Greetings found later than MAX_LATENESS and expired."
+)
 
 
 class Scheduler:
@@ -56,7 +68,8 @@ class Scheduler:
         self.jobs.every().day.do(self._run, "cleanup_keys", self.clean_up_keys)  # fmt: skip
 
     def dispatch(self, now: datetime) -> None:
-        dispatch.dispatch_due(self.pool, self.enqueue, now, self.settings)
+        result = dispatch.dispatch_due(self.pool, self.enqueue, now, self.settings)
+        EXPIRED.inc(result.expired)
 
     def recover(self, now: datetime) -> None:
         dispatch.recover_stale(self.pool, self.enqueue, now, self.settings)
@@ -84,8 +97,10 @@ class Scheduler:
             job(now)
         except Exception as error:  # a failing job is reported, the loop carries on
             log.exception("scheduler job %s failed", name)
+            JOB_FAILURES.labels(name).inc()
             self._record_end(name, f"{type(error).__name__}: {error}")
             return
+        JOB_SUCCESS.labels(name).set_to_current_time()
         self._record_end(name, None)
 
     def _record_end(self, name: str, error: str | None) -> None:
@@ -98,13 +113,16 @@ class Scheduler:
     def run_forever(self) -> None:
         """Loop until SIGTERM/SIGINT; the first round runs every job (planning at start)."""
         self.pool.open(wait=True, timeout=30)
+        self.serve_metrics()
         self.register_jobs()
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         log.info("scheduler %s started", self.name)
         first_round = True
         while not self.stopping:
-            if not self.leader.refresh():
+            leading = self.leader.refresh()
+            IS_LEADER.set(1 if leading else 0)
+            if not leading:
                 time.sleep(MAX_SLEEP_SECONDS)  # a follower only asks for the lock now and then
                 continue
             if first_round:
@@ -117,6 +135,16 @@ class Scheduler:
         self.leader.close()
         self.pool.close()
         log.info("scheduler %s stopped", self.name)
+
+    def serve_metrics(self) -> None:
+        """Expose this process's metrics; a taken port is logged, not fatal."""
+        port = self.settings.scheduler_metrics_port
+        if not port:
+            return
+        try:
+            start_http_server(port)
+        except OSError as error:
+            log.warning("scheduler metrics not served on port %d: %s", port, error)
 
     def _stop(self, signum: int, frame: object) -> None:
         log.info("scheduler %s stopping (signal %d)", self.name, signum)

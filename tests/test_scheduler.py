@@ -20,6 +20,7 @@ import pika
 import psycopg
 import pytest
 import redis
+import requests
 from psycopg.rows import dict_row
 
 from tasks.leader import LEADER_LOCK_KEY
@@ -366,3 +367,38 @@ def test_a_user_without_messages_is_planned_when_the_scheduler_starts(stack):
     assert row["scheduled_send_time"] == datetime(
         occasion.year, occasion.month, occasion.day, 9, 0, tzinfo=UTC
     )
+
+
+def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(stack):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    old = datetime.now(UTC) - timedelta(days=4)
+    with stack.connect() as conn:
+        user_id = conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " VALUES ('Old', 'Greeting', 'old@example.com', 'UTC', '1990-06-15') RETURNING id"
+        ).fetchone()["id"]
+        conn.execute(
+            "INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,"
+            " scheduled_send_time, next_attempt_at, idempotency_key)"
+            " VALUES (%(u)s, 'BIRTHDAY', %(d)s, 'Hey', %(t)s, %(t)s,"
+            " message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s))",
+            {"u": user_id, "d": old.date(), "t": old},
+        )
+    port = free_port()
+    stack.start(SCHEDULER_METRICS_PORT=str(port))
+
+    def scrape() -> dict:
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except requests.RequestException:
+            return {}
+        families = text_string_to_metric_families(text)
+        return {s.name: s for f in families for s in f.samples if not s.labels or "job" in s.labels}
+
+    metrics = wait_until(
+        lambda: (m := scrape()).get("birthday_sends_expired_total") and m, 20, "metrics"
+    )
+    assert metrics["birthday_scheduler_is_leader"].value == 1
+    assert metrics["birthday_sends_expired_total"].value == 1
+    assert metrics["birthday_scheduler_job_last_success_timestamp_seconds"].value > 1.7e9
