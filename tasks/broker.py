@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, xq_name
+from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 
 from config import Settings
+from log_setup import configure_logging
 
 
 class QuorumRabbitmqBroker(RabbitmqBroker):
@@ -30,6 +32,21 @@ class QuorumRabbitmqBroker(RabbitmqBroker):
         )
 
 
+class JsonLogging(Middleware):
+    """Configure logging in every worker process after Dramatiq set up its own.
+
+    The dramatiq CLI installs a text handler in each worker process after our
+    modules were imported; this puts the service's format back (LOG_FORMAT). The
+    master process's own supervision lines keep Dramatiq's format.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def after_process_boot(self, broker) -> None:
+        configure_logging(self.settings.log_level, self.settings.log_format)
+
+
 def build_broker(settings: Settings) -> RabbitmqBroker:
     """A broker for RABBITMQ_URL that waits for RabbitMQ to confirm every publish.
 
@@ -38,6 +55,7 @@ def build_broker(settings: Settings) -> RabbitmqBroker:
     """
     broker = QuorumRabbitmqBroker(url=settings.rabbitmq_url, confirm_delivery=True)
     broker.add_middleware(Prometheus())
+    broker.add_middleware(JsonLogging(settings))
     return broker
 
 

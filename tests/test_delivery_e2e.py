@@ -6,6 +6,7 @@ Procfile starts them. Each test proves one guarantee of the delivery engine.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -336,8 +337,13 @@ def _children(pid: int) -> list[int]:
 
 def _ready_workers(log: Path) -> list[int]:
     """PIDs of dramatiq worker processes that logged they are ready, oldest first."""
-    pattern = r"\[PID (\d+)\] \[MainThread\] \[dramatiq\.WorkerProcess\(\d+\)\] .* ready"
-    return [int(pid) for pid in re.findall(pattern, log.read_text())]
+    pids = []
+    for line in log.read_text().splitlines():
+        if "WorkerProcess" not in line or "ready" not in line:
+            continue
+        text = re.search(r"\[PID (\d+)\]", line)
+        pids.append(int(text[1]) if text else int(json.loads(line)["process"]))
+    return pids
 
 
 def test_a_killed_worker_process_is_restarted_and_the_send_still_happens(stack, tmp_path):
