@@ -10,12 +10,6 @@ from psycopg import sql
 
 from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
 
-PENDING = ("SCHEDULED", "QUEUED", "SENDING", "RETRYING")
-# Pending rows not yet in a worker's hands: safe to cancel when the user changes.
-CANCELLABLE = ("SCHEDULED", "QUEUED", "RETRYING")
-# A finished row for this year's date means the next occurrence is next year's.
-FINISHED = ("SENT", "FAILED", "EXPIRED")
-
 # Plans the next occurrence of every occasion that has none pending. Set-based:
 # one statement for any number of users ({users} narrows it to some users or an id
 # range; the same bounds on the message_logs subqueries let PostgreSQL read only

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 BIRTHDAY = "BIRTHDAY"
 ANNIVERSARY = "ANNIVERSARY"
-MESSAGE_TYPES = (BIRTHDAY, ANNIVERSARY)
 
 _GREETINGS = {
     BIRTHDAY: "Hey, {first_name} {last_name} it's your birthday",

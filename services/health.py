@@ -18,7 +18,8 @@ from config import Settings
 from repositories import heartbeats
 
 CHECK_TIMEOUT = 2.0
-BREAKER_NAMESPACE = "birthday:provider-breaker"  # tasks/runtime.py stores the state there
+# Where the workers' circuit breaker (tasks/runtime.py) keeps its state in Redis.
+BREAKER_NAMESPACE = "birthday:provider-breaker"
 
 
 def _timed(started: float) -> float:

@@ -14,10 +14,10 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from db.pool import create_pool
+from services.health import BREAKER_NAMESPACE
 from tasks.provider import ProviderClient
 
 log = logging.getLogger(__name__)
-BREAKER_NAMESPACE = "birthday:provider-breaker"
 
 
 @functools.cache

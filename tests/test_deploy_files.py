@@ -56,7 +56,10 @@ def test_the_dockerfile_runs_as_a_non_root_user_with_a_health_check():
     )
 
 
-def test_the_gunicorn_config_opens_the_pool_after_fork_and_shuts_down_gracefully():
+def test_the_gunicorn_config_opens_the_pool_after_fork_and_shuts_down_gracefully(monkeypatch):
+    # The config sets PROMETHEUS_MULTIPROC_DIR for gunicorn's workers: keep it out
+    # of this test process (monkeypatch restores the variable afterwards).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
 
     assert config["preload_app"] is False
