@@ -65,7 +65,9 @@ class Processes:
     """Starts service processes with one environment and stops them all at the end."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
+        # The Procfile's commands (dramatiq, gunicorn) come from this interpreter's venv.
+        venv_bin = str(Path(sys.executable).parent)
+        self.env = {**env, "PATH": f"{venv_bin}:{env.get('PATH', '')}"}
         self.log_dir = log_dir
         self.running: list[subprocess.Popen] = []
 
@@ -82,10 +84,22 @@ class Processes:
         self.running.append(process)
         return process
 
+    def supervised_worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
+        """The worker exactly as the Procfile runs it: keep-running + start-worker."""
+        command = ["deploy/keep-running", "deploy/start-worker", "--processes", str(processes),
+                   "--threads", str(threads)]  # fmt: skip
+        metrics_dir = self.log_dir / f"supervised-metrics-{len(self.running)}"
+        return self.start("supervised-worker", command, dramatiq_prom_port=str(free_port()),
+                          dramatiq_prom_db=str(metrics_dir))  # fmt: skip
+
     def worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
+        """A dramatiq worker with a metrics port and directory of its own."""
         command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", str(processes),
                    "--threads", str(threads)]  # fmt: skip
-        return self.start("worker", command)
+        metrics_dir = self.log_dir / f"worker-metrics-{len(self.running)}"
+        metrics_dir.mkdir()
+        return self.start("worker", command, dramatiq_prom_port=str(free_port()),
+                          dramatiq_prom_db=str(metrics_dir))  # fmt: skip
 
     def scheduler(self) -> subprocess.Popen:
         return self.start("scheduler", [sys.executable, "-m", "tasks.scheduler"])

@@ -348,11 +348,7 @@ def _ready_workers(log: Path) -> list[int]:
 
 def test_a_killed_worker_process_is_restarted_and_the_send_still_happens(stack, tmp_path):
     # As the Procfile runs it: keep-running -> dramatiq master -> worker process.
-    runner = stack.processes.start(
-        "supervised-worker",
-        ["deploy/keep-running", sys.executable, "-m", "dramatiq", "tasks", "--processes", "1",
-         "--threads", "2"],
-    )  # fmt: skip
+    runner = stack.processes.supervised_worker()
     log = tmp_path / "supervised-worker-0.log"
     [worker] = wait_until(lambda: _ready_workers(log), 30, "a ready dramatiq worker")
 

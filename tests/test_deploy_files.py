@@ -22,7 +22,7 @@ def test_compose_runs_every_process_from_one_image_with_its_dependencies():
     assert set(services) == APP_SERVICES | {"postgres", "rabbitmq", "redis"}
     assert {name for name, s in services.items() if s.get("build") == ".."} == APP_SERVICES
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3.13")
-    assert services["worker"]["command"][:2] == ["dramatiq", "tasks"]
+    assert services["worker"]["command"][0] == "deploy/start-worker"
     assert services["scheduler"]["command"] == ["python", "-m", "tasks.scheduler"]
 
 
@@ -68,7 +68,7 @@ def test_the_gunicorn_config_opens_the_pool_after_fork_and_shuts_down_gracefully
 
 
 def test_the_shell_scripts_parse():
-    for script in ("keep-running", "backup.sh", "restore.sh"):
+    for script in ("keep-running", "start-worker", "backup.sh", "restore.sh"):
         result = subprocess.run(["bash", "-n", str(ROOT / "deploy" / script)],
                                 capture_output=True, text=True, timeout=10)  # fmt: skip
         assert result.returncode == 0, (script, result.stderr)

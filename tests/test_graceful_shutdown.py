@@ -242,11 +242,7 @@ def test_a_supervised_worker_stopped_as_honcho_stops_it_finishes_the_send(stack)
     stack.provider.control(delay_ms=2000)
     user = stack.create_user()
     stack.processes.scheduler()
-    runner = stack.processes.start(
-        "supervised-worker",
-        ["deploy/keep-running", sys.executable, "-m", "dramatiq", "tasks", "--processes", "1",
-         "--threads", "2"],
-    )  # fmt: skip
+    runner = stack.processes.supervised_worker()
     wait_until(lambda: stack.provider.requests_seen(), 30, "the provider to receive the send")
 
     os.killpg(runner.pid, signal.SIGTERM)
