@@ -73,10 +73,14 @@ class Processes:
 
     def start(self, name: str, command: list[str], **extra_env: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}-{len(self.running)}.log", "w")  # noqa: SIM115
+        # Each process its own Prometheus port and directory (used by dramatiq workers),
+        # so parallel or earlier workers never collide or add up.
+        own = {"dramatiq_prom_port": str(free_port()),
+               "dramatiq_prom_db": str(self.log_dir / f"metrics-{len(self.running)}")}  # fmt: skip
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**self.env, **extra_env},
+            env={**self.env, **own, **extra_env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: kill it with its children
@@ -88,18 +92,12 @@ class Processes:
         """The worker exactly as the Procfile runs it: keep-running + start-worker."""
         command = ["deploy/keep-running", "deploy/start-worker", "--processes", str(processes),
                    "--threads", str(threads)]  # fmt: skip
-        metrics_dir = self.log_dir / f"supervised-metrics-{len(self.running)}"
-        return self.start("supervised-worker", command, dramatiq_prom_port=str(free_port()),
-                          dramatiq_prom_db=str(metrics_dir))  # fmt: skip
+        return self.start("supervised-worker", command)
 
     def worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
-        """A dramatiq worker with a metrics port and directory of its own."""
         command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", str(processes),
                    "--threads", str(threads)]  # fmt: skip
-        metrics_dir = self.log_dir / f"worker-metrics-{len(self.running)}"
-        metrics_dir.mkdir()
-        return self.start("worker", command, dramatiq_prom_port=str(free_port()),
-                          dramatiq_prom_db=str(metrics_dir))  # fmt: skip
+        return self.start("worker", command)
 
     def scheduler(self) -> subprocess.Popen:
         return self.start("scheduler", [sys.executable, "-m", "tasks.scheduler"])
