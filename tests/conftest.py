@@ -116,3 +116,26 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="module")
+def rabbit_url():
+    """A RabbitMQ vhost of this test module's own: (name, amqp URL)."""
+    from tests.delivery_stack import rabbitmqctl
+
+    vhost = f"birthday_test_{uuid.uuid4().hex[:8]}"
+    created = rabbitmqctl("add_vhost", vhost)
+    assert created.returncode == 0, created.stderr
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield vhost, f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="module")
+def provider():
+    """The local email provider in a process of its own, for this test module."""
+    from tests.delivery_stack import Provider
+
+    server = Provider()
+    yield server
+    server.stop()

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -51,23 +50,6 @@ def due_zone(now: datetime) -> str:
         if 10 <= now.astimezone(ZoneInfo(name)).hour <= 21:
             return name
     raise AssertionError("no candidate zone is between 10:00 and 22:00")
-
-
-@pytest.fixture(scope="module")
-def rabbit_url():
-    vhost = f"birthday_test_{uuid.uuid4().hex[:8]}"
-    created = rabbitmqctl("add_vhost", vhost)
-    assert created.returncode == 0, created.stderr
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield vhost, f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
-
-
-@pytest.fixture(scope="module")
-def provider():
-    server = Provider()
-    yield server
-    server.stop()
 
 
 class Stack:

@@ -149,23 +149,6 @@ def test_after_sigterm_gunicorn_refuses_new_connections_and_leaves_no_process(ap
 # --- the worker -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def rabbit_url():
-    vhost = f"birthday_test_{uuid.uuid4().hex[:8]}"
-    created = rabbitmqctl("add_vhost", vhost)
-    assert created.returncode == 0, created.stderr
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield vhost, f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
-
-
-@pytest.fixture(scope="module")
-def provider():
-    server = Provider()
-    yield server
-    server.stop()
-
-
 def _environment(db_url: str, rabbit: str, provider: Provider, **overrides: str) -> dict:
     return {**os.environ, **FAST_SETTINGS, "DATABASE_URL": db_url, "RABBITMQ_URL": rabbit,
             "REDIS_URL": REDIS_TEST_URL, "EMAIL_SERVICE_URL": provider.url,

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pika
@@ -37,16 +36,6 @@ pytestmark = pytest.mark.timeout(120)
 JOBS = {"dispatch", "recover", "plan", "partitions", "cleanup_keys"}
 HOSTNAME = socket.gethostname()
 APP_NAME_LIMIT = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1
-
-
-@pytest.fixture(scope="module")
-def rabbit_url():
-    vhost = f"birthday_sched_{uuid.uuid4().hex[:8]}"
-    created = rabbitmqctl("add_vhost", vhost)
-    assert created.returncode == 0, created.stderr
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield vhost, f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
 
 
 class SchedulerStack:
