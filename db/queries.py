@@ -53,6 +53,36 @@ def execute(conn: psycopg.Connection, query: Query, params: Params = None) -> in
     return conn.execute(query, params).rowcount
 
 
+def fetch_page(
+    conn: psycopg.Connection,
+    table: str,
+    columns: sql.Composable,
+    where: sql.Composable,
+    order_by: sql.Composable,
+    params: Mapping[str, Any],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict], int]:
+    """One page of `table` rows matching `where`, and how many match in all.
+
+    A page past the last one answers without a row query (and without asking
+    PostgreSQL for an OFFSET beyond bigint, whatever page number a client sends).
+    """
+    total = fetch_scalar(
+        conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.Identifier(table), where),
+        params,
+    )  # fmt: skip
+    if offset >= total:
+        return [], total
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s")
+    rows = fetch_all(
+        conn,
+        query.format(columns, sql.Identifier(table), where, order_by),
+        {**params, "limit": limit, "offset": offset},
+    )
+    return rows, total
+
+
 @contextmanager
 def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
     """A pooled connection inside one transaction: commit on success, else roll back."""

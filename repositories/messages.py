@@ -8,7 +8,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
+from db.queries import execute, fetch_all, fetch_optional, fetch_page, fetch_scalar
 
 # Plans the next occurrence of every occasion that has none pending. Set-based:
 # one statement for any number of users ({users} narrows it to some users or an id
@@ -209,20 +209,8 @@ def list_page(
 ) -> tuple[list[dict], int]:
     """Messages matching the filters, newest occasion first, and how many match."""
     where, params = _list_filter(filters)
-    total = fetch_scalar(
-        conn, sql.SQL("SELECT count(*) FROM message_logs WHERE {}").format(where), params
-    )
-    if offset >= total:
-        return [], total
-    rows = fetch_all(
-        conn,
-        sql.SQL(
-            "SELECT {} FROM message_logs WHERE {}"
-            " ORDER BY occasion_date DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
-        ).format(_PUBLIC, where),
-        {**params, "limit": limit, "offset": offset},
-    )
-    return rows, total
+    order = sql.SQL("occasion_date DESC, id DESC")
+    return fetch_page(conn, "message_logs", _PUBLIC, where, order, params, limit, offset)
 
 
 def make_due_again(conn: psycopg.Connection, message_id: int, now: datetime) -> dict | None:

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
+from db.queries import execute, fetch_optional, fetch_page, fetch_scalar
 from errors import EmailTaken, InvalidField, UserNotFound
 
 COLUMNS = (
@@ -139,18 +139,8 @@ def list_live(
 ) -> tuple[list[dict], int]:
     """One page of live users in creation order, and the total matching."""
     where, params = _list_filter(search, timezone)
-    total = fetch_scalar(conn, sql.SQL("SELECT count(*) FROM users WHERE {}").format(where), params)
-    if offset >= total:  # past the last page (and no bigint overflow for huge pages)
-        return [], total
-    rows = fetch_all(
-        conn,
-        sql.SQL(
-            "SELECT {} FROM users WHERE {}"
-            " ORDER BY created_at, id LIMIT %(limit)s OFFSET %(offset)s"
-        ).format(_RETURNING, where),
-        {**params, "limit": limit, "offset": offset},
-    )
-    return rows, total
+    order = sql.SQL("created_at, id")
+    return fetch_page(conn, "users", _RETURNING, where, order, params, limit, offset)
 
 
 def _escape_like(text: str) -> str:

@@ -31,6 +31,13 @@ def plan_users(
     return messages.plan_next_occurrences(conn, now, send_time, user_ids=user_ids)
 
 
+def plan_after_finished(
+    conn: psycopg.Connection, finished_rows: list[dict], now: datetime, send_time: time
+) -> int:
+    """Plan next year's greetings of the users whose rows just ended (expired, failed)."""
+    return plan_users(conn, sorted({row["user_id"] for row in finished_rows}), now, send_time)
+
+
 def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
     """After a change of zone, dates or name: cancel what is pending and plan afresh.
 

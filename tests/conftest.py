@@ -139,3 +139,16 @@ def provider():
     server = Provider()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def stack(fresh_db_url, rabbit_url, provider, tmp_path):
+    """Processes of the service on a private database, vhost and the local provider."""
+    from tests.delivery_stack import Processes, Stack, environment, reset_shared_state
+
+    vhost, url = rabbit_url
+    reset_shared_state(vhost)
+    provider.reset()
+    processes = Processes(environment(fresh_db_url, url, provider.url), tmp_path)
+    yield Stack(fresh_db_url, vhost, processes, provider)
+    processes.stop_all()

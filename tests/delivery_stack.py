@@ -5,16 +5,27 @@ the Procfile starts them, with settings shortened so tests run in seconds.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
+from datetime import time as clock_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import psycopg
+import redis
 import requests
+from psycopg.rows import dict_row
+
+from repositories import users
+from services import planning
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
@@ -159,3 +170,68 @@ class Provider:
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait(timeout=20)
+
+
+def environment(db_url: str, amqp_url: str, provider_url: str, **overrides: str) -> dict:
+    """What every test process gets: the test's database, vhost, Redis db and provider."""
+    return {**os.environ, **FAST_SETTINGS, "DATABASE_URL": db_url, "RABBITMQ_URL": amqp_url,
+            "REDIS_URL": REDIS_TEST_URL, "EMAIL_SERVICE_URL": provider_url,
+            **overrides}  # fmt: skip
+
+
+def reset_shared_state(vhost: str) -> None:
+    """Empty what a test module's tests share: the work queue and the Redis test db."""
+    rabbitmqctl("purge_queue", "-p", vhost, "greetings")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+
+
+NINE = clock_time(9, 0)
+_numbers = itertools.count()
+CANDIDATE_ZONES = [
+    "UTC", "Europe/London", "Asia/Tokyo", "America/New_York", "Asia/Kolkata",
+    "America/Los_Angeles", "Australia/Sydney", "Pacific/Kiritimati", "Pacific/Pago_Pago",
+    "Asia/Kathmandu", "America/Sao_Paulo", "Pacific/Honolulu",
+]  # fmt: skip
+
+
+def due_zone(now: datetime) -> str:
+    """A zone where it is now between 10:00 and 21:59: a birthday today there is due."""
+    for name in CANDIDATE_ZONES:
+        if 10 <= now.astimezone(ZoneInfo(name)).hour <= 21:
+            return name
+    raise AssertionError("no candidate zone is between 10:00 and 22:00")
+
+
+class Stack:
+    def __init__(self, db_url: str, vhost: str, processes: Processes, provider: Provider):
+        self.db_url = db_url
+        self.vhost = vhost
+        self.processes = processes
+        self.provider = provider
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.db_url, row_factory=dict_row, autocommit=True)
+
+    def create_user(self, now: datetime | None = None, **overrides) -> dict:
+        """A user committed and planned as the API would, due now unless told otherwise."""
+        now = now or datetime.now(UTC)
+        zone = overrides.pop("timezone", None) or due_zone(now)
+        data = {"first_name": "Ada", "last_name": f"Lovelace{next(_numbers)}",
+                "email": f"e2e{next(_numbers)}@example.com", "timezone": zone,
+                "birthday_date": now.astimezone(ZoneInfo(zone)).date().replace(year=1990),
+                **overrides}  # fmt: skip
+        with self.connect() as conn, conn.transaction():
+            user = users.insert(conn, data)
+            planning.plan_user(conn, user["id"], now, NINE)
+        return user
+
+    def rows(self, user_id=None) -> list[dict]:
+        with self.connect() as conn:
+            return conn.execute(
+                "SELECT * FROM message_logs WHERE (%(u)s::uuid IS NULL OR user_id = %(u)s)"
+                " ORDER BY occasion_date",
+                {"u": user_id},
+            ).fetchall()
+
+    def status_counts(self) -> Counter:
+        return Counter(row["status"] for row in self.rows())

@@ -5,7 +5,6 @@ Procfile starts them. Each test proves one guarantee of the delivery engine.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -13,92 +12,24 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
-import redis
 import requests
-from psycopg.rows import dict_row
 
 from repositories import users
 from services import planning
 from tests.delivery_stack import (
-    FAST_SETTINGS,
-    REDIS_TEST_URL,
-    Processes,
-    Provider,
+    NINE,
+    Stack,
+    due_zone,
     rabbitmqctl,
     wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
-NINE = time(9, 0)
-_numbers = itertools.count()
-CANDIDATE_ZONES = [
-    "UTC", "Europe/London", "Asia/Tokyo", "America/New_York", "Asia/Kolkata",
-    "America/Los_Angeles", "Australia/Sydney", "Pacific/Kiritimati", "Pacific/Pago_Pago",
-    "Asia/Kathmandu", "America/Sao_Paulo", "Pacific/Honolulu",
-]  # fmt: skip
-
-
-def due_zone(now: datetime) -> str:
-    """A zone where it is now between 10:00 and 21:59: a birthday today there is due."""
-    for name in CANDIDATE_ZONES:
-        if 10 <= now.astimezone(ZoneInfo(name)).hour <= 21:
-            return name
-    raise AssertionError("no candidate zone is between 10:00 and 22:00")
-
-
-class Stack:
-    def __init__(self, db_url: str, vhost: str, processes: Processes, provider: Provider):
-        self.db_url = db_url
-        self.vhost = vhost
-        self.processes = processes
-        self.provider = provider
-
-    def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.db_url, row_factory=dict_row, autocommit=True)
-
-    def create_user(self, now: datetime | None = None, **overrides) -> dict:
-        """A user committed and planned as the API would, due now unless told otherwise."""
-        now = now or datetime.now(UTC)
-        zone = overrides.pop("timezone", None) or due_zone(now)
-        data = {"first_name": "Ada", "last_name": f"Lovelace{next(_numbers)}",
-                "email": f"e2e{next(_numbers)}@example.com", "timezone": zone,
-                "birthday_date": now.astimezone(ZoneInfo(zone)).date().replace(year=1990),
-                **overrides}  # fmt: skip
-        with self.connect() as conn, conn.transaction():
-            user = users.insert(conn, data)
-            planning.plan_user(conn, user["id"], now, NINE)
-        return user
-
-    def rows(self, user_id=None) -> list[dict]:
-        with self.connect() as conn:
-            return conn.execute(
-                "SELECT * FROM message_logs WHERE (%(u)s::uuid IS NULL OR user_id = %(u)s)"
-                " ORDER BY occasion_date",
-                {"u": user_id},
-            ).fetchall()
-
-    def status_counts(self) -> Counter:
-        return Counter(row["status"] for row in self.rows())
-
-
-@pytest.fixture
-def stack(fresh_db_url, rabbit_url, provider, tmp_path):
-    vhost, url = rabbit_url
-    rabbitmqctl("purge_queue", "-p", vhost, "greetings")
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    provider.reset()
-    env = {**os.environ, **FAST_SETTINGS, "DATABASE_URL": fresh_db_url,
-           "RABBITMQ_URL": url, "REDIS_URL": REDIS_TEST_URL,
-           "EMAIL_SERVICE_URL": provider.url}  # fmt: skip
-    processes = Processes(env, tmp_path)
-    yield Stack(fresh_db_url, vhost, processes, provider)
-    processes.stop_all()
 
 
 def sent_once(stack: Stack, user_id) -> dict | None:

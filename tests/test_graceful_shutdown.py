@@ -18,21 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-import redis
 import requests
 from dramatiq.cli import RET_KILLED, RET_OK
 from psycopg.rows import dict_row
 
 from tests.delivery_stack import (
-    FAST_SETTINGS,
-    REDIS_TEST_URL,
     Processes,
-    Provider,
+    Stack,
+    environment,
     free_port,
-    rabbitmqctl,
     wait_until,
 )
-from tests.test_delivery_e2e import Stack
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -149,23 +145,6 @@ def test_after_sigterm_gunicorn_refuses_new_connections_and_leaves_no_process(ap
 # --- the worker -----------------------------------------------------------------------
 
 
-def _environment(db_url: str, rabbit: str, provider: Provider, **overrides: str) -> dict:
-    return {**os.environ, **FAST_SETTINGS, "DATABASE_URL": db_url, "RABBITMQ_URL": rabbit,
-            "REDIS_URL": REDIS_TEST_URL, "EMAIL_SERVICE_URL": provider.url,
-            **overrides}  # fmt: skip
-
-
-@pytest.fixture
-def stack(fresh_db_url, rabbit_url, provider, tmp_path):
-    vhost, url = rabbit_url
-    rabbitmqctl("purge_queue", "-p", vhost, "greetings")
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    provider.reset()
-    processes = Processes(_environment(fresh_db_url, url, provider), tmp_path)
-    yield Stack(fresh_db_url, vhost, processes, provider)
-    processes.stop_all()
-
-
 def _statuses(stack: Stack, user_id) -> list[str]:
     return sorted(row["status"] for row in stack.rows(user_id))
 
@@ -258,7 +237,7 @@ def test_sigterm_during_a_dispatch_lets_the_job_finish_and_the_scheduler_exit_0(
     fresh_db_url, rabbit_url, provider, tmp_path
 ):
     # Only dispatch repeats (every second), so it is the job caught by the lock.
-    env = _environment(fresh_db_url, rabbit_url[1], provider, RECOVERY_INTERVAL_SECONDS="3600")
+    env = environment(fresh_db_url, rabbit_url[1], provider.url, RECOVERY_INTERVAL_SECONDS="3600")
     processes = Processes(env, tmp_path)
     try:
         scheduler = processes.scheduler()

@@ -7,7 +7,6 @@ job, and planning at start. No worker runs: nothing consumes what is published.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,17 +17,16 @@ from datetime import UTC, datetime, timedelta
 import pika
 import psycopg
 import pytest
-import redis
 import requests
 from psycopg.rows import dict_row
 
 from tasks.leader import LEADER_LOCK_KEY
 from tests.delivery_stack import (
-    FAST_SETTINGS,
-    REDIS_TEST_URL,
     Processes,
+    environment,
     free_port,
     rabbitmqctl,
+    reset_shared_state,
     wait_until,
 )
 
@@ -162,12 +160,10 @@ class SchedulerStack:
 
 @pytest.fixture
 def stack(fresh_db_url, rabbit_url, tmp_path):
+    """Schedulers only: no worker runs, so the provider URL points nowhere."""
     vhost, url = rabbit_url
-    rabbitmqctl("purge_queue", "-p", vhost, "greetings")
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    env = {**os.environ, **FAST_SETTINGS, "DATABASE_URL": fresh_db_url, "RABBITMQ_URL": url,
-           "REDIS_URL": REDIS_TEST_URL,
-           "EMAIL_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}  # fmt: skip
+    reset_shared_state(vhost)
+    env = environment(fresh_db_url, url, f"http://127.0.0.1:{free_port()}")
     processes = Processes(env, tmp_path)
     yield SchedulerStack(fresh_db_url, vhost, url, processes)
     processes.stop_all()
