@@ -58,6 +58,9 @@ class Settings:
     retry_max_delay: timedelta = timedelta(hours=1)
     breaker_fail_max: int = 5
     breaker_reset_timeout: timedelta = timedelta(seconds=30)
+    # A send put back because one of our own dependencies failed (Redis, a bug)
+    # is due again after this; it uses up no provider retry.
+    dependency_retry_delay: timedelta = timedelta(seconds=15)
     dispatch_batch_size: int = 500
     queued_lease: timedelta = timedelta(minutes=10)
     sending_lease: timedelta = timedelta(minutes=2)
@@ -117,6 +120,8 @@ class Settings:
             raise ConfigError("PROVIDER_CONNECT_TIMEOUT and PROVIDER_READ_TIMEOUT must be > 0")
         if self.sending_lease <= timedelta(seconds=self.provider_read_timeout):
             raise ConfigError("SENDING_LEASE must be longer than PROVIDER_READ_TIMEOUT")
+        if self.dependency_retry_delay <= timedelta(0):
+            raise ConfigError("DEPENDENCY_RETRY_DELAY must be > 0")
         if self.partitions_ahead < 1:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
         if self.message_retention_months < 1:
@@ -245,6 +250,7 @@ _PARSERS = {
     "retry_max_delay": _parse_duration,
     "breaker_fail_max": _parse_int,
     "breaker_reset_timeout": _parse_duration,
+    "dependency_retry_delay": _parse_duration,
     "dispatch_batch_size": _parse_int,
     "queued_lease": _parse_duration,
     "sending_lease": _parse_duration,

@@ -28,7 +28,7 @@ from config import Settings
 from db import admin, migrations
 from db.pool import connection_kwargs
 from db.seed import seed_database
-from services import planning
+from workflows import planning
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 NINE = clock_time(9, 0)

@@ -59,7 +59,12 @@ def connect(
     )
 
 
-def create_pool(settings: Settings, application_name: str) -> ConnectionPool:
+def create_pool(
+    settings: Settings,
+    application_name: str,
+    min_size: int | None = None,
+    max_size: int | None = None,
+) -> ConnectionPool:
     """Build the pool, not yet open: `current_pool()` opens it on first use.
 
     Opening lazily keeps CLI commands such as `flask db create` working before the
@@ -69,8 +74,8 @@ def create_pool(settings: Settings, application_name: str) -> ConnectionPool:
     pool = ConnectionPool(
         settings.database_url,
         kwargs=connection_kwargs(settings, application_name),
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
+        min_size=settings.db_pool_min_size if min_size is None else min_size,
+        max_size=settings.db_pool_max_size if max_size is None else max_size,
         max_idle=settings.db_pool_max_idle,
         timeout=settings.db_pool_timeout,
         # A restarted PostgreSQL leaves dead sockets in the pool: test on checkout.

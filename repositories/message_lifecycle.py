@@ -1,34 +1,108 @@
 """Status changes of message_logs rows, each a conditional UPDATE … RETURNING.
 
-Every transition names the status it expects; when no row comes back, another
-process changed the row first and the caller does nothing. Times are parameters.
+The one place a greeting changes status (the planner's CANCELLED -> SCHEDULED
+revival aside, which is part of the planning statement in repositories/messages.py).
+The statuses and their named sets come from domain/statuses.py. Every transition
+names the status it expects; when no row comes back, another process changed the
+row first and the caller does nothing. A worker's answer is recorded only while it
+still holds the lease it took (`lease` below is that lease's end, used as a token).
+
+A greeting's deadline is COALESCE(lateness_from, scheduled_send_time) + MAX_LATENESS:
+no transition moves a greeting toward the provider after it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
-from db.queries import fetch_all, fetch_optional
+from db.queries import execute, fetch_all, fetch_optional
+from domain import statuses
+from domain.statuses import Status
 
 RESPONSE_BODY_LIMIT = 2000
 
+_SETS = {
+    name: sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(s.value) for s in members))
+    for name, members in {
+        "pending": statuses.PENDING,
+        "waiting": statuses.WAITING,
+        "in_flight": statuses.IN_FLIGHT,
+        "cancellable": statuses.CANCELLABLE,
+        "operator_retryable": statuses.OPERATOR_RETRYABLE,
+    }.items()
+}
+_RETURNED = sql.SQL(
+    "m.id, m.user_id, m.status, m.message_type, m.occasion_date, m.message_content,"
+    " m.idempotency_key, m.retry_count, m.scheduled_send_time, m.lateness_from, m.locked_until"
+)
 
-def expire_overdue(conn: psycopg.Connection, now: datetime, max_lateness: timedelta) -> list[dict]:
-    """Waiting rows due longer ago than the allowed lateness become EXPIRED."""
-    return fetch_all(
-        conn,
-        """
-        UPDATE message_logs
-        SET status = 'EXPIRED', locked_until = NULL,
-            error_message = 'not sent within ' || %(max_lateness)s::interval || ' of its time'
-        WHERE status IN ('SCHEDULED', 'RETRYING')
-          AND next_attempt_at < %(now)s::timestamptz - %(max_lateness)s::interval
-        RETURNING id, user_id, idempotency_key
-        """,
-        {"now": now, "max_lateness": max_lateness},
+
+def _statement(text: str) -> sql.Composed:
+    """SQL with the named status sets ({waiting}, {in_flight}, …) filled in."""
+    return sql.SQL(text).format(**_SETS)
+
+
+def _body(body: str | None) -> str | None:
+    return None if body is None else body[:RESPONSE_BODY_LIMIT]
+
+
+_EXPIRE = _statement(
+    """
+    WITH overdue AS (
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {pending}
+          AND COALESCE(lateness_from, scheduled_send_time)
+              < %(now)s::timestamptz - %(max_lateness)s::interval
+          AND (status IN {waiting} OR locked_until IS NULL OR locked_until < %(now)s)
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
     )
+    UPDATE message_logs m
+    SET status = 'EXPIRED', locked_until = NULL,
+        error_message = 'not sent within ' || %(max_lateness)s::interval || ' of its time'
+    FROM overdue o
+    WHERE m.id = o.id AND m.occasion_date = o.occasion_date
+    RETURNING m.id, m.user_id, m.idempotency_key
+    """
+)
+
+
+def expire_overdue(
+    conn: psycopg.Connection, now: datetime, max_lateness: timedelta, limit: int
+) -> list[dict]:
+    """Up to `limit` unfinished rows past their deadline become EXPIRED.
+
+    Waiting rows, and in-flight rows whose lease ran out (a row a worker holds is
+    left to that worker, which checks the deadline itself).
+    """
+    params = {"now": now, "max_lateness": max_lateness, "limit": limit}
+    return fetch_all(conn, _EXPIRE, params)
+
+
+_CLAIM = _statement(
+    """
+    WITH due AS (
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {waiting}
+          AND next_attempt_at <= %(now)s
+          AND COALESCE(lateness_from, scheduled_send_time)
+              >= %(now)s::timestamptz - %(max_lateness)s::interval
+        ORDER BY next_attempt_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE message_logs m
+    SET status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval,
+        queued_at = %(now)s
+    FROM due
+    WHERE m.id = due.id AND m.occasion_date = due.occasion_date AND m.status IN {waiting}
+    RETURNING m.id, m.idempotency_key
+    """
+)
 
 
 def claim_due(
@@ -38,145 +112,141 @@ def claim_due(
     limit: int,
     lease: timedelta,
 ) -> list[dict]:
-    """Move up to `limit` due rows to QUEUED (oldest first) with a lease; returns them.
+    """Move up to `limit` due rows within their deadline to QUEUED (oldest first).
 
     SKIP LOCKED lets several dispatchers run at once without waiting or colliding.
     """
-    return fetch_all(
-        conn,
-        """
-        WITH due AS (
-            SELECT id, occasion_date FROM message_logs
-            WHERE status IN ('SCHEDULED', 'RETRYING')
-              AND next_attempt_at <= %(now)s
-              AND next_attempt_at >= %(now)s::timestamptz - %(max_lateness)s::interval
-            ORDER BY next_attempt_at
-            LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE message_logs m
-        SET status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval
-        FROM due
-        WHERE m.id = due.id AND m.occasion_date = due.occasion_date
-          AND m.status IN ('SCHEDULED', 'RETRYING')
-        RETURNING m.id, m.idempotency_key
-        """,
-        {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease},
-    )
+    params = {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease}
+    return fetch_all(conn, _CLAIM, params)
 
 
-def fail_exhausted_stale(conn: psycopg.Connection, now: datetime, max_retries: int) -> list[dict]:
-    """SENDING rows whose worker vanished once too often become FAILED."""
-    return fetch_all(
-        conn,
-        """
-        UPDATE message_logs
-        SET status = 'FAILED', locked_until = NULL,
-            error_message = 'worker lost during the send; retries exhausted'
-        WHERE status = 'SENDING' AND locked_until < %(now)s AND retry_count >= %(max_retries)s
-        RETURNING id, user_id, idempotency_key
-        """,
-        {"now": now, "max_retries": max_retries},
+_RECLAIM = _statement(
+    """
+    WITH stale AS (
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {in_flight} AND locked_until < %(now)s
+          AND COALESCE(lateness_from, scheduled_send_time)
+              >= %(now)s::timestamptz - %(max_lateness)s::interval
+        ORDER BY locked_until
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
     )
+    UPDATE message_logs m
+    SET locked_until = %(now)s::timestamptz + CASE
+            WHEN m.status = 'QUEUED'
+            THEN GREATEST(%(lease)s::interval, %(now)s::timestamptz - m.queued_at)
+            ELSE %(lease)s::interval END,
+        queued_at = CASE WHEN m.status = 'QUEUED' THEN m.queued_at ELSE %(now)s END,
+        error_message = CASE WHEN m.status = 'SENDING'
+                             THEN 'worker lost during the send; queued again'
+                             ELSE m.error_message END,
+        status = 'QUEUED'
+    FROM stale
+    WHERE m.id = stale.id AND m.occasion_date = stale.occasion_date
+    RETURNING m.id, m.idempotency_key
+    """
+)
 
 
 def reclaim_stale(
-    conn: psycopg.Connection, now: datetime, lease: timedelta, limit: int
+    conn: psycopg.Connection, now: datetime, lease: timedelta, max_lateness: timedelta, limit: int
 ) -> list[dict]:
-    """QUEUED rows never picked up and SENDING rows whose worker died: QUEUED again, new lease.
+    """QUEUED rows never picked up and SENDING rows whose worker died: QUEUED again.
 
-    A lost SENDING attempt counts as a retry; the provider's Idempotency-Key makes
-    the resend harmless if the first one did reach it.
+    A lost worker is our fault, not the provider's: it uses up no retry, and the
+    provider's Idempotency-Key makes the resend harmless if the first one reached
+    it. A QUEUED row still waiting in a long queue gets a lease as long as it has
+    already waited, so its extra copies double their interval instead of piling up.
     """
-    return fetch_all(
-        conn,
-        """
-        WITH stale AS (
-            SELECT id, occasion_date FROM message_logs
-            WHERE status IN ('QUEUED', 'SENDING') AND locked_until < %(now)s
-            ORDER BY locked_until
-            LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE message_logs m
-        SET retry_count = m.retry_count + CASE WHEN m.status = 'SENDING' THEN 1 ELSE 0 END,
-            last_retry_at = CASE WHEN m.status = 'SENDING' THEN %(now)s ELSE m.last_retry_at END,
-            status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval
-        FROM stale
-        WHERE m.id = stale.id AND m.occasion_date = stale.occasion_date
-        RETURNING m.id, m.idempotency_key
-        """,
-        {"now": now, "lease": lease, "limit": limit},
+    params = {"now": now, "lease": lease, "max_lateness": max_lateness, "limit": limit}
+    return fetch_all(conn, _RECLAIM, params)
+
+
+_START_SENDING = sql.SQL(
+    """
+    WITH target AS (
+        SELECT m.id, m.occasion_date, u.email,
+               u.id IS NOT NULL AND occasion_in_year(
+                   CASE m.message_type WHEN 'BIRTHDAY' THEN u.birthday_date
+                                       ELSE u.anniversary_date END,
+                   extract(year FROM m.occasion_date)::integer
+               ) IS NOT DISTINCT FROM m.occasion_date AS still_due,
+               COALESCE(m.lateness_from, m.scheduled_send_time)
+                   >= %(now)s::timestamptz - %(max_lateness)s::interval AS in_time
+        FROM message_logs m
+        LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+        WHERE m.id = %(id)s AND m.status = 'QUEUED'
+        FOR UPDATE OF m
     )
+    UPDATE message_logs m
+    SET status = CASE WHEN NOT t.still_due THEN 'CANCELLED'
+                      WHEN NOT t.in_time THEN 'EXPIRED'
+                      ELSE 'SENDING' END,
+        locked_until = CASE WHEN t.still_due AND t.in_time
+                            THEN %(now)s::timestamptz + %(lease)s::interval END,
+        error_message = CASE
+            WHEN NOT t.still_due THEN 'user deleted or changed before the send'
+            WHEN NOT t.in_time
+            THEN 'not sent within ' || %(max_lateness)s::interval || ' of its time'
+            ELSE m.error_message END
+    FROM target t
+    WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED'
+    RETURNING {returned}, t.email
+    """
+).format(returned=_RETURNED)
 
 
 def start_sending(
-    conn: psycopg.Connection, message_id: int, now: datetime, lease: timedelta
+    conn: psycopg.Connection,
+    message_id: int,
+    now: datetime,
+    lease: timedelta,
+    max_lateness: timedelta,
 ) -> dict | None:
-    """QUEUED -> SENDING for a user who still has this occasion, else -> CANCELLED.
+    """QUEUED -> SENDING for a user who still has this occasion, within its deadline.
 
-    Returns the row with the user's current email, or None when the row was not
-    QUEUED (a duplicate or redelivered message that lost the race).
+    Else -> CANCELLED (user deleted or changed) or EXPIRED (too late), returned with
+    that status. None when the row was not QUEUED (a duplicate or redelivered
+    message that lost the race). The row's `locked_until` is the lease token.
     """
-    return fetch_optional(
-        conn,
-        """
-        WITH target AS (
-            SELECT m.id, m.occasion_date, u.email,
-                   u.id IS NOT NULL AND occasion_in_year(
-                       CASE m.message_type WHEN 'BIRTHDAY' THEN u.birthday_date
-                                           ELSE u.anniversary_date END,
-                       extract(year FROM m.occasion_date)::integer
-                   ) IS NOT DISTINCT FROM m.occasion_date AS still_due
-            FROM message_logs m
-            LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
-            WHERE m.id = %(id)s AND m.status = 'QUEUED'
-            FOR UPDATE OF m
-        )
-        UPDATE message_logs m
-        SET status = CASE WHEN t.still_due THEN 'SENDING' ELSE 'CANCELLED' END,
-            locked_until = CASE WHEN t.still_due
-                                THEN %(now)s::timestamptz + %(lease)s::interval END,
-            error_message = CASE WHEN t.still_due THEN m.error_message
-                                 ELSE 'user deleted or changed before the send' END
-        FROM target t
-        WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED'
-        RETURNING m.id, m.user_id, m.status, m.message_type, m.occasion_date,
-                  m.message_content, m.idempotency_key, m.retry_count, m.scheduled_send_time,
-                  t.email
-        """,
-        {"id": message_id, "now": now, "lease": lease},
-    )
+    params = {"id": message_id, "now": now, "lease": lease, "max_lateness": max_lateness}
+    return fetch_optional(conn, _START_SENDING, params)
 
 
 def record_sent(
-    conn: psycopg.Connection, message_id: int, now: datetime, code: int, body: str
+    conn: psycopg.Connection, message_id: int, lease: datetime, now: datetime, code: int, body: str
 ) -> dict | None:
-    """SENDING -> SENT with the provider's answer."""
+    """SENDING -> SENT with the provider's answer, if the lease is still ours."""
     return fetch_optional(
         conn,
         """
         UPDATE message_logs
         SET status = 'SENT', actual_send_time = %(now)s, locked_until = NULL,
             api_response_code = %(code)s, api_response_body = %(body)s, error_message = NULL
-        WHERE id = %(id)s AND status = 'SENDING'
+        WHERE id = %(id)s AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, user_id
         """,
-        {"id": message_id, "now": now, "code": code, "body": body[:RESPONSE_BODY_LIMIT]},
+        {"id": message_id, "lease": lease, "now": now, "code": code, "body": _body(body)},
     )
 
 
 def record_retry(
     conn: psycopg.Connection,
     message_id: int,
+    lease: datetime,
     now: datetime,
     next_attempt_at: datetime,
-    code: int | None,
-    body: str | None,
-    error: str,
+    answer: dict,
     counts_as_attempt: bool = True,
 ) -> dict | None:
-    """SENDING -> RETRYING, due again at `next_attempt_at` (the dispatcher picks it up)."""
+    """SENDING -> RETRYING, due again at `next_attempt_at` (the dispatcher picks it up).
+
+    `answer` holds `code`, `body` and `error`. A postponement (`counts_as_attempt`
+    false) keeps the retry count and the last provider answer.
+    """
+    params = {"id": message_id, "lease": lease, "now": now, "next": next_attempt_at,
+              "increment": 1 if counts_as_attempt else 0, "code": answer.get("code"),
+              "body": _body(answer.get("body")), "error": answer.get("error")}  # fmt: skip
     return fetch_optional(
         conn,
         """
@@ -184,33 +254,65 @@ def record_retry(
         SET status = 'RETRYING', locked_until = NULL, next_attempt_at = %(next)s,
             retry_count = retry_count + %(increment)s,
             last_retry_at = CASE WHEN %(increment)s > 0 THEN %(now)s ELSE last_retry_at END,
-            api_response_code = %(code)s, api_response_body = %(body)s, error_message = %(error)s
-        WHERE id = %(id)s AND status = 'SENDING'
+            api_response_code = CASE WHEN %(increment)s > 0 THEN %(code)s
+                                     ELSE api_response_code END,
+            api_response_body = CASE WHEN %(increment)s > 0 THEN %(body)s
+                                     ELSE api_response_body END,
+            error_message = %(error)s
+        WHERE id = %(id)s AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, retry_count
         """,
-        {"id": message_id, "now": now, "next": next_attempt_at, "code": code,
-         "body": None if body is None else body[:RESPONSE_BODY_LIMIT], "error": error,
-         "increment": 1 if counts_as_attempt else 0},
-    )  # fmt: skip
+        params,
+    )
 
 
-def record_failed(
-    conn: psycopg.Connection,
-    message_id: int,
-    code: int | None,
-    body: str | None,
-    error: str,
+def record_finished(
+    conn: psycopg.Connection, message_id: int, lease: datetime, status: Status, answer: dict
 ) -> dict | None:
-    """SENDING -> FAILED for good, keeping the provider's answer."""
+    """SENDING -> FAILED or EXPIRED for good, keeping the provider's answer."""
+    if status not in (Status.FAILED, Status.EXPIRED):
+        raise ValueError(f"not a final status after a send: {status}")
+    params = {"id": message_id, "lease": lease, "status": status.value,
+              "code": answer.get("code"), "body": _body(answer.get("body")),
+              "error": answer.get("error")}  # fmt: skip
     return fetch_optional(
         conn,
         """
         UPDATE message_logs
-        SET status = 'FAILED', locked_until = NULL,
+        SET status = %(status)s, locked_until = NULL,
             api_response_code = %(code)s, api_response_body = %(body)s, error_message = %(error)s
-        WHERE id = %(id)s AND status = 'SENDING'
+        WHERE id = %(id)s AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, user_id
         """,
-        {"id": message_id, "code": code,
-         "body": None if body is None else body[:RESPONSE_BODY_LIMIT], "error": error},
-    )  # fmt: skip
+        params,
+    )
+
+
+_CANCEL = _statement(
+    """
+    UPDATE message_logs
+    SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
+    WHERE user_id = %(user_id)s AND status IN {cancellable}
+    """
+)
+
+
+def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
+    """Cancel a user's greetings that no worker holds yet; returns how many."""
+    return execute(conn, _CANCEL, {"user_id": user_id, "reason": reason})
+
+
+def make_due_again(
+    conn: psycopg.Connection, message_id: int, now: datetime, returning: sql.Composable
+) -> dict | None:
+    """FAILED or EXPIRED -> SCHEDULED, due at `now` with a fresh lateness window."""
+    query = sql.SQL(
+        """
+        UPDATE message_logs
+        SET status = 'SCHEDULED', next_attempt_at = %(now)s, lateness_from = %(now)s,
+            retry_count = 0, locked_until = NULL, error_message = NULL
+        WHERE id = %(id)s AND status IN {operator_retryable}
+        RETURNING {returning}
+        """
+    ).format(operator_retryable=_SETS["operator_retryable"], returning=returning)
+    return fetch_optional(conn, query, {"id": message_id, "now": now})

@@ -9,6 +9,8 @@ import psycopg
 from psycopg import sql
 
 from db.queries import execute, fetch_all, fetch_optional, fetch_page, fetch_scalar
+from domain import statuses
+from domain.statuses import Status
 
 # Plans the next occurrence of every occasion that has none pending. Set-based:
 # one statement for any number of users ({users} narrows it to some users or an id
@@ -17,6 +19,10 @@ from db.queries import execute, fetch_all, fetch_optional, fetch_page, fetch_sca
 # A CANCELLED row for the same date (the user changed a date away and back, or
 # moved zone) is brought back rather than duplicated: the unique key
 # (user_id, message_type, occasion_date) allows one row per day.
+# FOR SHARE OF u: a user being planned cannot change until this commits, and a
+# change committed while this statement waited for the row is read (READ COMMITTED
+# re-reads a locked row's newest version), so next year's greeting never carries a
+# name, zone or date a concurrent PATCH has just replaced.
 _PLAN = """
 WITH occasions AS (
     SELECT u.id AS user_id, u.first_name, u.last_name, u.timezone,
@@ -30,14 +36,15 @@ WITH occasions AS (
       AND NOT EXISTS (
           SELECT 1 FROM message_logs p
           WHERE p.user_id = u.id AND p.message_type = o.message_type AND {pending_users}
-            AND p.status IN ('SCHEDULED', 'QUEUED', 'SENDING', 'RETRYING'))
+            AND p.status IN {pending})
+    FOR SHARE OF u
 ), chosen AS (
     SELECT c.*,
            CASE WHEN EXISTS (
                     SELECT 1 FROM message_logs f
                     WHERE f.user_id = c.user_id AND f.message_type = c.message_type
                       AND f.occasion_date = c.first_date AND {finished_users}
-                      AND f.status IN ('SENT', 'FAILED', 'EXPIRED'))
+                      AND f.status IN {finished})
                 THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1)
                 ELSE c.first_date
            END AS occasion_date
@@ -59,6 +66,7 @@ SET status = 'SCHEDULED',
     scheduled_send_time = EXCLUDED.scheduled_send_time,
     next_attempt_at = EXCLUDED.next_attempt_at,
     retry_count = 0, last_retry_at = NULL, locked_until = NULL, actual_send_time = NULL,
+    lateness_from = NULL, queued_at = NULL,
     api_response_code = NULL, api_response_body = NULL, error_message = NULL
 WHERE message_logs.status = 'CANCELLED'
 """
@@ -78,6 +86,8 @@ def plan_next_occurrences(
     Returns the number of rows inserted or brought back.
     """
     query = sql.SQL(_PLAN).format(
+        pending=_status_list(statuses.PENDING),
+        finished=_status_list(statuses.FINISHED),
         users=_user_bounds("u.id", user_ids, id_after, id_upto),
         pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
         finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),
@@ -118,6 +128,10 @@ def retime_scheduled(
     return execute(conn, query, {"send_time": send_time, "id_after": id_after, "id_upto": id_upto})
 
 
+def _status_list(members: tuple[Status, ...]) -> sql.Composable:
+    return sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(s.value) for s in members))
+
+
 def _user_bounds(
     column: str, user_ids: list[UUID] | None, id_after: UUID | None, id_upto: UUID | None
 ) -> sql.Composable:
@@ -130,19 +144,6 @@ def _user_bounds(
     if id_upto is not None:
         conditions.append(sql.SQL(f"{column} <= %(id_upto)s"))
     return sql.SQL(" AND ").join(conditions)
-
-
-def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
-    """Cancel a user's greetings that no worker holds yet; returns how many."""
-    return execute(
-        conn,
-        """
-        UPDATE message_logs
-        SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
-        WHERE user_id = %(user_id)s AND status IN ('SCHEDULED', 'QUEUED', 'RETRYING')
-        """,
-        {"user_id": user_id, "reason": reason},
-    )
 
 
 def list_for_user(conn: psycopg.Connection, user_id: UUID) -> list[dict]:
@@ -176,14 +177,14 @@ PUBLIC_COLUMNS = (
     "actual_send_time", "status", "retry_count", "api_response_code", "error_message",
     "idempotency_key",
 )  # fmt: skip
-_PUBLIC = sql.SQL(", ").join(map(sql.Identifier, PUBLIC_COLUMNS))
+PUBLIC_SELECT = sql.SQL(", ").join(map(sql.Identifier, PUBLIC_COLUMNS))
 
 
 def get(conn: psycopg.Connection, message_id: int) -> dict | None:
     """One message by id, or None."""
     return fetch_optional(
         conn,
-        sql.SQL("SELECT {} FROM message_logs WHERE id = %(id)s").format(_PUBLIC),
+        sql.SQL("SELECT {} FROM message_logs WHERE id = %(id)s").format(PUBLIC_SELECT),
         {"id": message_id},
     )
 
@@ -210,21 +211,4 @@ def list_page(
     """Messages matching the filters, newest occasion first, and how many match."""
     where, params = _list_filter(filters)
     order = sql.SQL("occasion_date DESC, id DESC")
-    return fetch_page(conn, "message_logs", _PUBLIC, where, order, params, limit, offset)
-
-
-def make_due_again(conn: psycopg.Connection, message_id: int, now: datetime) -> dict | None:
-    """FAILED or EXPIRED -> SCHEDULED and due at `now`; None when the row is in another state."""
-    return fetch_optional(
-        conn,
-        sql.SQL(
-            """
-            UPDATE message_logs
-            SET status = 'SCHEDULED', next_attempt_at = %(now)s, retry_count = 0,
-                locked_until = NULL, error_message = NULL
-            WHERE id = %(id)s AND status IN ('FAILED', 'EXPIRED')
-            RETURNING {}
-            """
-        ).format(_PUBLIC),
-        {"id": message_id, "now": now},
-    )
+    return fetch_page(conn, "message_logs", PUBLIC_SELECT, where, order, params, limit, offset)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 
 from db.queries import fetch_all, fetch_scalar
@@ -28,3 +30,8 @@ def installed_extensions(conn: psycopg.Connection) -> dict[str, str | None]:
     )
     found = {row["extname"]: row["extversion"] for row in rows}
     return {name: found.get(name) for name in EXPECTED_EXTENSIONS}
+
+
+def database_now(conn: psycopg.Connection) -> datetime:
+    """The server's clock: one clock for leases and due times, whatever the hosts' skew."""
+    return fetch_scalar(conn, "SELECT statement_timestamp()")

@@ -14,12 +14,11 @@ import pika
 import redis
 from psycopg_pool import ConnectionPool
 
+from adapters.provider_guards import BREAKER_NAMESPACE
 from config import Settings
 from repositories import heartbeats
 
 CHECK_TIMEOUT = 2.0
-# Where the workers' circuit breaker (tasks/runtime.py) keeps its state in Redis.
-BREAKER_NAMESPACE = "birthday:provider-breaker"
 
 
 def _timed(started: float) -> float:

@@ -8,7 +8,7 @@ from uuid import UUID
 import psycopg
 
 from errors import MessageNotFound, MessageNotRetryable
-from repositories import messages, users
+from repositories import message_lifecycle, messages, users
 
 
 def get_message(conn: psycopg.Connection, message_id: int) -> dict:
@@ -35,8 +35,9 @@ def list_user_messages(
 
 
 def retry_message(conn: psycopg.Connection, message_id: int, now: datetime) -> dict:
-    """Make a FAILED or EXPIRED message due now; other states are a conflict."""
-    retried = messages.make_due_again(conn, message_id, now)
+    """Make a FAILED or EXPIRED message due now, with a fresh MAX_LATENESS window;
+    other states are a conflict."""
+    retried = message_lifecycle.make_due_again(conn, message_id, now, messages.PUBLIC_SELECT)
     if retried is not None:
         return retried
     current = get_message(conn, message_id)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, time
 from uuid import UUID
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
-from db.queries import transaction
-from repositories import messages
-
-log = logging.getLogger(__name__)
-
-PLAN_BATCH_SIZE = 50_000
+from repositories import message_lifecycle, messages
 
 
 def plan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
@@ -44,34 +37,10 @@ def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_tim
     An occurrence that stays on the same date comes back as the same row (with its
     new send time and text), so its idempotency key does not change.
     """
-    messages.cancel_pending(conn, user_id, reason="user changed before the send")
+    message_lifecycle.cancel_pending(conn, user_id, reason="user changed before the send")
     return messages.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
 
 
 def cancel_user(conn: psycopg.Connection, user_id: UUID) -> int:
     """A deleted user gets no more greetings."""
-    return messages.cancel_pending(conn, user_id, reason="user deleted")
-
-
-def plan_all(
-    pool: ConnectionPool, now: datetime, send_time: time, batch_size: int = PLAN_BATCH_SIZE
-) -> int:
-    """Plan every live user's missing occurrences, one transaction per id range.
-
-    Also moves SCHEDULED greetings whose send instant no longer matches SEND_TIME
-    (the setting changed since they were planned).
-    """
-    planned = retimed = 0
-    after: UUID | None = None
-    while True:
-        with transaction(pool) as conn:
-            upto = messages.user_id_batch_end(conn, after, batch_size)
-            if upto is None:
-                break
-            retimed += messages.retime_scheduled(conn, send_time, id_after=after, id_upto=upto)
-            planned += messages.plan_next_occurrences(
-                conn, now, send_time, id_after=after, id_upto=upto
-            )
-        after = upto
-    log.info("planned %d occurrence(s), moved %d to a new send time", planned, retimed)
-    return planned
+    return message_lifecycle.cancel_pending(conn, user_id, reason="user deleted")

@@ -5,6 +5,8 @@ Imported (by tasks/__init__.py) before any actor module, so actors bind to it.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 import dramatiq
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, xq_name
 from dramatiq.middleware import Middleware
@@ -12,6 +14,7 @@ from dramatiq.middleware.prometheus import Prometheus
 
 from config import Settings
 from log_setup import configure_logging
+from tasks.runtime import BuildWorkerResources
 
 
 class QuorumRabbitmqBroker(RabbitmqBroker):
@@ -47,15 +50,32 @@ class JsonLogging(Middleware):
         configure_logging(self.settings.log_level, self.settings.log_format)
 
 
+# A RabbitMQ memory or disk alarm blocks publishers without closing their connection:
+# give up after this long (the publish raises, the rows stay QUEUED for recovery) so a
+# blocked broker cannot freeze the scheduler while it holds the leader lock.
+BLOCKED_CONNECTION_TIMEOUT_SECONDS = 30
+HEARTBEAT_SECONDS = 30
+
+
+def broker_url(url: str) -> str:
+    """RABBITMQ_URL with a blocked-connection timeout and heartbeat unless it sets its own."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("blocked_connection_timeout", str(BLOCKED_CONNECTION_TIMEOUT_SECONDS))
+    query.setdefault("heartbeat", str(HEARTBEAT_SECONDS))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def build_broker(settings: Settings) -> RabbitmqBroker:
     """A broker for RABBITMQ_URL that waits for RabbitMQ to confirm every publish.
 
     The Prometheus middleware serves worker metrics on port `dramatiq_prom_port`
     (default 9191) from the worker master process.
     """
-    broker = QuorumRabbitmqBroker(url=settings.rabbitmq_url, confirm_delivery=True)
+    broker = QuorumRabbitmqBroker(url=broker_url(settings.rabbitmq_url), confirm_delivery=True)
     broker.add_middleware(Prometheus())
     broker.add_middleware(JsonLogging(settings))
+    broker.add_middleware(BuildWorkerResources())
     return broker
 
 

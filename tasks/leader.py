@@ -18,6 +18,7 @@ from db.pool import connect
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 7_311_208_554_020_133_002
+LOCK_CONNECTION_USER_TIMEOUT_MS = 20_000
 
 
 class LeaderLock:
@@ -50,11 +51,19 @@ class LeaderLock:
         return self.is_leader
 
     def _connect(self) -> psycopg.Connection:
-        # Keepalives let both sides notice a dead peer in seconds, not hours.
+        # Keepalives let both sides notice a dead peer in seconds, not hours;
+        # tcp_user_timeout bounds how long unacknowledged data may wait, so a leader
+        # whose host vanished mid-query gives the lock up within ~30 s as well.
         return connect(
-            self.settings, f"birthday-scheduler {self.name}", autocommit=True,
-            keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
-        )  # fmt: skip
+            self.settings,
+            f"birthday-scheduler {self.name}",
+            autocommit=True,
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+            tcp_user_timeout=LOCK_CONNECTION_USER_TIMEOUT_MS,
+        )
 
     def close(self) -> None:
         if self._conn is not None and not self._conn.closed:

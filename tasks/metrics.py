@@ -9,19 +9,29 @@ the metrics are built on first use, never at module import.
 from __future__ import annotations
 
 import functools
+import threading
 from types import SimpleNamespace
 
 LATENESS_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 48 * 3600)
 
 
-@functools.cache
+_build_lock = threading.Lock()
+
+
 def _metrics() -> SimpleNamespace:
+    # Under a lock: two threads registering the same metric would fail.
+    with _build_lock:
+        return _build_metrics()
+
+
+@functools.cache
+def _build_metrics() -> SimpleNamespace:
     import prometheus_client as prom
 
     return SimpleNamespace(
         sends=prom.Counter(
             "birthday_sends_total",
-            "Send attempts by outcome (sent, retried, failed, cancelled, postponed).",
+            "Send attempts by outcome (sent, retried, failed, expired, cancelled, postponed).",
             ["outcome"],
         ),
         provider_latency=prom.Histogram(

@@ -1,79 +1,100 @@
-"""Per-process resources of the worker, built on first use (after the fork)."""
+"""The worker's composition root: what one worker process needs, built once.
+
+Dramatiq calls `BuildWorkerResources.before_worker_boot` in each worker process
+after the fork and before its threads start, so the pool is sized for the
+process's `--threads` and exactly one is built. Actors reach it with `current()`;
+outside a worker (an actor called in-process) `current()` builds it on first use,
+under a lock, so concurrent threads still share one pool.
+"""
 
 from __future__ import annotations
 
-import atexit
-import functools
 import logging
+import threading
+from dataclasses import dataclass
 
 import pybreaker
-import redis
+from dramatiq.middleware import Middleware
 from dramatiq.rate_limits import WindowRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 from psycopg_pool import ConnectionPool
 
+from adapters.email_provider import ProviderClient
+from adapters.provider_guards import build_breaker, build_rate_limiter, connect_redis
 from config import Settings
 from db.pool import create_pool
-from services.health import BREAKER_NAMESPACE
-from tasks.provider import ProviderClient
 
 log = logging.getLogger(__name__)
 
-
-@functools.cache
-def settings() -> Settings:
-    return Settings.from_env()
+DEFAULT_THREADS = 8
+POOL_OPEN_TIMEOUT_SECONDS = 10.0
 
 
-@functools.cache
-def pool() -> ConnectionPool:
-    opened = create_pool(settings(), application_name="birthday-worker")
-    opened.open(wait=True, timeout=10)
-    atexit.register(opened.close)
-    return opened
+@dataclass(frozen=True)
+class WorkerResources:
+    settings: Settings
+    pool: ConnectionPool
+    provider: ProviderClient
+    breaker: pybreaker.CircuitBreaker
+    rate_limiter: WindowRateLimiter
 
-
-@functools.cache
-def provider() -> ProviderClient:
-    return ProviderClient(settings())
-
-
-@functools.cache
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings().redis_url, socket_timeout=2, socket_connect_timeout=2)
-
-
-class _LogStateChanges(pybreaker.CircuitBreakerListener):
-    def state_change(self, cb, old_state, new_state) -> None:
-        log.warning(
-            "provider circuit breaker %s -> %s",
-            getattr(old_state, "name", old_state),
-            new_state.name,
+    @classmethod
+    def build(cls, settings: Settings, threads: int) -> WorkerResources:
+        """One pool of at most `threads` connections (a thread holds one at a time)."""
+        pool = create_pool(
+            settings,
+            application_name="birthday-worker",
+            min_size=min(settings.db_pool_min_size, threads),
+            max_size=threads,
+        )
+        # Not waiting: with PostgreSQL down the worker still starts, and each send
+        # waits up to DB_POOL_TIMEOUT for a connection (the message is retried).
+        pool.open(wait=False)
+        client = connect_redis(settings)
+        return cls(
+            settings=settings,
+            pool=pool,
+            provider=ProviderClient(settings),
+            breaker=build_breaker(settings, client),
+            rate_limiter=build_rate_limiter(settings, client),
         )
 
-
-@functools.cache
-def breaker() -> pybreaker.CircuitBreaker:
-    """Shared by every worker process through Redis, so all of them stop together."""
-    current = settings()
-    storage = pybreaker.CircuitRedisStorage(
-        pybreaker.STATE_CLOSED, redis_client(), namespace=BREAKER_NAMESPACE
-    )
-    return pybreaker.CircuitBreaker(
-        fail_max=current.breaker_fail_max,
-        reset_timeout=current.breaker_reset_timeout.total_seconds(),
-        state_storage=storage,
-        listeners=[_LogStateChanges()],
-        name="email-provider",
-        # The failure that trips the breaker is still recorded as a counted retry.
-        throw_new_error_on_trip=False,
-    )
+    def close(self) -> None:
+        self.pool.close()
 
 
-@functools.cache
-def rate_limiter() -> WindowRateLimiter:
-    """PROVIDER_RATE_LIMIT sends per second across all workers (a one-second window)."""
-    backend = RedisBackend(client=redis_client())
-    return WindowRateLimiter(
-        backend, "birthday:provider-sends", limit=settings().provider_rate_limit, window=1
-    )
+_lock = threading.Lock()
+_current: WorkerResources | None = None
+
+
+def install(resources: WorkerResources) -> None:
+    """Make `resources` the process's own (closing any earlier ones)."""
+    global _current
+    with _lock:
+        previous, _current = _current, resources
+    if previous is not None:
+        previous.close()
+
+
+def current() -> WorkerResources:
+    """This process's resources, built on first use if no worker boot built them."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = WorkerResources.build(Settings.from_env(), DEFAULT_THREADS)
+    return _current
+
+
+class BuildWorkerResources(Middleware):
+    """Builds the worker process's resources at boot, closes them at shutdown."""
+
+    def before_worker_boot(self, broker, worker) -> None:
+        install(WorkerResources.build(Settings.from_env(), worker.worker_threads))
+        log.info("worker resources built for %d thread(s)", worker.worker_threads)
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        global _current
+        with _lock:
+            resources, _current = _current, None
+        if resources is not None:
+            resources.close()

@@ -25,9 +25,10 @@ from config import Settings
 from db.pool import create_pool
 from db.queries import transaction
 from log_setup import configure_logging
-from repositories import heartbeats, partitions
-from services import dispatch, idempotency, planning
+from repositories import heartbeats, partitions, server
+from services import idempotency
 from tasks.leader import LeaderLock
+from workflows import dispatch, planning
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ class Scheduler:
         """Run one job if this process leads; record it; never let it kill the loop."""
         if self.stopping or not self.leader.refresh():
             return
-        now = datetime.now(UTC)
         try:
             with transaction(self.pool) as conn:
+                # The database's clock: workers take their leases by it too.
+                now = server.database_now(conn)
                 heartbeats.record_start(conn, name, self.name, now)
             job(now)
         except Exception as error:  # a failing job is reported, the loop carries on

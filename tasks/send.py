@@ -1,34 +1,57 @@
-"""The `send_greeting` actor and the retry policy of greetings.
+"""The `send_greeting` actor: one attempt to deliver one greeting.
 
-Retries of provider failures live in the database, not in Dramatiq: a failed send
-becomes RETRYING with its next attempt time, and the dispatcher queues it again
-when that time comes. (A Dramatiq delay would hold the message unacknowledged in a
-worker, and RabbitMQ closes channels that keep a delivery unacknowledged past its
-consumer timeout.) Dramatiq's own retries only cover unexpected errors, such as
-the database being briefly unreachable; the actor is safe to run twice.
+What an answer means and what follows (sent, retry when, fail, expire, postpone) is
+the delivery policy's (domain/delivery_policy.py); the database side is
+workflows/delivery.py. Retries of provider failures live in the database, not in
+Dramatiq: a failed send becomes RETRYING with its next attempt time and the
+dispatcher queues it again when that time comes. (A Dramatiq delay would hold the
+message unacknowledged in a worker, and RabbitMQ closes channels that keep a
+delivery unacknowledged past its consumer timeout.)
+
+Our own failures never use up a provider retry: anything that goes wrong between
+taking the row and the provider's answer (Redis unreachable, a bug) puts the row
+back as RETRYING without counting an attempt; a worker that dies leaves the row
+SENDING, and recovery queues it again when the lease runs out, uncounted too.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time as clock
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dramatiq
 import pybreaker
 
 from config import Settings
-from services import delivery
-from services.delivery import Decision, Verdict
+from domain.delivery_policy import (
+    Decision,
+    Outcome,
+    ProviderAnswer,
+    RetryPolicy,
+    Verdict,
+    deadline,
+    postpone,
+)
+from domain.statuses import Status
 from tasks import metrics, runtime
-from tasks.provider import Outcome, ProviderAnswer
+from tasks.runtime import WorkerResources
+from workflows import delivery
 
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_WAIT = timedelta(seconds=30)
-_OUTCOME_NAMES = {Verdict.SENT: "sent", Verdict.RETRY: "retried", Verdict.FAIL: "failed"}
+# Dramatiq's own retries of this actor: only for errors that escape it, such as
+# PostgreSQL unreachable while taking or recording the row (the row then waits in
+# QUEUED or SENDING for its lease, and recovery queues it again). Not provider
+# retries: those are MAX_RETRIES, counted in the database.
+INFRASTRUCTURE_RETRIES = 3
+_OUTCOME_NAMES = {
+    Verdict.SENT: "sent",
+    Verdict.RETRY: "retried",
+    Verdict.FAIL: "failed",
+    Verdict.EXPIRE: "expired",
+}
 
 
 class TransientProviderError(Exception):
@@ -39,34 +62,21 @@ class TransientProviderError(Exception):
         self.answer = answer
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """At most `max_retries` retries, exponential backoff with jitter, Retry-After honoured."""
+class AttemptClock:
+    """The database's clock at the start of the attempt, advanced by the local monotonic
+    clock: leases and deadlines agree with the scheduler's whatever the hosts' skew."""
 
-    max_retries: int
-    base_delay: timedelta
-    max_delay: timedelta
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.started = clock.monotonic()
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(settings.max_retries, settings.retry_base_delay, settings.retry_max_delay)
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=clock.monotonic() - self.started)
 
-    def backoff(self, retries_so_far: int, retry_after: float | None) -> timedelta:
-        """base * 2^n, capped, times a jitter in [0.5, 1.5); never sooner than Retry-After."""
-        exponential = self.base_delay * (2 ** min(retries_so_far, 32))
-        delay = min(self.max_delay, exponential) * random.uniform(0.5, 1.5)
-        if retry_after is not None:
-            delay = max(delay, timedelta(seconds=retry_after))
-        return delay
 
-    def decide(self, answer: ProviderAnswer, retries_so_far: int, now: datetime) -> Decision:
-        """What to do with a message after the provider's answer."""
-        if answer.outcome is Outcome.SENT:
-            return Decision(Verdict.SENT)
-        if answer.outcome is Outcome.PERMANENT or retries_so_far >= self.max_retries:
-            return Decision(Verdict.FAIL)
-        delay = self.backoff(retries_so_far, answer.retry_after_seconds)
-        return Decision(Verdict.RETRY, next_attempt_at=now + delay)
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The provider retry policy the settings describe."""
+    return RetryPolicy(settings.max_retries, settings.retry_base_delay, settings.retry_max_delay)
 
 
 def _ids(message: dict) -> dict:
@@ -78,21 +88,20 @@ def _ids(message: dict) -> dict:
     }
 
 
-def _wait_for_rate_limit() -> bool:
+def _wait_for_rate_limit(resources: WorkerResources) -> bool:
     """Block until the provider-wide rate limit lets one send through (bounded wait)."""
-    deadline = clock.monotonic() + RATE_LIMIT_WAIT.total_seconds()
-    limiter = runtime.rate_limiter()
-    while clock.monotonic() < deadline:
-        with limiter.acquire(raise_on_failure=False) as acquired:
+    limit_deadline = clock.monotonic() + RATE_LIMIT_WAIT.total_seconds()
+    while clock.monotonic() < limit_deadline:
+        with resources.rate_limiter.acquire(raise_on_failure=False) as acquired:
             if acquired:
                 return True
         clock.sleep(0.02)
     return False
 
 
-def _call_provider(message: dict) -> ProviderAnswer:
+def _call_provider(resources: WorkerResources, message: dict) -> ProviderAnswer:
     def attempt() -> ProviderAnswer:
-        answer = runtime.provider().send(
+        answer = resources.provider.send(
             message["email"], message["message_content"], message["idempotency_key"]
         )
         if answer.outcome is Outcome.TRANSIENT:
@@ -101,69 +110,118 @@ def _call_provider(message: dict) -> ProviderAnswer:
 
     started = clock.perf_counter()
     try:
-        return runtime.breaker().call(attempt)
+        return resources.breaker.call(attempt)
     except TransientProviderError as failure:
         return failure.answer
     finally:
         metrics.observe_provider_call(clock.perf_counter() - started)
 
 
-def _postpone(message: dict, reason: str, settings: Settings) -> None:
-    """Back to RETRYING without counting an attempt (breaker open, rate limit)."""
-    now = datetime.now(UTC)
-    decision = Decision(
-        Verdict.RETRY, next_attempt_at=now + settings.breaker_reset_timeout, counts_as_attempt=False
-    )
-    delivery.record_outcome(
-        runtime.pool(), message, decision, None, None, reason, now, settings.send_time
-    )
-    metrics.count_send("postponed")
-    log.warning(
-        "greeting postponed message_id=%s reason=%s", message["id"], reason,
-        extra=_ids(message),
-    )  # fmt: skip
-
-
-@dramatiq.actor(queue_name=Settings.from_env().queue_name, max_retries=3, min_backoff=1_000,
-                max_backoff=30_000)  # fmt: skip
-def send_greeting(message_id: int) -> None:
-    """Send one greeting; a duplicate or redelivered message for it does nothing."""
-    settings = runtime.settings()
-    message = delivery.begin_send(
-        runtime.pool(), message_id, datetime.now(UTC), settings.sending_lease
-    )
-    if message is None:
-        log.info(
-            "greeting not QUEUED any more, skipped message_id=%s", message_id,
-            extra={"message_id": message_id},
-        )  # fmt: skip
-        return
-    if message["status"] == "CANCELLED":
-        metrics.count_send("cancelled")
-        log.info("greeting cancelled: user changed message_id=%s", message_id, extra=_ids(message))
-        return
-    if not _wait_for_rate_limit():
-        _postpone(message, "provider rate limit", settings)
-        return
+def _attempt(
+    resources: WorkerResources, message: dict, send_deadline: datetime, now: AttemptClock
+) -> tuple[Decision, ProviderAnswer | None]:
+    """Rate limit, breaker, provider call; the decision that follows."""
+    settings = resources.settings
+    if not _wait_for_rate_limit(resources):
+        wait = settings.breaker_reset_timeout
+        return postpone(now.now(), wait, send_deadline, "provider rate limit"), None
     try:
         # An open breaker refuses the call without reaching the provider; once its
         # reset timeout has passed it lets one call through to probe (half-open).
-        answer = _call_provider(message)
+        answer = _call_provider(resources, message)
     except pybreaker.CircuitBreakerError:
-        _postpone(message, "provider circuit breaker open", settings)
+        wait = settings.breaker_reset_timeout
+        return postpone(now.now(), wait, send_deadline, "provider circuit breaker open"), None
+    decision = retry_policy(settings).decide(
+        answer, message["retry_count"], now.now(), send_deadline
+    )
+    return decision, answer
+
+
+def _take(resources: WorkerResources, message_id: int) -> tuple[dict | None, AttemptClock]:
+    settings = resources.settings
+    message = delivery.begin_send(
+        resources.pool,
+        message_id,
+        None,
+        lease=settings.sending_lease,
+        max_lateness=settings.max_lateness,
+        send_time=settings.send_time,
+    )
+    start = message["database_now"] if message is not None else datetime.now().astimezone()
+    return message, AttemptClock(start)
+
+
+@dramatiq.actor(
+    queue_name=Settings.from_env().queue_name,
+    max_retries=INFRASTRUCTURE_RETRIES,
+    min_backoff=1_000,
+    max_backoff=30_000,
+)
+def send_greeting(message_id: int) -> None:
+    """Send one greeting; a duplicate or redelivered message for it does nothing."""
+    resources = runtime.current()
+    settings = resources.settings
+    message, now = _take(resources, message_id)
+    if message is None:
+        log.info(
+            "greeting not QUEUED any more, skipped message_id=%s",
+            message_id,
+            extra={"message_id": message_id},
+        )
         return
-    now = datetime.now(UTC)
-    decision = RetryPolicy.from_settings(settings).decide(answer, message["retry_count"], now)
+    if message["status"] in (Status.CANCELLED, Status.EXPIRED):
+        metrics.count_send(message["status"].lower())
+        log.info(
+            "greeting %s before the send message_id=%s",
+            message["status"].lower(),
+            message_id,
+            extra=_ids(message),
+        )
+        return
+    send_deadline = deadline(
+        message["scheduled_send_time"], message["lateness_from"], settings.max_lateness
+    )
+    try:
+        decision, answer = _attempt(resources, message, send_deadline, now)
+    except Exception as error:  # our failure, not the provider's: put the row back
+        log.exception("send attempt failed inside the worker message_id=%s", message_id)
+        reason = f"worker could not send: {type(error).__name__}: {error}"
+        wait = settings.dependency_retry_delay
+        decision, answer = postpone(now.now(), wait, send_deadline, reason), None
+    _record(resources, message, decision, answer, now.now())
+
+
+def _record(
+    resources: WorkerResources,
+    message: dict,
+    decision: Decision,
+    answer: ProviderAnswer | None,
+    now: datetime,
+) -> None:
+    """Store the decision; count and log it."""
     recorded = delivery.record_outcome(
-        runtime.pool(), message, decision, answer.status_code, answer.body, answer.error, now,
-        settings.send_time,
-    )  # fmt: skip
-    if recorded:
-        metrics.count_send(_OUTCOME_NAMES[decision.verdict])
-        if decision.verdict is Verdict.SENT:
-            metrics.observe_lateness((now - message["scheduled_send_time"]).total_seconds())
+        resources.pool, message, decision, answer, now, resources.settings.send_time
+    )
+    ids = _ids(message)
+    if not recorded:
+        log.warning("greeting lease lost before recording message_id=%s", message["id"], extra=ids)
+        return
+    if decision.verdict is Verdict.RETRY and not decision.counts_as_attempt:
+        metrics.count_send("postponed")
+        log.warning(
+            "greeting postponed message_id=%s reason=%s", message["id"], decision.reason, extra=ids
+        )
+        return
+    metrics.count_send(_OUTCOME_NAMES[decision.verdict])
+    if decision.verdict is Verdict.SENT:
+        metrics.observe_lateness((now - message["scheduled_send_time"]).total_seconds())
+    status = answer.status_code if answer else None
     log.info(
         "greeting %s message_id=%s key=%s status=%s",
-        decision.verdict.value, message_id, message["idempotency_key"], answer.status_code,
-        extra={**_ids(message), "provider_status": answer.status_code},
-    )  # fmt: skip
+        decision.verdict.value,
+        message["id"],
+        message["idempotency_key"],
+        status,
+        extra={**ids, "provider_status": status},
+    )

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
 from db import admin, migrations
+from db.pool import create_pool
 
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
 DATA_TABLES = ("message_logs", "users", "idempotency_keys", "scheduler_heartbeats")
@@ -98,6 +100,30 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, row_factory=dict_row, options="-c TimeZone=UTC") as connection:
         yield connection
         connection.rollback()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection: what it writes is visible to the services' pool at once."""
+    with psycopg.connect(
+        db_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC"
+    ) as connection:
+        yield connection
+
+
+@pytest.fixture
+def pool(db_url: str) -> Iterator[ConnectionPool]:
+    """A service pool on the test database, as workers and the scheduler build theirs."""
+    opened = create_pool(Settings.from_env({}, database_url=db_url), "test")
+    opened.open(wait=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """Default settings pointing at the test database."""
+    return Settings.from_env({}, database_url=db_url)
 
 
 @pytest.fixture

@@ -105,13 +105,15 @@ class Processes:
                    "--threads", str(threads)]  # fmt: skip
         return self.start("supervised-worker", command)
 
-    def worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
+    def worker(self, processes: int = 1, threads: int = 2, **env: str) -> subprocess.Popen:
+        """`dramatiq tasks` with this stack's environment (plus `env`)."""
         command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", str(processes),
                    "--threads", str(threads)]  # fmt: skip
-        return self.start("worker", command)
+        return self.start("worker", command, **env)
 
-    def scheduler(self) -> subprocess.Popen:
-        return self.start("scheduler", [sys.executable, "-m", "tasks.scheduler"])
+    def scheduler(self, **env: str) -> subprocess.Popen:
+        """`python -m tasks.scheduler` with this stack's environment (plus `env`)."""
+        return self.start("scheduler", [sys.executable, "-m", "tasks.scheduler"], **env)
 
     def kill_hard(self, process: subprocess.Popen) -> None:
         """SIGKILL the whole process group: a crash, no clean-up."""

@@ -1,6 +1,6 @@
 """The delivery lifecycle in SQL: dispatch, recovery, and one send attempt's bookkeeping.
 
-Runs services.dispatch and services.delivery against the real PostgreSQL with fixed
+Runs workflows.dispatch and workflows.delivery against the real PostgreSQL with fixed
 `now` instants. `enqueue` is a plain function collecting ids: publishing to the real
 RabbitMQ broker is covered by the end-to-end tests, not here.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -19,10 +18,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from db.pool import create_pool
+from domain.delivery_policy import Decision, Outcome, ProviderAnswer, Verdict
 from repositories import users
-from services import delivery, dispatch, planning
-from services.delivery import Decision, Verdict
+from services import planning
+from workflows import delivery, dispatch
 
 NINE = time(9, 0)
 BIRTHDAY = date(1990, 11, 26)
@@ -31,28 +30,6 @@ NEXT_YEAR = date(2027, 11, 26)
 DUE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # 09:00 in London, where it is UTC in November
 NOW = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
 _numbers = itertools.count()
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection: what it writes is visible to the services' pool at once."""
-    with psycopg.connect(
-        db_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC"
-    ) as connection:
-        yield connection
-
-
-@pytest.fixture
-def pool(db_url: str) -> Iterator[ConnectionPool]:
-    opened = create_pool(Settings.from_env({}, database_url=db_url), "test")
-    opened.open(wait=True)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings.from_env({}, database_url=db_url)
 
 
 def configured(db_url: str, **overrides) -> Settings:
@@ -129,10 +106,28 @@ def user_of(db: psycopg.Connection, message_id: int):
     return row(db, message_id)["user_id"]
 
 
+def take(pool: ConnectionPool, message_id: int, now: datetime, settings: Settings) -> dict | None:
+    """begin_send as the worker calls it."""
+    return delivery.begin_send(
+        pool,
+        message_id,
+        now,
+        lease=settings.sending_lease,
+        max_lateness=settings.max_lateness,
+        send_time=NINE,
+    )
+
+
+def answer(code: int | None, body: str | None, error: str | None = None) -> ProviderAnswer:
+    """A provider answer as the client builds it."""
+    outcome = Outcome.SENT if code and code < 300 else Outcome.TRANSIENT
+    return ProviderAnswer(outcome, code, body, error)
+
+
 def sending(db: psycopg.Connection, pool: ConnectionPool, settings: Settings) -> dict:
     """A message taken for sending by begin_send, as the worker holds it."""
     message_id = add_message(db, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
-    message = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    message = take(pool, message_id, NOW, settings)
     assert message is not None and message["status"] == "SENDING"
     return message
 
@@ -281,13 +276,13 @@ def test_a_queued_row_whose_lease_ran_out_is_re_enqueued_with_a_new_lease(db, po
 
     recovered = row(db, message_id)
     assert enqueue.ids == [message_id]
-    assert result == dispatch.RecoveryResult(requeued=1, failed=0)
+    assert result == dispatch.RecoveryResult(requeued=1)
     assert recovered["status"] == "QUEUED"
     assert recovered["locked_until"] == NOW + settings.queued_lease
     assert recovered["retry_count"] == 2
 
 
-def test_a_sending_row_whose_lease_ran_out_is_queued_again_as_one_more_retry(db, pool, settings):
+def test_a_sending_row_whose_worker_died_is_queued_again_without_using_a_retry(db, pool, settings):
     message_id = add_message(
         db, status="SENDING", locked_until=NOW - timedelta(seconds=1), retry_count=1
     )
@@ -298,26 +293,31 @@ def test_a_sending_row_whose_lease_ran_out_is_queued_again_as_one_more_retry(db,
     recovered = row(db, message_id)
     assert enqueue.ids == [message_id]
     assert recovered["status"] == "QUEUED"
-    assert recovered["retry_count"] == 2
-    assert recovered["last_retry_at"] == NOW
+    assert recovered["retry_count"] == 1  # a crash of ours is not a provider attempt
+    assert recovered["last_retry_at"] is None
     assert recovered["locked_until"] == NOW + settings.queued_lease
+    assert recovered["queued_at"] == NOW
 
 
-def test_a_lost_sending_row_out_of_retries_fails_and_next_year_is_planned(db_url, db, pool):
+def test_a_lost_sending_row_is_never_failed_however_often_its_worker_died(db_url, db, pool):
     settings = configured(db_url, max_retries=3)
     message_id = add_message(
         db, status="SENDING", locked_until=NOW - timedelta(seconds=1), retry_count=3
     )
     enqueue = Recorder()
 
-    result = dispatch.recover_stale(pool, enqueue, NOW, settings)
+    for attempt in range(5):  # the worker dies every time: the lease runs out again
+        later = NOW + attempt * (settings.queued_lease + timedelta(seconds=1))
+        db.execute(
+            "UPDATE message_logs SET status = 'SENDING', locked_until = %s WHERE id = %s",
+            (later - timedelta(seconds=1), message_id),
+        )
+        result = dispatch.recover_stale(pool, enqueue, later, settings)
+        assert result == dispatch.RecoveryResult(requeued=1)
 
-    failed = row(db, message_id)
-    assert enqueue.ids == []
-    assert result == dispatch.RecoveryResult(requeued=0, failed=1)
-    assert failed["status"] == "FAILED"
-    assert failed["locked_until"] is None
-    assert scheduled_dates(db, failed["user_id"]) == [NEXT_YEAR]
+    recovered = row(db, message_id)
+    assert enqueue.ids == [message_id] * 5
+    assert (recovered["status"], recovered["retry_count"]) == ("QUEUED", 3)
 
 
 def test_rows_whose_lease_is_still_running_are_left_alone(db, pool, settings):
@@ -331,7 +331,7 @@ def test_rows_whose_lease_is_still_running_are_left_alone(db, pool, settings):
     result = dispatch.recover_stale(pool, enqueue, NOW, settings)
 
     assert enqueue.ids == []
-    assert result == dispatch.RecoveryResult(requeued=0, failed=0)
+    assert result == dispatch.RecoveryResult(requeued=0)
     assert [row(db, message_id) for message_id in ids] == before
 
 
@@ -342,7 +342,7 @@ def test_begin_send_takes_a_queued_message_with_a_lease_and_the_users_email(db, 
     user = make_user(db, email="ada@example.com")
     message_id = add_message(db, user, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
 
-    message = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    message = take(pool, message_id, NOW, settings)
 
     taken = row(db, message_id)
     assert message is not None
@@ -355,12 +355,10 @@ def test_begin_send_takes_a_queued_message_with_a_lease_and_the_users_email(db, 
 
 def test_a_second_begin_send_for_the_same_message_does_nothing(db, pool, settings):
     message_id = add_message(db, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
-    delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    take(pool, message_id, NOW, settings)
     before = row(db, message_id)
 
-    again = delivery.begin_send(
-        pool, message_id, NOW + timedelta(seconds=5), settings.sending_lease
-    )
+    again = take(pool, message_id, NOW + timedelta(seconds=5), settings)
 
     assert again is None
     assert row(db, message_id) == before
@@ -371,7 +369,7 @@ def test_begin_send_on_a_message_that_is_not_queued_returns_none(db, pool, setti
     message_id = add_message(db, status=status)
     before = row(db, message_id)
 
-    taken = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    taken = take(pool, message_id, NOW, settings)
 
     assert taken is None
     assert row(db, message_id) == before
@@ -382,7 +380,7 @@ def test_a_deleted_users_queued_message_is_cancelled_instead_of_sent(db, pool, s
     message_id = add_message(db, user, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
     users.soft_delete(db, user["id"])  # the repository alone: no cancelling by the service
 
-    taken = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    taken = take(pool, message_id, NOW, settings)
 
     cancelled = row(db, message_id)
     assert taken is not None and taken["status"] == "CANCELLED"
@@ -396,7 +394,7 @@ def test_a_queued_message_for_a_birthday_changed_since_is_cancelled(db, pool, se
     message_id = add_message(db, user, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
     db.execute("UPDATE users SET birthday_date = '1990-11-27' WHERE id = %s", (user["id"],))
 
-    taken = delivery.begin_send(pool, message_id, NOW, settings.sending_lease)
+    taken = take(pool, message_id, NOW, settings)
 
     assert taken is not None and taken["status"] == "CANCELLED"
     assert row(db, message_id)["status"] == "CANCELLED"
@@ -410,7 +408,7 @@ def test_a_sent_outcome_is_stored_and_next_year_planned_in_the_same_transaction(
     later = NOW + timedelta(seconds=3)
 
     stored = delivery.record_outcome(
-        pool, message, Decision(Verdict.SENT), 201, "x" * 5000, None, later, NINE
+        pool, message, Decision(Verdict.SENT), answer(201, "x" * 5000), later, NINE
     )
 
     sent = db.execute(
@@ -436,10 +434,9 @@ def test_a_retry_outcome_makes_the_message_retrying_and_counts_an_attempt(db, po
     later = NOW + timedelta(seconds=3)
     next_attempt = NOW + timedelta(minutes=1)
 
-    stored = delivery.record_outcome(
-        pool, message, Decision(Verdict.RETRY, next_attempt_at=next_attempt), 503, "busy",
-        "provider answered 503", later, NINE,
-    )  # fmt: skip
+    decision = Decision(Verdict.RETRY, next_attempt, reason="provider answered 503")
+
+    stored = delivery.record_outcome(pool, message, decision, answer(503, "busy"), later, NINE)
 
     retrying = row(db, message["id"])
     assert stored is True
@@ -456,24 +453,27 @@ def test_a_retry_outcome_makes_the_message_retrying_and_counts_an_attempt(db, po
 def test_a_retry_that_does_not_count_as_an_attempt_keeps_the_retry_count(db, pool, settings):
     message = sending(db, pool, settings)
     next_attempt = NOW + timedelta(seconds=30)
-    decision = Decision(Verdict.RETRY, next_attempt_at=next_attempt, counts_as_attempt=False)
+    decision = Decision(
+        Verdict.RETRY, next_attempt, counts_as_attempt=False, reason="provider circuit breaker open"
+    )
 
-    delivery.record_outcome(pool, message, decision, None, None, "breaker open", NOW, NINE)
+    delivery.record_outcome(pool, message, decision, None, NOW, NINE)
 
     postponed = row(db, message["id"])
     assert postponed["status"] == "RETRYING"
     assert postponed["next_attempt_at"] == next_attempt
     assert postponed["retry_count"] == message["retry_count"]
     assert postponed["last_retry_at"] is None
+    assert postponed["error_message"] == "provider circuit breaker open"
 
 
 def test_a_failed_outcome_keeps_the_answer_and_plans_next_year(db, pool, settings):
     message = sending(db, pool, settings)
 
-    stored = delivery.record_outcome(
-        pool, message, Decision(Verdict.FAIL), 422, '{"error": "bad email"}',
-        "provider answered 422", NOW, NINE,
-    )  # fmt: skip
+    decision = Decision(Verdict.FAIL, reason="provider answered 422")
+    refused = ProviderAnswer(Outcome.PERMANENT, 422, '{"error": "bad email"}')
+
+    stored = delivery.record_outcome(pool, message, decision, refused, NOW, NINE)
 
     failed = row(db, message["id"])
     assert stored is True
@@ -500,7 +500,7 @@ def test_an_outcome_for_a_message_no_longer_sending_changes_nothing(db, pool, se
     dispatch.recover_stale(pool, Recorder(), later, settings)  # the lease is taken over
     before = db.execute("SELECT * FROM message_logs ORDER BY id").fetchall()
 
-    stored = delivery.record_outcome(pool, message, decision, 500, "late", "late", later, NINE)
+    stored = delivery.record_outcome(pool, message, decision, answer(500, "late"), later, NINE)
 
     assert stored is False
     assert before[0]["status"] == "QUEUED"

@@ -14,6 +14,7 @@ from app import create_app
 from repositories import messages, users
 from services import planning
 from services import users as users_service
+from workflows import planning as batch_planning
 
 NINE = time(9, 0)
 _numbers = itertools.count()
@@ -256,8 +257,12 @@ def test_plan_all_plans_every_live_user_once_across_batches(db_url):
             users.soft_delete(conn, ids[0])
             conn.commit()
 
-        planned = planning.plan_all(pool, datetime(2026, 11, 26, tzinfo=UTC), NINE, batch_size=5)
-        again = planning.plan_all(pool, datetime(2026, 11, 26, tzinfo=UTC), NINE, batch_size=5)
+        planned = batch_planning.plan_all(
+            pool, datetime(2026, 11, 26, tzinfo=UTC), NINE, batch_size=5
+        )
+        again = batch_planning.plan_all(
+            pool, datetime(2026, 11, 26, tzinfo=UTC), NINE, batch_size=5
+        )
 
         with psycopg.connect(db_url, row_factory=dict_row) as conn:
             per_user = conn.execute(
@@ -305,7 +310,7 @@ def test_a_send_time_change_moves_scheduled_greetings_in_place(db_url):
             conn.commit()
             [before] = rows(conn, user["id"])
 
-        planning.plan_all(pool, now, time(7, 30))
+        batch_planning.plan_all(pool, now, time(7, 30))
 
         with psycopg.connect(db_url, row_factory=dict_row) as conn:
             [after] = rows(conn, user["id"])

@@ -381,9 +381,12 @@ def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(st
         families = text_string_to_metric_families(text)
         return {s.name: s for f in families for s in f.samples if not s.labels or "job" in s.labels}
 
-    metrics = wait_until(
-        lambda: (m := scrape()).get("birthday_sends_expired_total") and m, 20, "metrics"
-    )
+    def expired_once() -> dict | None:
+        found = scrape()
+        counter = found.get("birthday_sends_expired_total")
+        return found if counter is not None and counter.value >= 1 else None
+
+    metrics = wait_until(expired_once, 20, "the expiry in the metrics")
     assert metrics["birthday_scheduler_is_leader"].value == 1
     assert metrics["birthday_sends_expired_total"].value == 1
     assert metrics["birthday_scheduler_job_last_success_timestamp_seconds"].value > 1.7e9

@@ -9,9 +9,16 @@ from email.utils import format_datetime
 
 import pytest
 
-from services.delivery import Verdict
-from tasks.provider import Outcome, ProviderAnswer, classify, retry_after_seconds
-from tasks.send import RetryPolicy
+from domain.delivery_policy import (
+    Outcome,
+    ProviderAnswer,
+    RetryPolicy,
+    Verdict,
+    classify,
+    deadline,
+    postpone,
+    retry_after_seconds,
+)
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 BASE = timedelta(seconds=30)
@@ -166,3 +173,56 @@ def test_a_transient_answer_after_the_last_retry_fails(retries_so_far):
     decision = POLICY.decide(answer(Outcome.TRANSIENT), retries_so_far, NOW)
 
     assert (decision.verdict, decision.next_attempt_at) == (Verdict.FAIL, None)
+
+
+# deadlines: never an attempt after scheduled time (or an operator's retry) + MAX_LATENESS
+
+
+def test_the_deadline_counts_from_the_scheduled_send_time():
+    scheduled = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+    assert deadline(scheduled, None, timedelta(hours=48)) == scheduled + timedelta(hours=48)
+
+
+def test_an_operators_retry_starts_a_fresh_lateness_window():
+    scheduled = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+    assert deadline(scheduled, NOW, timedelta(hours=48)) == NOW + timedelta(hours=48)
+
+
+def test_a_retry_after_beyond_the_deadline_expires_instead_of_waiting_a_week():
+    week = 7 * 24 * 3600.0
+
+    decision = POLICY.decide(answer(Outcome.TRANSIENT, retry_after=week), 0, NOW, NOW + MAX)
+
+    assert decision.verdict is Verdict.EXPIRE
+    assert decision.next_attempt_at is None
+    assert "deadline" in decision.reason
+
+
+def test_a_retry_within_the_deadline_is_kept():
+    decision = POLICY.decide(answer(Outcome.TRANSIENT, retry_after=60.0), 0, NOW, NOW + MAX)
+
+    assert decision.verdict is Verdict.RETRY
+    assert decision.next_attempt_at == NOW + timedelta(seconds=60)
+
+
+def test_a_postponement_uses_no_retry_and_waits_the_given_time():
+    decision = postpone(NOW, timedelta(seconds=30), NOW + MAX, "provider circuit breaker open")
+
+    assert decision.verdict is Verdict.RETRY
+    assert decision.counts_as_attempt is False
+    assert decision.next_attempt_at == NOW + timedelta(seconds=30)
+    assert decision.reason == "provider circuit breaker open"
+
+
+def test_a_postponement_never_waits_past_the_deadline():
+    decision = postpone(NOW, timedelta(hours=2), NOW + timedelta(minutes=5), "breaker open")
+
+    assert decision.next_attempt_at == NOW + timedelta(minutes=5)
+
+
+def test_a_postponement_at_or_after_the_deadline_expires():
+    decision = postpone(NOW, timedelta(seconds=30), NOW, "breaker open")
+
+    assert decision.verdict is Verdict.EXPIRE

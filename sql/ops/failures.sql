@@ -12,8 +12,10 @@
 -- Healthy: CANCELLED rows (users deleted or changed before their greeting) in small
 -- numbers; FAILED and EXPIRED near zero. Many FAILED with 5xx/429 codes: the provider
 -- was down longer than MAX_RETRIES retries; FAILED with another 4xx: the request is
--- refused (bad address, credentials); EXPIRED: dispatch was not running for longer
--- than MAX_LATENESS (48 h). POST /messages/<id>/retry sends a FAILED or EXPIRED one again.
+-- refused (bad address, credentials); EXPIRED: not sent within MAX_LATENESS (48 h) of
+-- its time (scheduler or workers down that long, the provider down or its Retry-After
+-- past that). Our own faults (a worker lost, Redis down) never make a row FAILED.
+-- POST /messages/<id>/retry sends a FAILED or EXPIRED one again, with a fresh window.
 -- Read-only: it changes nothing.
 
 \set QUIET on

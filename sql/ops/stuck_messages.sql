@@ -9,7 +9,8 @@
 -- A QUEUED row's lease (QUEUED_LEASE, 10 min) runs out when its broker message was
 -- lost or never consumed; a SENDING row's (SENDING_LEASE, 2 min) when the worker died
 -- mid-send. The scheduler's recovery (every RECOVERY_INTERVAL_SECONDS, 300 s) publishes
--- them again, so a row may sit here for up to about five minutes on its own. A QUEUED
+-- them again, so a row may sit here for up to about five minutes on its own; a QUEUED
+-- row still waiting behind a long backlog gets a lease as long as it has waited. A QUEUED
 -- or SENDING row without a lease is never recovered and is listed too.
 --
 -- Healthy: no expired leases, or only a few expired less than RECOVERY_INTERVAL ago.

@@ -1,0 +1,1 @@
+"""Rules every process applies, as plain code with no I/O: statuses and delivery policy."""

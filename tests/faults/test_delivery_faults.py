@@ -1,0 +1,264 @@
+"""The delivery promise under faults of our own infrastructure, on real processes.
+
+Each test breaks one thing (Redis, RabbitMQ connections, workers, the leader, the
+provider) while greetings are due, and counts what the provider received and what
+the database holds: delivered once, nothing FAILED by our own faults, nothing
+stuck, nothing later than MAX_LATENESS.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services import users as users_service
+from tests.delivery_stack import NINE, Stack, due_zone, free_port, rabbitmqctl, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
+
+
+def add_due_users(stack: Stack, count: int) -> None:
+    """`count` users whose birthday greeting is due now, planned as the scheduler would."""
+    now = datetime.now(UTC)
+    zone = due_zone(now)
+    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
+    with stack.connect() as conn:
+        conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " SELECT 'Fault', 'User' || n, 'fault' || n || '@example.com', %s, %s"
+            " FROM generate_series(1, %s) AS n",
+            (zone, birthday, count),
+        )
+
+
+def delivered_keys(stack: Stack) -> Counter:
+    return Counter(d["idempotency_key"] for d in stack.provider.deliveries())
+
+
+def assert_each_delivered_once(stack: Stack, expected: int) -> None:
+    keys = delivered_keys(stack)
+    assert len(keys) == expected
+    assert max(keys.values()) == 1
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, to stop and start at will."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
+                   "--port", str(self.port), "--save", "", "--appendonly", "no",
+                   "--dir", str(self.directory)]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(self._answers, 10, "the private Redis to start")
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis.from_url(self.url, socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_unreachable_for_several_leases_fails_nothing_and_delivers_all_after(
+    stack, private_redis
+):
+    # Given workers whose Redis (rate limit, breaker) goes away while 20 greetings are due
+    stack.processes.worker(threads=4, REDIS_URL=private_redis.url, DEPENDENCY_RETRY_DELAY="1s")
+    private_redis.stop()
+    add_due_users(stack, 20)
+    stack.processes.scheduler(REDIS_URL=private_redis.url)
+
+    # When Redis stays away for more than three sending leases (5 s each)
+    time.sleep(16)
+    during = stack.status_counts()
+    requests_during = len(stack.provider.requests_seen())
+    private_redis.start()
+
+    # Then nothing was FAILED or sent meanwhile, and all go out once after it returns
+    wait_until(lambda: stack.status_counts()["SENT"] == 20, 60, "20 greetings after Redis")
+    assert during["FAILED"] == 0
+    assert requests_during == 0
+    assert_each_delivered_once(stack, 20)
+    assert stack.status_counts() == Counter({"SENT": 20, "SCHEDULED": 20})
+    assert {row["retry_count"] for row in stack.rows() if row["status"] == "SENT"} == {0}
+
+
+def test_workers_down_past_max_lateness_expire_queued_greetings_unsent(stack):
+    # Given greetings that are 20 s late, a 30 s MAX_LATENESS, and no worker running
+    add_due_users(stack, 5)
+    late = {"MAX_LATENESS": "30s"}
+    with stack.connect() as conn:
+        conn.execute("SELECT 1")
+    stack.processes.scheduler(**late)
+    wait_until(lambda: len(stack.rows()) == 5, 20, "planning at start")
+    with stack.connect() as conn:
+        conn.execute(
+            "UPDATE message_logs SET scheduled_send_time = now() - interval '20 seconds',"
+            " next_attempt_at = now() - interval '20 seconds'"
+        )
+    wait_until(lambda: stack.status_counts()["QUEUED"] == 5, 20, "5 greetings QUEUED")
+
+    # When the workers come back only after the deadline
+    wait_until(lambda: stack.status_counts()["EXPIRED"] == 5, 40, "5 greetings EXPIRED")
+    stack.processes.worker(**late)
+    time.sleep(3)  # give the worker the queued messages it would wrongly send
+
+    # Then none reached the provider, and next year's greetings are planned
+    assert stack.provider.requests_seen() == []
+    assert stack.status_counts() == Counter({"EXPIRED": 5, "SCHEDULED": 5})
+    years = {row["occasion_date"].year for row in stack.rows() if row["status"] == "SCHEDULED"}
+    assert len(years) == 1 and years.pop() > datetime.now(UTC).year - 1
+
+
+def test_a_worker_killed_mid_send_three_times_delivers_once_and_never_fails(stack):
+    # Given a slow provider and a greeting due, with at most 2 provider retries
+    stack.provider.control(delay_ms=3000)
+    user = stack.create_user()
+    stack.processes.scheduler(MAX_RETRIES="2")
+
+    # When the worker is killed during the send three times in a row
+    for crash in range(1, 4):
+        worker = stack.processes.worker(MAX_RETRIES="2")
+        wait_until(
+            lambda n=crash: len(stack.provider.requests_seen()) >= n, 40, f"send attempt {crash}"
+        )
+        stack.processes.kill_hard(worker)
+    stack.provider.control(delay_ms=0)
+    stack.processes.worker(MAX_RETRIES="2")
+
+    # Then it is delivered once, no retry was used up, and it was never FAILED
+    wait_until(lambda: [r for r in stack.rows(user["id"]) if r["status"] == "SENT"], 60, "the send")
+    [sent] = [r for r in stack.rows(user["id"]) if r["status"] == "SENT"]
+    assert sent["retry_count"] == 0
+    assert len(stack.provider.deliveries()) == 1
+    assert len(stack.provider.requests_seen()) == 4  # three lost, one answered duplicate/sent
+
+
+def close_vhost_connections(vhost: str) -> int:
+    listed = rabbitmqctl("list_connections", "pid", "vhost")
+    pids = [line.split()[0] for line in listed.stdout.splitlines()
+            if line.split() and line.split()[-1] == vhost]  # fmt: skip
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "fault test")
+    return len(pids)
+
+
+def test_rabbitmq_connections_dropped_twice_mid_dispatch_deliver_1000_once(stack):
+    # Given 1,000 greetings due, two workers and a scheduler
+    add_due_users(stack, 1000)
+    stack.processes.scheduler()
+    stack.processes.worker(processes=1, threads=8)
+    stack.processes.worker(processes=1, threads=8)
+
+    # When every connection of the vhost is closed twice while they are sent
+    wait_until(lambda: stack.status_counts()["SENT"] >= 100, 60, "sending under way")
+    assert close_vhost_connections(stack.vhost) >= 1
+    wait_until(lambda: stack.status_counts()["SENT"] >= 400, 90, "sending again")
+    assert close_vhost_connections(stack.vhost) >= 1
+
+    # Then workers and scheduler reconnect by themselves and each is delivered once
+    wait_until(lambda: stack.status_counts()["SENT"] == 1000, 150, "1,000 greetings SENT")
+    assert_each_delivered_once(stack, 1000)
+    assert stack.status_counts() == Counter({"SENT": 1000, "SCHEDULED": 1000})
+
+
+def test_a_long_provider_outage_fails_nothing_and_probes_instead_of_storming(stack):
+    # Given 500 greetings due and a provider answering 503 to everything
+    stack.provider.control(fail_status=503, fail_count=10**9)
+    add_due_users(stack, 500)
+    stack.processes.scheduler()
+    stack.processes.worker(processes=1, threads=8)
+
+    # When the outage lasts several breaker reset timeouts (3 s each)
+    wait_until(lambda: len(stack.provider.requests_seen()) >= 3, 30, "failing sends")
+    time.sleep(12)
+    calls_during_outage = len(stack.provider.requests_seen())
+    during = stack.status_counts()
+    stack.provider.control(fail_count=0)
+
+    # Then nothing was FAILED, calls stayed bounded, and all go out once afterwards
+    wait_until(lambda: stack.status_counts()["SENT"] == 500, 150, "500 greetings after")
+    assert during["FAILED"] == 0
+    # 3 to open the breaker, then about one probe per reset timeout, not 500 per round
+    assert calls_during_outage < 50
+    assert_each_delivered_once(stack, 500)
+
+
+def test_killing_the_leader_mid_dispatch_lets_the_other_deliver_each_once(stack):
+    # Given two schedulers and a worker, with 300 greetings due
+    add_due_users(stack, 300)
+    first = stack.processes.scheduler()
+    stack.processes.scheduler()
+    stack.processes.worker(processes=1, threads=8)
+    wait_until(lambda: stack.status_counts()["SENT"] >= 30, 60, "sending under way")
+
+    # When the leader is killed (whichever holds the lock: kill the first, then check)
+    leader_pid = _leader_pid(stack)
+    victim = (
+        next(p for p in stack.processes.running if p.pid == leader_pid) if leader_pid else first
+    )
+    stack.processes.kill_hard(victim)
+
+    # Then the other takes over and every greeting is delivered once
+    wait_until(lambda: stack.status_counts()["SENT"] == 300, 90, "300 greetings SENT")
+    assert_each_delivered_once(stack, 300)
+
+
+def _leader_pid(stack: Stack) -> int | None:
+    with stack.connect() as conn:
+        row = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+        ).fetchone()
+    if row is None:
+        return None
+    return int(row["application_name"].rsplit(":", 1)[-1])
+
+
+def test_a_patch_during_a_slow_send_gives_next_year_the_new_name(stack):
+    # Given a greeting being sent to a slow provider
+    stack.provider.control(delay_ms=2500)
+    user = stack.create_user()
+    stack.processes.scheduler()
+    stack.processes.worker()
+    wait_until(lambda: stack.provider.requests_seen(), 30, "the send to start")
+
+    # When the user's name changes while the provider is answering
+    with stack.connect() as conn, conn.transaction():
+        users_service.patch_user(conn, user["id"], {"first_name": "Grace"}, datetime.now(UTC), NINE)
+
+    # Then next year's greeting carries the new name
+    wait_until(lambda: [r for r in stack.rows(user["id"]) if r["status"] == "SENT"], 30, "the send")
+    [planned] = [r for r in stack.rows(user["id"]) if r["status"] == "SCHEDULED"]
+    assert planned["message_content"].startswith("Hey, Grace ")
+    assert planned["occasion_date"] > datetime.now(UTC).date() + timedelta(days=300)

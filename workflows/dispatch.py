@@ -1,0 +1,129 @@
+"""The scheduler's side of delivery: hand due greetings to the queue, recover lost ones.
+
+Rows are claimed (moved to QUEUED with a lease) and committed before anything is
+published, so a crash between the two leaves them QUEUED: recovery re-publishes
+them when the lease runs out. A message is never lost, at worst published twice,
+and the worker's conditional QUEUED -> SENDING makes the second one a no-op.
+Every step works in committed batches of `DISPATCH_BATCH_SIZE` rows, so a backlog
+after a long outage never makes one statement outlast the statement timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from config import Settings
+from db.queries import transaction
+from repositories import message_lifecycle
+from services import planning
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[int], None]
+Claim = Callable[[psycopg.Connection], list[dict]]
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    queued: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    requeued: int
+
+
+def dispatch_due(
+    pool: ConnectionPool, enqueue: Enqueue, now: datetime, settings: Settings
+) -> DispatchResult:
+    """Expire what is past its deadline, then queue everything due, in committed batches."""
+    expired = expire_overdue(pool, now, settings)
+    queued = _claim_and_enqueue(
+        pool,
+        lambda conn: message_lifecycle.claim_due(
+            conn, now, settings.max_lateness, settings.dispatch_batch_size, settings.queued_lease
+        ),
+        enqueue,
+        settings.dispatch_batch_size,
+    )
+    if queued or expired:
+        log.info("dispatched %d greeting(s), expired %d", queued, expired)
+    return DispatchResult(queued=queued, expired=expired)
+
+
+def expire_overdue(pool: ConnectionPool, now: datetime, settings: Settings) -> int:
+    """EXPIRED for every unfinished greeting past its deadline; next year's planned.
+
+    Planning runs in a transaction of its own after each batch commits: it locks
+    the users (see repositories/messages.py), and taking user locks while holding
+    message locks could deadlock with an API update, which takes them the other
+    way round. A crash in between leaves the users to the hourly planning.
+    """
+    total = 0
+    while True:
+        with transaction(pool) as conn:
+            expired = message_lifecycle.expire_overdue(
+                conn, now, settings.max_lateness, settings.dispatch_batch_size
+            )
+        for row in expired:
+            log.warning(
+                "greeting expired message_id=%s key=%s",
+                row["id"],
+                row["idempotency_key"],
+                extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
+            )
+        if expired:
+            with transaction(pool) as conn:
+                planning.plan_after_finished(conn, expired, now, settings.send_time)
+        total += len(expired)
+        if len(expired) < settings.dispatch_batch_size:
+            return total
+
+
+def _claim_and_enqueue(
+    pool: ConnectionPool, claim: Claim, enqueue: Enqueue, batch_size: int, note: str | None = None
+) -> int:
+    """Claim rows batch by batch, each batch committed before its ids are published."""
+    total = 0
+    while True:
+        with transaction(pool) as conn:
+            claimed = claim(conn)
+        for row in claimed:
+            if note:
+                log.warning(
+                    "%s message_id=%s",
+                    note,
+                    row["id"],
+                    extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
+                )
+            enqueue(row["id"])
+        total += len(claimed)
+        if len(claimed) < batch_size:
+            return total
+
+
+def recover_stale(
+    pool: ConnectionPool, enqueue: Enqueue, now: datetime, settings: Settings
+) -> RecoveryResult:
+    """Re-queue greetings stuck in QUEUED or SENDING past their lease, within their deadline.
+
+    Those past it are left to `expire_overdue`. A lost worker never makes a greeting
+    FAILED: only the provider's answers do.
+    """
+    requeued = _claim_and_enqueue(
+        pool,
+        lambda conn: message_lifecycle.reclaim_stale(
+            conn, now, settings.queued_lease, settings.max_lateness, settings.dispatch_batch_size
+        ),
+        enqueue,
+        settings.dispatch_batch_size,
+        note="re-queued stale greeting",
+    )
+    return RecoveryResult(requeued=requeued)
