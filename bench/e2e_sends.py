@@ -80,6 +80,42 @@ def _baseline(provider_url: str, count: int, threads: int) -> float:
     return time.perf_counter() - started
 
 
+def _raw_drain(env: dict, provider: str, count: int, workers: int, threads: int) -> float:
+    """Seconds for `workers` x `threads` Dramatiq workers to drain `count` bare POSTs."""
+    publisher = subprocess.run(
+        [sys.executable, "-c", "import sys; from bench.raw_drain_actor import raw_post; "
+         "[raw_post.send(n) for n in range(int(sys.argv[1]))]", str(count)],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+    del publisher
+    started = time.perf_counter()
+    drainers = [
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "bench.raw_drain_actor",
+                "--processes",
+                "1",
+                "--threads",
+                str(threads),
+            ],
+            env,
+        )
+        for _ in range(workers)
+    ]
+    try:
+        _wait(lambda: _delivered(provider) >= count, 600)
+        return time.perf_counter() - started
+    finally:
+        _stop(drainers)
+
+
+def _delivered(provider: str) -> int:
+    return len(requests.get(f"{provider}/deliveries", timeout=10).json())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=2000)
@@ -104,6 +140,8 @@ def main() -> None:
         provider = f"http://127.0.0.1:{port}"
         _wait(lambda: _ok(provider), 20)
         baseline = _baseline(provider, args.users, args.threads)
+        requests.post(f"{provider}/reset", timeout=5)
+        raw = _raw_drain(env, provider, args.users, args.workers, args.threads)
         requests.post(f"{provider}/reset", timeout=5)
         now = datetime.now(UTC)
         zone = _due_zone(now)
@@ -134,6 +172,9 @@ def main() -> None:
           f"{engine:.1f} s = {args.users / engine:.0f}/s ({args.workers} workers x "
           f"{args.threads} threads); {delivered} deliveries; "
           f"{engine / baseline:.1f}x the baseline time")  # fmt: skip
+    print(f"raw Dramatiq drain: {args.users} bare POSTs through the same workers in "
+          f"{raw:.1f} s = {args.users / raw:.0f}/s; engine/raw throughput ratio "
+          f"{raw / engine:.2f}")  # fmt: skip
 
 
 def _ok(provider: str) -> bool:

@@ -13,7 +13,7 @@ no transition moves a greeting toward the provider after it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 import psycopg
@@ -100,7 +100,7 @@ _CLAIM = _statement(
         queued_at = %(now)s
     FROM due
     WHERE m.id = due.id AND m.occasion_date = due.occasion_date AND m.status IN {waiting}
-    RETURNING m.id, m.idempotency_key
+    RETURNING m.id, m.occasion_date, m.idempotency_key
     """
 )
 
@@ -143,7 +143,7 @@ _RECLAIM = _statement(
         status = 'QUEUED'
     FROM stale
     WHERE m.id = stale.id AND m.occasion_date = stale.occasion_date
-    RETURNING m.id, m.idempotency_key
+    RETURNING m.id, m.occasion_date, m.idempotency_key
     """
 )
 
@@ -175,7 +175,7 @@ _START_SENDING = sql.SQL(
                    >= %(now)s::timestamptz - %(max_lateness)s::interval AS in_time
         FROM message_logs m
         LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
-        WHERE m.id = %(id)s AND m.status = 'QUEUED'
+        WHERE m.id = %(id)s AND m.status = 'QUEUED' {same_day}
         FOR UPDATE OF m
     )
     UPDATE message_logs m
@@ -193,12 +193,20 @@ _START_SENDING = sql.SQL(
     WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED'
     RETURNING {returned}, t.email
     """
-).format(returned=_RETURNED)
+)
+# The message names its partition (occasion_date) so the statement reads one partition
+# instead of probing every month's primary key; messages published before it carried
+# the date still work.
+_START_SENDING_ON_DAY = _START_SENDING.format(
+    returned=_RETURNED, same_day=sql.SQL("AND m.occasion_date = %(day)s")
+)
+_START_SENDING_ANY_DAY = _START_SENDING.format(returned=_RETURNED, same_day=sql.SQL(""))
 
 
 def start_sending(
     conn: psycopg.Connection,
     message_id: int,
+    occasion_date: date | None,
     now: datetime,
     lease: timedelta,
     max_lateness: timedelta,
@@ -209,12 +217,20 @@ def start_sending(
     that status. None when the row was not QUEUED (a duplicate or redelivered
     message that lost the race). The row's `locked_until` is the lease token.
     """
-    params = {"id": message_id, "now": now, "lease": lease, "max_lateness": max_lateness}
-    return fetch_optional(conn, _START_SENDING, params)
+    params = {"id": message_id, "day": occasion_date, "now": now, "lease": lease,
+              "max_lateness": max_lateness}  # fmt: skip
+    query = _START_SENDING_ANY_DAY if occasion_date is None else _START_SENDING_ON_DAY
+    return fetch_optional(conn, query, params)
 
 
 def record_sent(
-    conn: psycopg.Connection, message_id: int, lease: datetime, now: datetime, code: int, body: str
+    conn: psycopg.Connection,
+    message_id: int,
+    day: date,
+    lease: datetime,
+    now: datetime,
+    code: int,
+    body: str,
 ) -> dict | None:
     """SENDING -> SENT with the provider's answer, if the lease is still ours."""
     return fetch_optional(
@@ -223,16 +239,25 @@ def record_sent(
         UPDATE message_logs
         SET status = 'SENT', actual_send_time = %(now)s, locked_until = NULL,
             api_response_code = %(code)s, api_response_body = %(body)s, error_message = NULL
-        WHERE id = %(id)s AND status = 'SENDING' AND locked_until = %(lease)s
+        WHERE id = %(id)s AND occasion_date = %(day)s
+          AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, user_id
         """,
-        {"id": message_id, "lease": lease, "now": now, "code": code, "body": _body(body)},
+        {
+            "id": message_id,
+            "day": day,
+            "lease": lease,
+            "now": now,
+            "code": code,
+            "body": _body(body),
+        },
     )
 
 
 def record_retry(
     conn: psycopg.Connection,
     message_id: int,
+    day: date,
     lease: datetime,
     now: datetime,
     next_attempt_at: datetime,
@@ -244,7 +269,7 @@ def record_retry(
     `answer` holds `code`, `body` and `error`. A postponement (`counts_as_attempt`
     false) keeps the retry count and the last provider answer.
     """
-    params = {"id": message_id, "lease": lease, "now": now, "next": next_attempt_at,
+    params = {"id": message_id, "day": day, "lease": lease, "now": now, "next": next_attempt_at,
               "increment": 1 if counts_as_attempt else 0, "code": answer.get("code"),
               "body": _body(answer.get("body")), "error": answer.get("error")}  # fmt: skip
     return fetch_optional(
@@ -259,7 +284,8 @@ def record_retry(
             api_response_body = CASE WHEN %(increment)s > 0 THEN %(body)s
                                      ELSE api_response_body END,
             error_message = %(error)s
-        WHERE id = %(id)s AND status = 'SENDING' AND locked_until = %(lease)s
+        WHERE id = %(id)s AND occasion_date = %(day)s
+          AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, retry_count
         """,
         params,
@@ -267,12 +293,17 @@ def record_retry(
 
 
 def record_finished(
-    conn: psycopg.Connection, message_id: int, lease: datetime, status: Status, answer: dict
+    conn: psycopg.Connection,
+    message_id: int,
+    day: date,
+    lease: datetime,
+    status: Status,
+    answer: dict,
 ) -> dict | None:
     """SENDING -> FAILED or EXPIRED for good, keeping the provider's answer."""
     if status not in (Status.FAILED, Status.EXPIRED):
         raise ValueError(f"not a final status after a send: {status}")
-    params = {"id": message_id, "lease": lease, "status": status.value,
+    params = {"id": message_id, "day": day, "lease": lease, "status": status.value,
               "code": answer.get("code"), "body": _body(answer.get("body")),
               "error": answer.get("error")}  # fmt: skip
     return fetch_optional(
@@ -281,7 +312,8 @@ def record_finished(
         UPDATE message_logs
         SET status = %(status)s, locked_until = NULL,
             api_response_code = %(code)s, api_response_body = %(body)s, error_message = %(error)s
-        WHERE id = %(id)s AND status = 'SENDING' AND locked_until = %(lease)s
+        WHERE id = %(id)s AND occasion_date = %(day)s
+          AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, user_id
         """,
         params,

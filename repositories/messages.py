@@ -92,8 +92,14 @@ def plan_next_occurrences(
         pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
         finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),
     )
-    params = {"now": now, "send_time": send_time, "user_ids": user_ids,
-              "id_after": id_after, "id_upto": id_upto}  # fmt: skip
+    params = {
+        "now": now,
+        "send_time": send_time,
+        "user_ids": user_ids,
+        "user_id": user_ids[0] if user_ids else None,
+        "id_after": id_after,
+        "id_upto": id_upto,
+    }
     return execute(conn, query, params)
 
 
@@ -137,7 +143,12 @@ def _user_bounds(
 ) -> sql.Composable:
     """`column` restricted to the given users or to the id range (id_after, id_upto]."""
     conditions = [sql.SQL("TRUE")]
-    if user_ids is not None:
+    if user_ids is not None and len(user_ids) == 1:
+        # One user (after a send, a user write: the hot path): a plain equality. With
+        # `= ANY(array)` PostgreSQL spent ~16x longer planning the statement across
+        # the monthly partitions (measured 28.8 ms vs 1.8 ms with 14 partitions).
+        conditions.append(sql.SQL(f"{column} = %(user_id)s"))
+    elif user_ids is not None:
         conditions.append(sql.SQL(f"{column} = ANY(%(user_ids)s::uuid[])"))
     if id_after is not None:
         conditions.append(sql.SQL(f"{column} > %(id_after)s"))

@@ -156,9 +156,9 @@ class Scheduler:
 def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    from tasks.send import send_greeting  # the broker module comes first (tasks/__init__)
+    from tasks.send import enqueue  # the broker module comes first (tasks/__init__)
 
-    Scheduler(settings, send_greeting.send).run_forever()
+    Scheduler(settings, enqueue).run_forever()
 
 
 if __name__ == "__main__":

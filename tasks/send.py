@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time as clock
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import dramatiq
 import pybreaker
@@ -72,6 +72,11 @@ class AttemptClock:
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=clock.monotonic() - self.started)
+
+
+def enqueue(message_id: int, occasion_date: date) -> None:
+    """Publish one greeting for the workers (the scheduler's `Enqueue`)."""
+    send_greeting.send(message_id, occasion_date.isoformat())
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -138,12 +143,15 @@ def _attempt(
     return decision, answer
 
 
-def _take(resources: WorkerResources, message_id: int) -> tuple[dict | None, AttemptClock]:
+def _take(
+    resources: WorkerResources, message_id: int, occasion_date: str | None
+) -> tuple[dict | None, AttemptClock]:
     settings = resources.settings
     message = delivery.begin_send(
         resources.pool,
         message_id,
         None,
+        occasion_date=date.fromisoformat(occasion_date) if occasion_date else None,
         lease=settings.sending_lease,
         max_lateness=settings.max_lateness,
         send_time=settings.send_time,
@@ -158,11 +166,14 @@ def _take(resources: WorkerResources, message_id: int) -> tuple[dict | None, Att
     min_backoff=1_000,
     max_backoff=30_000,
 )
-def send_greeting(message_id: int) -> None:
-    """Send one greeting; a duplicate or redelivered message for it does nothing."""
+def send_greeting(message_id: int, occasion_date: str | None = None) -> None:
+    """Send one greeting; a duplicate or redelivered message for it does nothing.
+
+    `occasion_date` (ISO) names the row's partition; messages without it still work.
+    """
     resources = runtime.current()
     settings = resources.settings
-    message, now = _take(resources, message_id)
+    message, now = _take(resources, message_id, occasion_date)
     if message is None:
         log.info(
             "greeting not QUEUED any more, skipped message_id=%s",

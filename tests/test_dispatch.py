@@ -41,9 +41,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.ids: list[int] = []
+        self.dates: list[date | None] = []
 
-    def __call__(self, message_id: int) -> None:
+    def __call__(self, message_id: int, occasion_date: date | None = None) -> None:
         self.ids.append(message_id)
+        self.dates.append(occasion_date)
 
 
 def make_user(db: psycopg.Connection, **overrides) -> dict:
@@ -106,12 +108,19 @@ def user_of(db: psycopg.Connection, message_id: int):
     return row(db, message_id)["user_id"]
 
 
-def take(pool: ConnectionPool, message_id: int, now: datetime, settings: Settings) -> dict | None:
+def take(
+    pool: ConnectionPool,
+    message_id: int,
+    now: datetime,
+    settings: Settings,
+    occasion_date: date | None = None,
+) -> dict | None:
     """begin_send as the worker calls it."""
     return delivery.begin_send(
         pool,
         message_id,
         now,
+        occasion_date=occasion_date,
         lease=settings.sending_lease,
         max_lateness=settings.max_lateness,
         send_time=NINE,
@@ -154,7 +163,7 @@ def test_a_claimed_row_is_committed_before_it_is_enqueued(db_url, db, pool, sett
     message_id = add_message(db)
     seen: list[tuple] = []
 
-    def enqueue(claimed_id: int) -> None:
+    def enqueue(claimed_id: int, occasion_date: date) -> None:
         with psycopg.connect(db_url, row_factory=dict_row) as other:
             found = row(other, claimed_id)
         seen.append((claimed_id, found["status"], found["locked_until"]))
@@ -505,3 +514,22 @@ def test_an_outcome_for_a_message_no_longer_sending_changes_nothing(db, pool, se
     assert stored is False
     assert before[0]["status"] == "QUEUED"
     assert db.execute("SELECT * FROM message_logs ORDER BY id").fetchall() == before
+
+
+def test_dispatch_publishes_each_row_with_its_occasion_date(db, pool, settings):
+    message_id = add_message(db)
+    enqueue = Recorder()
+
+    dispatch.dispatch_due(pool, enqueue, NOW, settings)
+
+    assert (enqueue.ids, enqueue.dates) == ([message_id], [TODAY])
+
+
+def test_begin_send_with_the_messages_date_reads_its_partition_only(db, pool, settings):
+    message_id = add_message(db, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
+
+    elsewhere = take(pool, message_id, NOW, settings, occasion_date=NEXT_YEAR)
+    taken = take(pool, message_id, NOW, settings, occasion_date=TODAY)
+
+    assert elsewhere is None
+    assert taken is not None and taken["status"] == "SENDING"

@@ -285,7 +285,7 @@ def test_a_due_message_is_dispatched_by_the_scheduler_alone(stack):
     message = stack.peek("greetings")
     assert message is not None
     assert message["actor_name"] == "send_greeting"
-    assert message["args"] == [message_id]
+    assert message["args"] == [message_id, due_at.date().isoformat()]  # id and its partition
 
 
 def test_sigterm_stops_the_scheduler_cleanly_and_releases_the_lock(stack):

@@ -8,7 +8,7 @@ finished.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from psycopg_pool import ConnectionPool
 
@@ -24,6 +24,7 @@ def begin_send(
     message_id: int,
     now: datetime | None,
     *,
+    occasion_date: date | None = None,
     lease: timedelta,
     max_lateness: timedelta,
     send_time: time,
@@ -37,7 +38,9 @@ def begin_send(
     """
     with transaction(pool) as conn:
         now = now or server.database_now(conn)
-        message = message_lifecycle.start_sending(conn, message_id, now, lease, max_lateness)
+        message = message_lifecycle.start_sending(
+            conn, message_id, occasion_date, now, lease, max_lateness
+        )
         if message is not None and message["status"] == Status.EXPIRED:
             planning.plan_users(conn, [message["user_id"]], now, send_time)
         return None if message is None else {**message, "database_now": now}
@@ -60,12 +63,13 @@ def record_outcome(
         "body": answer.body if answer else None,
         "error": decision.reason,
     }
-    message_id, lease = message["id"], message["locked_until"]
+    message_id, day, lease = message["id"], message["occasion_date"], message["locked_until"]
     with transaction(pool) as conn:
         if decision.verdict is Verdict.RETRY:
             row = message_lifecycle.record_retry(
                 conn,
                 message_id,
+                day,
                 lease,
                 now,
                 decision.next_attempt_at,
@@ -75,11 +79,11 @@ def record_outcome(
             return row is not None
         if decision.verdict is Verdict.SENT:
             row = message_lifecycle.record_sent(
-                conn, message_id, lease, now, details["code"], details["body"] or ""
+                conn, message_id, day, lease, now, details["code"], details["body"] or ""
             )
         else:
             final = Status.FAILED if decision.verdict is Verdict.FAIL else Status.EXPIRED
-            row = message_lifecycle.record_finished(conn, message_id, lease, final, details)
+            row = message_lifecycle.record_finished(conn, message_id, day, lease, final, details)
         if row is not None:
             planning.plan_users(conn, [row["user_id"]], now, send_time)
         return row is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -25,7 +25,8 @@ from services import planning
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[int], None]
+# Publishes one greeting: its id and occasion_date (the partition it lives in).
+Enqueue = Callable[[int, date], None]
 Claim = Callable[[psycopg.Connection], list[dict]]
 
 
@@ -103,7 +104,7 @@ def _claim_and_enqueue(
                     row["id"],
                     extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
                 )
-            enqueue(row["id"])
+            enqueue(row["id"], row["occasion_date"])
         total += len(claimed)
         if len(claimed) < batch_size:
             return total
