@@ -9,6 +9,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from db.migrations import Migration, read_status
+from db.pool import database_label
 from repositories import server
 
 
@@ -51,9 +52,12 @@ def check_database(
             report["server_version"] = server.server_version(conn)
             status = read_status(conn, migrations)
     except PoolTimeout:
-        return _unavailable(report, f"no database connection within {timeout:g} s")
+        return _unavailable(
+            report, f"no database connection to {database_label(pool)} within {timeout:g} s"
+        )
     except psycopg.Error as error:
-        return _unavailable(report, f"database error: {error.diag.message_primary or error}")
+        detail = error.diag.message_primary or str(error).strip()
+        return _unavailable(report, f"database {database_label(pool)} error: {detail}")
     report["migrations"] = {
         "current": status.current,
         "pending": len(status.pending),

@@ -9,6 +9,7 @@ its next check and stops acting until it wins the lock again.
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 
@@ -18,6 +19,8 @@ from db.pool import connect
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 7_311_208_554_020_133_002
+# While the database is unreachable, say so now and then, not on every retry.
+WAITING_LOG_INTERVAL = 15.0
 
 
 class LeaderLock:
@@ -26,6 +29,8 @@ class LeaderLock:
         self.name = name
         self._conn: psycopg.Connection | None = None
         self.is_leader = False
+        self._unreachable_since: float | None = None
+        self._last_waiting_log = 0.0
 
     def refresh(self) -> bool:
         """Check (or try to take) leadership; True while this process is the leader."""
@@ -42,12 +47,35 @@ class LeaderLock:
                 self.is_leader = bool(row["won"])
                 if self.is_leader:
                     log.info("scheduler %s is the leader", self.name)
+            self._reached_database()
         except psycopg.Error as error:
             if self.is_leader:
                 log.warning("scheduler %s lost leadership: %s", self.name, error)
             self.is_leader = False
             self.close()
+            self._log_waiting(error)
         return self.is_leader
+
+    def _log_waiting(self, error: psycopg.Error) -> None:
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        elif now - self._last_waiting_log < WAITING_LOG_INTERVAL:
+            return
+        self._last_waiting_log = now
+        log.warning(
+            "scheduler %s waiting for the database to take the leader lock"
+            " (unreachable for %.0f s): %s",
+            self.name, now - self._unreachable_since, str(error).strip(),
+        )  # fmt: skip
+
+    def _reached_database(self) -> None:
+        if self._unreachable_since is not None:
+            log.warning(
+                "scheduler %s reached the database again after %.0f s",
+                self.name, time.monotonic() - self._unreachable_since,
+            )  # fmt: skip
+            self._unreachable_since = None
 
     def _connect(self) -> psycopg.Connection:
         # Keepalives let both sides notice a dead peer in seconds, not hours.

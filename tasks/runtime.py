@@ -13,7 +13,7 @@ from dramatiq.rate_limits.backends import RedisBackend
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from db.pool import create_pool
+from db.pool import create_pool, watch_database
 from services.health import BREAKER_NAMESPACE
 from tasks.provider import ProviderClient
 
@@ -28,7 +28,7 @@ def settings() -> Settings:
 @functools.cache
 def pool() -> ConnectionPool:
     opened = create_pool(settings(), application_name="birthday-worker")
-    opened.open(wait=True, timeout=10)
+    watch_database(opened, "worker")  # opens without waiting: PostgreSQL may be down
     atexit.register(opened.close)
     return opened
 
