@@ -66,7 +66,7 @@ class LeaderLock:
         log.warning(
             "scheduler %s waiting for the database to take the leader lock"
             " (unreachable for %.0f s): %s",
-            self.name, now - self._unreachable_since, str(error).strip(),
+            self.name, now - self._unreachable_since, _first_line(error),
         )  # fmt: skip
 
     def _reached_database(self) -> None:
@@ -89,3 +89,8 @@ class LeaderLock:
             self._conn.close()
         self._conn = None
         self.is_leader = False
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
