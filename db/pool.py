@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +22,46 @@ sql_log = logging.getLogger("sql")
 
 # How often a process waiting for PostgreSQL repeats that it is still waiting.
 WAITING_LOG_INTERVAL = 15.0
+# Health checks look at the pool's latest connection attempt this often while waiting.
+PROBE_SLICE = 0.2
+
+
+class DatabaseUnreachable(PoolTimeout):
+    """No pooled connection, and the pool's latest attempt to connect failed."""
+
+
+class ConnectOutcomes:
+    """The outcome of a pool's latest attempt to open a connection (None: it worked)."""
+
+    def __init__(self) -> None:
+        self.last_error: str | None = None
+
+    def record(self, error: Exception | None) -> None:
+        self.last_error = None if error is None else first_line(error)
+
+
+def _recording_connection_class(outcomes: ConnectOutcomes) -> type[psycopg.Connection]:
+    """A connection class that tells `outcomes` whether each connect worked."""
+
+    class RecordingConnection(psycopg.Connection):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> RecordingConnection:
+            try:
+                conn = super().connect(conninfo, **kwargs)
+            except psycopg.OperationalError as error:
+                outcomes.record(error)
+                raise
+            outcomes.record(None)
+            return conn
+
+    RecordingConnection.outcomes = outcomes
+    return RecordingConnection
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an error's text (libpq's messages run over several)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class LoggingCursor(psycopg.Cursor):
@@ -89,6 +131,7 @@ def create_pool(settings: Settings, application_name: str) -> ConnectionPool:
         # next client starts a fresh attempt at once, it came back within 1.2 s.
         reconnect_timeout=settings.db_reconnect_timeout,
         reconnect_failed=_log_reconnect_failed,
+        connection_class=_recording_connection_class(ConnectOutcomes()),
         name=application_name,
         open=False,
     )
@@ -99,6 +142,41 @@ def database_label(pool: ConnectionPool) -> str:
     """`host:port/database` of the pool's server, without credentials, for logs and health."""
     parts = urlsplit(str(pool.conninfo))
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+
+
+def last_connect_error(pool: ConnectionPool) -> str | None:
+    """Why the pool's latest attempt to connect failed; None if it worked (or none yet)."""
+    outcomes = getattr(pool.connection_class, "outcomes", None)
+    return outcomes.last_error if outcomes is not None else None
+
+
+@contextmanager
+def connection_unless_unreachable(
+    pool: ConnectionPool, timeout: float
+) -> Iterator[psycopg.Connection]:
+    """`pool.connection(timeout)`, but raise `DatabaseUnreachable` early when no connection
+    is free and the pool's latest attempt to connect failed.
+
+    For health checks: a refused connection is known at once, so the answer need not
+    wait the whole timeout. A hung server still takes `timeout` (PoolTimeout).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            conn = pool.getconn(timeout=max(0.01, min(PROBE_SLICE, remaining)))
+            break
+        except PoolTimeout:
+            error = last_connect_error(pool)
+            if error is not None:
+                raise DatabaseUnreachable(error) from None
+            if time.monotonic() >= deadline:
+                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+    try:
+        with conn:
+            yield conn
+    finally:
+        pool.putconn(conn)
 
 
 def _log_reconnect_failed(pool: ConnectionPool) -> None:

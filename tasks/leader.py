@@ -14,7 +14,7 @@ import time
 import psycopg
 
 from config import Settings
-from db.pool import connect
+from db.pool import connect, first_line
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class LeaderLock:
         log.warning(
             "scheduler %s waiting for the database to take the leader lock"
             " (unreachable for %.0f s): %s",
-            self.name, now - self._unreachable_since, _first_line(error),
+            self.name, now - self._unreachable_since, first_line(error),
         )  # fmt: skip
 
     def _reached_database(self) -> None:
@@ -89,8 +89,3 @@ class LeaderLock:
             self._conn.close()
         self._conn = None
         self.is_leader = False
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

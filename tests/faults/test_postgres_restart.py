@@ -142,3 +142,44 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         raise
     finally:
         processes.stop_all()
+
+
+def test_worker_and_scheduler_started_with_postgres_down_wait_then_deliver(
+    private_postgres, rabbit_url, provider, tmp_path
+):
+    vhost, amqp_url = rabbit_url
+    reset_shared_state(vhost)
+    provider.reset()
+    db_url = private_postgres.db_url
+    processes = Processes(environment(db_url, amqp_url, provider.url), tmp_path)
+    stack = Stack(db_url, vhost, processes, provider)
+    try:
+        # Given greetings due and PostgreSQL down when the scheduler and worker start
+        _insert_due_users(db_url, 5)
+        private_postgres.stop("fast")
+        scheduler = processes.scheduler()
+        worker = processes.worker(processes=1, threads=2)
+        scheduler_log = tmp_path / "scheduler-0.log"
+
+        # Then both keep running, and the scheduler says what it waits for
+        wait_until(lambda: "waiting for the database to take the leader lock"
+                   in scheduler_log.read_text(), 15, "the scheduler's waiting line")  # fmt: skip
+        assert scheduler.poll() is None and worker.poll() is None
+
+        # When PostgreSQL starts, the scheduler leads, plans and dispatches; the worker sends
+        private_postgres.start()
+        back = time.monotonic()
+        wait_until(lambda: stack.status_counts()["SENT"] == 5, 30, "5 greetings SENT")
+        delivered_after = time.monotonic() - back
+        keys = [d["idempotency_key"] for d in provider.deliveries()]
+        assert len(keys) == len(set(keys)) == 5
+        assert stack.status_counts() == Counter({"SENT": 5, "SCHEDULED": 5})
+        assert _scheduler_holds_the_lock(db_url)
+        assert "reached the database again" in scheduler_log.read_text()
+        assert scheduler.poll() is None and worker.poll() is None
+        print(f"5 delivered {delivered_after:.2f} s after PostgreSQL started")
+    except BaseException:
+        print(processes.logs())
+        raise
+    finally:
+        processes.stop_all()
