@@ -141,7 +141,7 @@ def create_pool(settings: Settings, application_name: str) -> ConnectionPool:
 def database_label(pool: ConnectionPool) -> str:
     """`host:port/database` of the pool's server, without credentials, for logs and health."""
     parts = urlsplit(str(pool.conninfo))
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    return parts.netloc.rpartition("@")[2] + parts.path
 
 
 def last_connect_error(pool: ConnectionPool) -> str | None:
@@ -187,17 +187,15 @@ def _log_reconnect_failed(pool: ConnectionPool) -> None:
     )  # fmt: skip
 
 
-def wait_for_database(
-    pool: ConnectionPool, purpose: str, stopping: threading.Event | None = None
-) -> bool:
-    """Block until the pool hands out a working connection, logging what it waits for.
+def wait_for_database(pool: ConnectionPool, purpose: str) -> bool:
+    """Block until the open pool hands out a working connection, logging what it waits for.
 
-    Returns False if `stopping` is set first. The pool must be open.
+    Returns False if the pool is closed first.
     """
     label = database_label(pool)
     waited_since: float | None = None
     last_logged: float | None = None
-    while stopping is None or not stopping.is_set():
+    while True:
         try:
             with pool.connection(timeout=2.0) as conn:
                 conn.execute("SELECT 1")
@@ -213,20 +211,16 @@ def wait_for_database(
                     "waiting for the database %s (%s): unreachable for %.0f s: %s",
                     label, purpose, now - waited_since, error,
                 )  # fmt: skip
-            if stopping is not None:
-                stopping.wait(1.0)
-            else:
-                time.sleep(1.0)
+            time.sleep(1.0)
             continue
         if waited_since is None:
             log.info("database %s reachable (%s)", label, purpose)
         else:
-            log.warning(
+            log.info(
                 "database %s reachable again (%s) after %.0f s",
                 label, purpose, time.monotonic() - waited_since,
             )  # fmt: skip
         return True
-    return False
 
 
 def watch_database(pool: ConnectionPool, purpose: str) -> threading.Thread:

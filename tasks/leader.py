@@ -14,13 +14,11 @@ import time
 import psycopg
 
 from config import Settings
-from db.pool import connect, first_line
+from db.pool import WAITING_LOG_INTERVAL, connect, first_line
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 7_311_208_554_020_133_002
-# While the database is unreachable, say so now and then, not on every retry.
-WAITING_LOG_INTERVAL = 15.0
 
 
 class LeaderLock:
@@ -61,7 +59,7 @@ class LeaderLock:
         if self._unreachable_since is None:
             self._unreachable_since = now
         elif now - self._last_waiting_log < WAITING_LOG_INTERVAL:
-            return
+            return  # said every WAITING_LOG_INTERVAL, not on every retry
         self._last_waiting_log = now
         log.warning(
             "scheduler %s waiting for the database to take the leader lock"
@@ -71,7 +69,7 @@ class LeaderLock:
 
     def _reached_database(self) -> None:
         if self._unreachable_since is not None:
-            log.warning(
+            log.info(
                 "scheduler %s reached the database again after %.0f s",
                 self.name, time.monotonic() - self._unreachable_since,
             )  # fmt: skip
