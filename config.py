@@ -33,6 +33,7 @@ class Settings:
     db_pool_max_idle: float = 30.0
     db_pool_timeout: float = 5.0
     db_connect_timeout: int = 2
+    db_reconnect_timeout: float = 5.0
     db_statement_timeout_ms: int = 30_000
     health_db_timeout: float = 2.0
     sql_log: bool = False
@@ -99,6 +100,7 @@ class Settings:
             "db_pool_max_idle",
             "db_pool_timeout",
             "db_connect_timeout",
+            "db_reconnect_timeout",
             "health_db_timeout",
         ):
             if getattr(self, name) <= 0:
@@ -225,6 +227,7 @@ _PARSERS = {
     "db_pool_max_idle": _parse_float,
     "db_pool_timeout": _parse_float,
     "db_connect_timeout": _parse_int,
+    "db_reconnect_timeout": _parse_float,
     "db_statement_timeout_ms": _parse_int,
     "health_db_timeout": _parse_float,
     "sql_log": _parse_bool,

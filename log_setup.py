@@ -14,7 +14,9 @@ from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
-QUIET_LOGGERS = ("pika",)  # narrates every connection at INFO
+# pika narrates every connection at INFO, psycopg.pool every checkout; their
+# warnings (a refused connection, a lost one) still show.
+QUIET_LOGGERS = ("pika", "psycopg.pool")
 
 
 class RequestIdFilter(logging.Filter):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from flask import Flask, jsonify
+import psycopg
+from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from db.pool import database_label
 from errors import Conflict, DomainError, InvalidField, NotFound
 
 log = logging.getLogger(__name__)
@@ -61,9 +63,10 @@ def handle_domain_error(error: DomainError) -> ResponseReturnValue:
     return jsonify(payload), code
 
 
-def handle_pool_timeout(error: PoolTimeout) -> ResponseReturnValue:
-    """No database connection in time: the service is unavailable, not broken."""
-    log.error("no database connection available: %s", error)
+def handle_database_unavailable(error: Exception) -> ResponseReturnValue:
+    """No database connection in time, or it broke mid-request: unavailable, not broken."""
+    label = database_label(current_app.extensions["db_pool"])
+    log.error("database %s unavailable: %s: %s", label, type(error).__name__, error)
     payload = {
         "code": 503,
         "status": HTTPStatus.SERVICE_UNAVAILABLE.phrase,
@@ -75,4 +78,7 @@ def handle_pool_timeout(error: PoolTimeout) -> ResponseReturnValue:
 def register(app: Flask) -> None:
     """Install the handlers for domain errors and database unavailability."""
     app.register_error_handler(DomainError, handle_domain_error)
-    app.register_error_handler(PoolTimeout, handle_pool_timeout)
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
+    # A connection lost mid-request (a server restart, a statement timeout) is
+    # unavailability too; other database errors stay 500s.
+    app.register_error_handler(psycopg.OperationalError, handle_database_unavailable)

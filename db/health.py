@@ -9,6 +9,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from db.migrations import Migration, read_status
+from db.pool import DatabaseUnreachable, connection_unless_unreachable, database_label
 from repositories import server
 
 
@@ -41,7 +42,7 @@ def check_database(
     }
     started = time.perf_counter()
     try:
-        with pool.connection(timeout=timeout) as conn, conn.transaction():
+        with connection_unless_unreachable(pool, timeout) as conn, conn.transaction():
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 (f"{int(timeout * 1000)}ms",),
@@ -50,10 +51,15 @@ def check_database(
             report["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
             report["server_version"] = server.server_version(conn)
             status = read_status(conn, migrations)
+    except DatabaseUnreachable as error:
+        return _unavailable(report, f"no database connection to {database_label(pool)}: {error}")
     except PoolTimeout:
-        return _unavailable(report, f"no database connection within {timeout:g} s")
+        return _unavailable(
+            report, f"no database connection to {database_label(pool)} within {timeout:g} s"
+        )
     except psycopg.Error as error:
-        return _unavailable(report, f"database error: {error.diag.message_primary or error}")
+        detail = error.diag.message_primary or str(error).strip()
+        return _unavailable(report, f"database {database_label(pool)} error: {detail}")
     report["migrations"] = {
         "current": status.current,
         "pending": len(status.pending),

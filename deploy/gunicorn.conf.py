@@ -7,10 +7,7 @@ sockets between processes.
 
 import os
 import shutil
-import sys
 import tempfile
-
-from gunicorn.arbiter import Arbiter
 
 # Every worker writes its metrics here; set before the app (and prometheus_client)
 # is imported by the workers, emptied when the server starts.
@@ -28,7 +25,6 @@ keepalive = 5
 preload_app = False
 accesslog = "-"
 errorlog = "-"
-POOL_OPEN_TIMEOUT = float(os.environ.get("DB_POOL_OPEN_TIMEOUT", "10"))
 
 
 def on_starting(server):
@@ -46,13 +42,16 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Open the worker's pool and wait for it: an unreachable database fails the boot."""
-    pool = worker.wsgi.extensions["db_pool"]
-    try:
-        pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
-    except Exception as error:  # PoolTimeout, or the pool refusing to open
-        worker.log.error("database unreachable at start: %s", error)
-        sys.exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn halts instead of respawning
+    """Open the worker's pool without waiting for PostgreSQL.
+
+    A database that is down at start must not stop the API: it serves /health/live,
+    answers /health and data requests with 503 until the database answers, and then
+    serves normally. The pool connects in the background; a daemon thread logs what
+    the worker waits for.
+    """
+    from db.pool import watch_database
+
+    watch_database(worker.wsgi.extensions["db_pool"], "api")
 
 
 def worker_exit(server, worker):

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from adapters.provider_guards import BREAKER_NAMESPACE
 from config import Settings
+from db.pool import connection_unless_unreachable
 from repositories import heartbeats
 
 CHECK_TIMEOUT = 2.0
@@ -73,7 +74,7 @@ def check_breaker(settings: Settings) -> dict[str, Any]:
 def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> dict[str, Any]:
     """The elected scheduler's heartbeat: its dispatch job must have succeeded lately."""
     allowed = timedelta(seconds=max(3 * settings.dispatch_interval_seconds, 90))
-    with pool.connection(timeout=CHECK_TIMEOUT) as conn:
+    with connection_unless_unreachable(pool, CHECK_TIMEOUT) as conn:
         jobs = {row["job"]: row for row in heartbeats.list_all(conn)}
     dispatch = jobs.get("dispatch")
     report: dict[str, Any] = {

@@ -9,11 +9,12 @@ its next check and stops acting until it wins the lock again.
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 
 from config import Settings
-from db.pool import connect
+from db.pool import WAITING_LOG_INTERVAL, connect, first_line
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class LeaderLock:
         self.name = name
         self._conn: psycopg.Connection | None = None
         self.is_leader = False
+        self._unreachable_since: float | None = None
+        self._last_waiting_log = 0.0
 
     def refresh(self) -> bool:
         """Check (or try to take) leadership; True while this process is the leader."""
@@ -43,12 +46,35 @@ class LeaderLock:
                 self.is_leader = bool(row["won"])
                 if self.is_leader:
                     log.info("scheduler %s is the leader", self.name)
+            self._reached_database()
         except psycopg.Error as error:
             if self.is_leader:
                 log.warning("scheduler %s lost leadership: %s", self.name, error)
             self.is_leader = False
             self.close()
+            self._log_waiting(error)
         return self.is_leader
+
+    def _log_waiting(self, error: psycopg.Error) -> None:
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        elif now - self._last_waiting_log < WAITING_LOG_INTERVAL:
+            return  # said every WAITING_LOG_INTERVAL, not on every retry
+        self._last_waiting_log = now
+        log.warning(
+            "scheduler %s waiting for the database to take the leader lock"
+            " (unreachable for %.0f s): %s",
+            self.name, now - self._unreachable_since, first_line(error),
+        )  # fmt: skip
+
+    def _reached_database(self) -> None:
+        if self._unreachable_since is not None:
+            log.info(
+                "scheduler %s reached the database again after %.0f s",
+                self.name, time.monotonic() - self._unreachable_since,
+            )  # fmt: skip
+            self._unreachable_since = None
 
     def _connect(self) -> psycopg.Connection:
         # Keepalives let both sides notice a dead peer in seconds, not hours;

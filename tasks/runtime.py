@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from adapters.email_provider import ProviderClient
 from adapters.provider_guards import build_breaker, build_rate_limiter, connect_redis
 from config import Settings
-from db.pool import create_pool
+from db.pool import create_pool, watch_database
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class WorkerResources:
         )
         # Not waiting: with PostgreSQL down the worker still starts, and each send
         # waits up to DB_POOL_TIMEOUT for a connection (the message is retried).
-        pool.open(wait=False)
+        watch_database(pool, "worker")
         client = connect_redis(settings)
         return cls(
             settings=settings,

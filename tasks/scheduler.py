@@ -22,7 +22,7 @@ import schedule
 from prometheus_client import Counter, Gauge, start_http_server
 
 from config import Settings
-from db.pool import create_pool
+from db.pool import create_pool, database_label
 from db.queries import transaction
 from log_setup import configure_logging
 from repositories import heartbeats, partitions, server
@@ -114,12 +114,14 @@ class Scheduler:
 
     def run_forever(self) -> None:
         """Loop until SIGTERM/SIGINT; the first round runs every job (planning at start)."""
-        self.pool.open(wait=True, timeout=30)
+        # Opened without waiting: with PostgreSQL down the scheduler starts anyway, and
+        # the leader lock (which needs the database) keeps it idle until it returns.
+        self.pool.open()
         self.serve_metrics()
         self.register_jobs()
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        log.info("scheduler %s started", self.name)
+        log.info("scheduler %s started on database %s", self.name, database_label(self.pool))
         first_round = True
         while not self.stopping:
             leading = self.leader.refresh()

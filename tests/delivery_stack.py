@@ -115,6 +115,15 @@ class Processes:
         """`python -m tasks.scheduler` with this stack's environment (plus `env`)."""
         return self.start("scheduler", [sys.executable, "-m", "tasks.scheduler"], **env)
 
+    def api(self, port: int, **extra_env: str) -> subprocess.Popen:
+        """The API exactly as the Procfile runs it, on `port`, metrics in the log dir."""
+        command = ["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
+        return self.start(
+            "api", command, BIND=f"127.0.0.1:{port}",
+            PROMETHEUS_MULTIPROC_DIR=str(self.log_dir / f"api-metrics-{len(self.running)}"),
+            **extra_env,
+        )  # fmt: skip
+
     def kill_hard(self, process: subprocess.Popen) -> None:
         """SIGKILL the whole process group: a crash, no clean-up."""
         os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,185 @@
+"""PostgreSQL stopped for seconds in the middle of a dispatch: every process waits, then
+recovers by itself; every due greeting reaches the provider once, none FAILED or stuck.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+import requests
+
+from tests.delivery_stack import (
+    Processes,
+    Stack,
+    due_zone,
+    environment,
+    free_port,
+    reset_shared_state,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
+
+GREETINGS = 300
+RATE = 30  # sends per second: the dispatch lasts ~10 s, long enough to cut it
+DOWN_AFTER = 60  # deliveries before PostgreSQL stops
+OUTAGE = 12.0  # seconds PostgreSQL stays down
+HEALTH_BOUND = 3.0
+
+
+def _insert_due_users(db_url: str, count: int) -> None:
+    """`count` users whose birthday is today where it is now past 09:00; the scheduler
+    plans them at start."""
+    now = datetime.now(UTC)
+    zone = due_zone(now)
+    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1988)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " SELECT 'Fault', 'User' || n, 'fault' || n || '@example.com', %s, %s"
+            " FROM generate_series(1, %s) AS n",
+            (zone, birthday, count),
+        )
+
+
+def _scheduler_holds_the_lock(db_url: str) -> bool:
+    with psycopg.connect(db_url, autocommit=True, connect_timeout=2) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+            " WHERE locktype = 'advisory' AND granted"
+            " AND application_name LIKE 'birthday-scheduler %%'"
+        ).fetchone()[0] == 1  # fmt: skip
+
+
+def _timed(method: str, url: str, **kwargs) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    response = requests.request(method, url, timeout=10, **kwargs)
+    return response.status_code, response.json(), time.monotonic() - started
+
+
+def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
+    private_postgres, rabbit_url, provider, tmp_path
+):
+    vhost, amqp_url = rabbit_url
+    reset_shared_state(vhost)
+    provider.reset()
+    db_url = private_postgres.db_url
+    env = environment(db_url, amqp_url, provider.url, PROVIDER_RATE_LIMIT=str(RATE),
+                      DB_POOL_TIMEOUT="2")  # fmt: skip
+    processes = Processes(env, tmp_path)
+    stack = Stack(db_url, vhost, processes, provider)
+    try:
+        # Given a few hundred greetings due and the whole stack sending them
+        _insert_due_users(db_url, GREETINGS)
+        api_port = free_port()
+        api_url = f"http://127.0.0.1:{api_port}"
+        api = processes.api(api_port, WEB_CONCURRENCY="1")
+        scheduler = processes.scheduler()
+        worker = processes.worker(processes=1, threads=4)
+        wait_until(lambda: len(provider.deliveries()) >= DOWN_AFTER, 60,
+                   f"{DOWN_AFTER} deliveries before the outage")  # fmt: skip
+
+        # When PostgreSQL stops (a crash) for a while in the middle of the sends
+        private_postgres.stop("immediate")
+        stopped = time.monotonic()
+        delivered_at_stop = len(provider.deliveries())
+
+        # Then during the outage /health says 503 within 3 s and writes get 503 JSON
+        status, health, took = _timed("GET", f"{api_url}/health")
+        assert status == 503, health
+        assert health["checks"]["database"]["status"] == "unavailable"
+        assert took < HEALTH_BOUND, f"/health took {took:.2f} s"
+        user = {"first_name": "Ada", "last_name": "Outage", "email": "outage@example.com",
+                "timezone": "UTC", "birthday_date": "1990-01-01"}  # fmt: skip
+        status, body, write_took = _timed("POST", f"{api_url}/users", json=user)
+        assert status == 503, body
+        assert body["code"] == 503
+        assert write_took < 2 + 1.5
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+
+        # When it comes back, nothing is restarted by hand
+        delivered_in_outage = len(provider.deliveries()) - delivered_at_stop
+        private_postgres.start()
+        back = time.monotonic()
+        delivered_at_back = len(provider.deliveries())
+        wait_until(lambda: len(provider.deliveries()) > delivered_at_back, 30,
+                   "a first delivery after PostgreSQL returned")  # fmt: skip
+        first_after = time.monotonic() - back
+        wait_until(lambda: len(provider.deliveries()) >= GREETINGS, 90,
+                   f"all {GREETINGS} greetings delivered")  # fmt: skip
+        all_after = time.monotonic() - back
+        wait_until(lambda: stack.status_counts()["SENT"] == GREETINGS, 30,
+                   "every greeting recorded SENT")  # fmt: skip
+
+        # Then each greeting reached the provider once, none FAILED, none stuck
+        keys = [d["idempotency_key"] for d in provider.deliveries()]
+        attempts = Counter(r["idempotency_key"] for r in provider.requests_seen())
+        repeated = sum(n - 1 for n in attempts.values())
+        counts = stack.status_counts()
+        print(f"delivered {len(keys)} ({len(set(keys))} distinct), repeated provider "
+              f"requests {repeated}, statuses {dict(counts)}, first delivery "
+              f"{first_after:.2f} s and all {all_after:.2f} s after PostgreSQL returned "
+              f"({delivered_at_stop} delivered before the outage, {delivered_in_outage}"
+              " in flight during it)")  # fmt: skip
+        assert len(keys) == len(set(keys)) == GREETINGS
+        assert counts == Counter({"SENT": GREETINGS, "SCHEDULED": GREETINGS}), counts
+
+        # And the scheduler leads again, the API is ready, every process still runs
+        wait_until(lambda: _scheduler_holds_the_lock(db_url), 15, "the leader lock")
+        wait_until(lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200,
+                   15, "/health 200 after the outage")  # fmt: skip
+        assert [p.poll() for p in (api, scheduler, worker)] == [None, None, None]
+        scheduler_log = (tmp_path / "scheduler-1.log").read_text()
+        assert "waiting for the database to take the leader lock" in scheduler_log
+        assert "reached the database again" in scheduler_log
+    except BaseException:
+        print(processes.logs())
+        raise
+    finally:
+        processes.stop_all()
+
+
+def test_worker_and_scheduler_started_with_postgres_down_wait_then_deliver(
+    private_postgres, rabbit_url, provider, tmp_path
+):
+    vhost, amqp_url = rabbit_url
+    reset_shared_state(vhost)
+    provider.reset()
+    db_url = private_postgres.db_url
+    processes = Processes(environment(db_url, amqp_url, provider.url), tmp_path)
+    stack = Stack(db_url, vhost, processes, provider)
+    try:
+        # Given greetings due and PostgreSQL down when the scheduler and worker start
+        _insert_due_users(db_url, 5)
+        private_postgres.stop("fast")
+        scheduler = processes.scheduler()
+        worker = processes.worker(processes=1, threads=2)
+        scheduler_log = tmp_path / "scheduler-0.log"
+
+        # Then both keep running, and the scheduler says what it waits for
+        wait_until(lambda: "waiting for the database to take the leader lock"
+                   in scheduler_log.read_text(), 15, "the scheduler's waiting line")  # fmt: skip
+        assert scheduler.poll() is None and worker.poll() is None
+
+        # When PostgreSQL starts, the scheduler leads, plans and dispatches; the worker sends
+        private_postgres.start()
+        back = time.monotonic()
+        wait_until(lambda: stack.status_counts()["SENT"] == 5, 30, "5 greetings SENT")
+        delivered_after = time.monotonic() - back
+        keys = [d["idempotency_key"] for d in provider.deliveries()]
+        assert len(keys) == len(set(keys)) == 5
+        assert stack.status_counts() == Counter({"SENT": 5, "SCHEDULED": 5})
+        assert _scheduler_holds_the_lock(db_url)
+        assert "reached the database again" in scheduler_log.read_text()
+        assert scheduler.poll() is None and worker.poll() is None
+        print(f"5 delivered {delivered_after:.2f} s after PostgreSQL started")
+    except BaseException:
+        print(processes.logs())
+        raise
+    finally:
+        processes.stop_all()
