@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from config import Settings
 
-TOKEN_VARIABLES = "API_TOKENS (or API_TOKEN, or API_READ_TOKENS)"
+WHAT_TO_SET = "API_TOKENS (or API_TOKEN, or API_READ_TOKENS)"
 
 
 def _host(bind: str) -> str:
@@ -52,7 +52,7 @@ def refusal(settings: Settings, binds: Iterable[str]) -> str | None:
         return None
     return (
         f"refusing to serve users and messages on {', '.join(exposed)} without a token: "
-        f"set {TOKEN_VARIABLES}, bind to 127.0.0.1, or set ALLOW_ANONYMOUS=1 to serve "
+        f"set {WHAT_TO_SET}, bind to 127.0.0.1, or set ALLOW_ANONYMOUS=1 to serve "
         "them to anyone who can reach the port"
     )
 
@@ -64,5 +64,5 @@ def anonymous_warning(settings: Settings, binds: Iterable[str]) -> str | None:
         return None
     return (
         f"ALLOW_ANONYMOUS=1: users and messages on {', '.join(exposed)} are served to "
-        f"anyone who can reach the port; set {TOKEN_VARIABLES} to require a token"
+        f"anyone who can reach the port; set {WHAT_TO_SET} to require a token"
     )
