@@ -141,3 +141,33 @@ def test_gunicorn_on_loopback_needs_no_token(db_url, tmp_path):
 
     assert users.status_code == 200
     assert "served to anyone who can reach the API" in errors  # said once, at start
+
+
+def test_a_token_removed_from_the_file_fails_after_a_reload_without_a_restart(db_url, tmp_path):
+    old, new = "reload-old-token-0000001", "reload-new-token-0000002"
+    secret = tmp_path / "api_tokens"
+    secret.write_text(f"{old}\n{new}\n")
+    port = free_port()
+    env = _environment(db_url, tmp_path, f"0.0.0.0:{port}", API_TOKENS_FILE=str(secret))
+    server = _gunicorn(env)
+    url = f"http://127.0.0.1:{port}/users"
+
+    def status(token: str) -> int:
+        return requests.get(
+            url, headers={"Authorization": f"Bearer {token}"}, timeout=5
+        ).status_code
+
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health/live"), 30, "gunicorn")
+        before = (status(old), status(new))
+        secret.write_text(f"{new}\n")
+        server.send_signal(signal.SIGHUP)  # what `systemctl reload birthday-api` sends
+        wait_until(lambda: status(old) == 401, 30, "the new workers to drop the old token")
+        after = (status(old), status(new))
+        still_running = server.poll() is None
+    finally:
+        _stop(server)
+
+    assert before == (200, 200)
+    assert after == (401, 200)
+    assert still_running
