@@ -302,3 +302,20 @@ def test_a_token_cannot_be_both_read_only_and_read_write(db_url):
         create_app(
             {"DATABASE_URL": db_url, "API_TOKENS": WRITE_TOKEN, "API_READ_TOKENS": WRITE_TOKEN}
         )
+
+
+def test_an_unreadable_token_file_stops_start_up_naming_the_variable(db_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("API_TOKENS_FILE", str(tmp_path / "missing"))
+
+    with pytest.raises(ValueError, match="API_TOKENS_FILE cannot be read"):
+        create_app({"DATABASE_URL": db_url})
+
+
+def test_a_token_list_and_its_file_together_are_refused(db_url, monkeypatch, tmp_path):
+    secret = tmp_path / "api_tokens"
+    secret.write_text(WRITE_TOKEN)
+    monkeypatch.setenv("API_TOKENS_FILE", str(secret))
+    monkeypatch.setenv("API_TOKENS", OTHER_WRITE_TOKEN)
+
+    with pytest.raises(ValueError, match="set API_TOKENS or API_TOKENS_FILE, not both"):
+        create_app({"DATABASE_URL": db_url})
