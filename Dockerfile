@@ -1,5 +1,6 @@
 # One image for every process; the command is chosen at run time:
 #   api (default):  gunicorn -c deploy/gunicorn.conf.py wsgi:app
+#                   (binds 0.0.0.0: refuses to start without API_TOKENS or API_TOKENS_FILE)
 #   worker:         dramatiq tasks --processes 2 --threads 4
 #   scheduler:      python -m tasks.scheduler
 #   migrations:     flask db create && flask db upgrade

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 
 import api
-from api import docs
+from api import auth, docs
 from api.errors import JsonErrorApi
 from config import Settings
 from db import cli as db_cli
@@ -57,6 +57,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["db_pool"] = pool
     atexit.register(pool.close)
 
-    api.register(app, JsonErrorApi(app))
+    api.register(app, JsonErrorApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDocPlugin()]}))
     db_cli.init_app(app)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
 DEFAULT_MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "sql" / "migrations")
+MIN_TOKEN_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,12 @@ class Settings:
     partitions_ahead: int = 12
     log_level: str = "INFO"
     log_format: str = "json"
-    api_token: str | None = None
+    # Tokens stay out of repr(): a logged Settings object must not carry them.
+    api_token: str | None = field(default=None, repr=False)
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    api_read_tokens: tuple[str, ...] = field(default=(), repr=False)
+    metrics_tokens: tuple[str, ...] = field(default=(), repr=False)
+    allow_anonymous: bool = False
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
@@ -75,11 +81,12 @@ class Settings:
         """Read every setting from `environ` (default: os.environ), then apply overrides."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            name = field.name.upper()
+        for setting in fields(cls):
+            name = setting.name.upper()
             if name in env and env[name] != "":
-                values[field.name] = _PARSERS[field.name](name, env[name])
-        values.update(overrides)
+                values[setting.name] = _PARSERS[setting.name](name, env[name])
+        values.update(_tokens_from_files(env))
+        values.update(_parse_text_overrides(overrides))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -109,8 +116,7 @@ class Settings:
             raise ConfigError("MAX_REQUEST_BYTES must be >= 1024")
         if self.idempotency_key_retention <= timedelta(0):
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
-        if self.api_token is not None and len(self.api_token) < 16:
-            raise ConfigError("API_TOKEN must be at least 16 characters")
+        self._validate_tokens()
         for name in ("rabbitmq_url", "redis_url", "email_service_url"):
             _check_url(name.upper(), getattr(self, name))
         for name in ("provider_rate_limit", "max_retries", "breaker_fail_max",
@@ -128,6 +134,34 @@ class Settings:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
         if self.message_retention_months < 1:
             raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
+
+    def _validate_tokens(self) -> None:
+        """Each token long enough to resist guessing; none both read-only and read-write."""
+        lists = {
+            "API_TOKEN": (self.api_token,) if self.api_token is not None else (),
+            "API_TOKENS": self.api_tokens,
+            "API_READ_TOKENS": self.api_read_tokens,
+            "METRICS_TOKENS": self.metrics_tokens,
+        }
+        for name, tokens in lists.items():
+            # The message names the variable, never the value.
+            if any(len(token) < MIN_TOKEN_LENGTH for token in tokens):
+                raise ConfigError(
+                    f"{name} must hold tokens of at least {MIN_TOKEN_LENGTH} characters"
+                )
+        if set(self.read_write_tokens) & set(self.api_read_tokens):
+            raise ConfigError("a token cannot be in both API_READ_TOKENS and API_TOKENS/API_TOKEN")
+
+    @property
+    def read_write_tokens(self) -> tuple[str, ...]:
+        """API_TOKENS plus the single API_TOKEN: each may read and write."""
+        single = (self.api_token,) if self.api_token else ()
+        return (*self.api_tokens, *single)
+
+    @property
+    def requires_token(self) -> bool:
+        """Whether users and messages are closed to callers without a token."""
+        return bool(self.read_write_tokens or self.api_read_tokens)
 
 
 def _parse_int(name: str, raw: str) -> int:
@@ -173,6 +207,45 @@ def _parse_duration(name: str, raw: str) -> timedelta:
 
 def _parse_str(name: str, raw: str) -> str:
     return raw.strip()
+
+
+def _parse_tokens(name: str, raw: str) -> tuple[str, ...]:
+    """A list separated by commas or newlines: add the new token, then drop the old one."""
+    tokens = tuple(part.strip() for part in re.split(r"[,\n]", raw) if part.strip())
+    if any(any(char.isspace() for char in token) for token in tokens):
+        raise ConfigError(f"{name} must hold tokens without spaces, separated by commas")
+    return tokens
+
+
+def _parse_text_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """An override given as text (`{"API_TOKENS": "a,b"}`) is read as the variable would be."""
+    parsed = dict(overrides)
+    for name, value in overrides.items():
+        parser = _PARSERS.get(name, _parse_str)
+        if isinstance(value, str) and parser is not _parse_str:
+            parsed[name] = parser(name.upper(), value)
+    return parsed
+
+
+TOKEN_LISTS = ("api_tokens", "api_read_tokens", "metrics_tokens")
+
+
+def _tokens_from_files(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """`API_TOKENS_FILE=/run/secrets/api_tokens`: the list read from a secret's file."""
+    values = {}
+    for setting in TOKEN_LISTS:
+        name = f"{setting.upper()}_FILE"
+        path = env.get(name, "")
+        if not path:
+            continue
+        if env.get(setting.upper()):
+            raise ConfigError(f"set {setting.upper()} or {name}, not both")
+        try:
+            raw = Path(path).read_text()
+        except OSError as error:
+            raise ConfigError(f"{name} cannot be read: {error.strerror}") from None
+        values[setting] = _parse_tokens(name, raw)
+    return values
 
 
 def _parse_log_level(name: str, raw: str) -> str:
@@ -238,6 +311,10 @@ _PARSERS = {
     "log_level": _parse_log_level,
     "log_format": _parse_log_format,
     "api_token": _parse_str,
+    "api_tokens": _parse_tokens,
+    "api_read_tokens": _parse_tokens,
+    "metrics_tokens": _parse_tokens,
+    "allow_anonymous": _parse_bool,
     "max_request_bytes": _parse_int,
     "idempotency_key_retention": _parse_duration,
     "idempotency_stale_after": _parse_duration,

@@ -8,10 +8,6 @@ from api import docs, errors, guards, health, messages, metrics, request_ids, us
 
 def register(app: Flask, api: Api) -> None:
     """Attach every blueprint, the request guards and the error handlers."""
-    api.spec.components.security_scheme(
-        "bearerAuth",
-        {"type": "http", "scheme": "bearer", "description": "The API_TOKEN, for writes"},
-    )
     api.register_blueprint(health.blp)
     api.register_blueprint(users.blp)
     api.register_blueprint(messages.blp)

@@ -1,7 +1,8 @@
 """Every error leaves the API as JSON: {"code", "status", "message", "errors"?}.
 
-flask-smorest renders HTTPExceptions (unknown routes, 405, 413, 422, 500 …); this
-module adds a message where it has none and maps domain errors to the same shape.
+flask-smorest renders HTTPExceptions (unknown routes, 401, 403, 405, 413, 422, 500 …);
+this module adds a message where it has none and maps domain errors to the same shape.
+A 5xx also carries "request_id", the key to its log lines (the traceback stays there).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 from http import HTTPStatus
 
 import psycopg
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from psycopg_pool import PoolTimeout
@@ -31,6 +32,8 @@ class JsonErrorApi(Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _default_message(error)
+        if code >= 500:
+            payload["request_id"] = g.get("request_id")
         return payload, code, headers
 
 
@@ -71,6 +74,7 @@ def handle_database_unavailable(error: Exception) -> ResponseReturnValue:
         "code": 503,
         "status": HTTPStatus.SERVICE_UNAVAILABLE.phrase,
         "message": "The database is unavailable; try again shortly.",
+        "request_id": g.get("request_id"),
     }
     return jsonify(payload), 503, {"Retry-After": "5"}
 

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
-import logging
-
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_smorest import abort
 
-log = logging.getLogger(__name__)
+from api import auth
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def require_token_for_writes() -> None:
-    """With API_TOKEN set, a write needs `Authorization: Bearer <token>`."""
-    token = current_app.extensions["settings"].api_token
-    if not token or request.method not in WRITE_METHODS:
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-        abort(
-            401,
-            message="A valid bearer token is required for this request.",
-            headers={"WWW-Authenticate": 'Bearer realm="birthday"'},
-        )
 
 
 def require_json_body() -> None:
@@ -39,8 +22,7 @@ def require_json_body() -> None:
 
 
 def register(app: Flask) -> None:
-    """Run both checks before every request; warn when writes are open to anyone."""
-    app.before_request(require_token_for_writes)
+    """Run both checks before every request; warn when the API is open to anyone."""
+    app.before_request(auth.require_token)
     app.before_request(require_json_body)
-    if not app.extensions["settings"].api_token:
-        log.warning("API_TOKEN is not set: writes are accepted without authentication")
+    auth.warn_when_open(app.extensions["settings"])

@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from psycopg_pool import PoolTimeout
 
+from api import auth
 from db.health import check_database
 from db.pool import current_pool
 from services import health
@@ -120,6 +121,7 @@ class Readiness(MethodView):
         """Readiness: database, RabbitMQ, Redis, scheduler heartbeat and provider breaker.
 
         503 when one is unavailable; an open breaker only makes the service degraded.
+        Open to anyone; with tokens configured, only a token's holder sees the reasons.
         """
         checks = _run_checks(current_app._get_current_object())
         statuses = {check["status"] for check in checks.values()}
@@ -129,6 +131,9 @@ class Readiness(MethodView):
             overall, code = "degraded", 200
         else:
             overall, code = "ok", 200
+        if not auth.may_see_details():
+            # Statuses only: reasons can name hosts, users and error texts.
+            checks = {name: {"status": check["status"]} for name, check in checks.items()}
         return {"status": overall, "checks": checks}, code
 
 

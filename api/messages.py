@@ -58,7 +58,6 @@ class MessageRetry(MethodView):
     @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
-    @blp.doc(security=[{"bearerAuth": []}])
     def post(self, message_id: int):
         """Send a FAILED or EXPIRED message again, now; other states are 409."""
         with transaction(current_pool()) as conn:

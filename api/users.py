@@ -27,7 +27,6 @@ blp = Blueprint(
     url_prefix="/users",
     description="People who receive greetings: their time zone, birthday and anniversary.",
 )
-WRITE_SECURITY = [{"bearerAuth": []}]
 MAX_PAGE_SIZE = 100
 _user_schema = UserSchema()
 
@@ -89,7 +88,6 @@ class Users(MethodView):
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.doc(
-        security=WRITE_SECURITY,
         parameters=[
             {
                 "in": "header",
@@ -143,7 +141,6 @@ class UserById(MethodView):
     @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
-    @blp.doc(security=WRITE_SECURITY)
     def put(self, data, user_id: UUID):
         """Replace every writable field; optional fields left out are cleared."""
         with transaction(current_pool()) as conn:
@@ -154,7 +151,6 @@ class UserById(MethodView):
     @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
-    @blp.doc(security=WRITE_SECURITY)
     def patch(self, data, user_id: UUID):
         """Change only the given fields; an explicit null clears an optional one."""
         with transaction(current_pool()) as conn:
@@ -163,7 +159,6 @@ class UserById(MethodView):
     @blp.response(204)
     @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(security=WRITE_SECURITY)
     def delete(self, user_id: UUID):
         """Soft-delete a user; their email can be used again."""
         with transaction(current_pool()) as conn:

@@ -7,6 +7,7 @@ sockets between processes.
 
 import os
 import shutil
+import sys
 import tempfile
 
 # Every worker writes its metrics here; set before the app (and prometheus_client)
@@ -28,10 +29,32 @@ errorlog = "-"
 
 
 def on_starting(server):
-    """Start with an empty metrics directory: old files would add stale samples."""
+    """Refuse an exposed API without a token; start with an empty metrics directory."""
+    refuse_anonymous_exposure(server)
+    # Old metrics files would add stale samples.
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
+
+
+def refuse_anonymous_exposure(server):
+    """Stop before binding when other machines could reach an API with no token."""
+    # Imported here: gunicorn has put the project directory on sys.path by now.
+    import exposure
+    from config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        server.log.error("%s", error)
+        sys.exit(1)
+    reason = exposure.refusal(settings, server.cfg.bind)
+    if reason:
+        server.log.error("%s", reason)
+        sys.exit(1)
+    warning = exposure.anonymous_warning(settings, server.cfg.bind)
+    if warning:
+        server.log.warning("%s", warning)
 
 
 def child_exit(server, worker):

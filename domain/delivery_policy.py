@@ -99,7 +99,7 @@ class RetryPolicy:
     def backoff(self, retries_so_far: int, retry_after: float | None) -> timedelta:
         """base * 2^n, capped, times a jitter in [0.5, 1.5); never sooner than Retry-After."""
         exponential = self.base_delay * (2 ** min(retries_so_far, 32))
-        delay = min(self.max_delay, exponential) * random.uniform(0.5, 1.5)
+        delay = min(self.max_delay, exponential) * random.uniform(0.5, 1.5)  # noqa: S311  jitter
         if retry_after is not None:
             delay = max(delay, timedelta(seconds=retry_after))
         return delay

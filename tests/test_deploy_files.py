@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 import subprocess
 from pathlib import Path
@@ -82,3 +83,34 @@ def test_every_systemd_unit_restarts_its_process():
     ]  # fmt: skip
     for unit in units:
         assert "Restart=always" in unit.read_text(), unit.name
+
+
+def test_compose_gives_the_api_its_tokens_from_a_secret_file():
+    config = compose()
+    api = config["services"]["api"]
+
+    assert api["environment"]["API_TOKENS_FILE"] == "/run/secrets/api_tokens"
+    assert api["secrets"] == ["api_tokens"]
+    assert config["secrets"]["api_tokens"] == {"file": "./secrets/api_tokens"}
+    assert "deploy/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    for service in config["services"].values():  # no token written into the file itself
+        assert not {"API_TOKEN", "API_TOKENS"} & set(service.get("environment", {}))
+
+
+def test_the_systemd_api_unit_binds_beyond_loopback_with_a_token_file_and_reloads():
+    unit = (ROOT / "deploy" / "systemd" / "birthday-api.service").read_text().splitlines()
+
+    assert "Environment=BIND=0.0.0.0:8000" in unit
+    assert "Environment=API_TOKENS_FILE=/etc/birthday/api_tokens" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+
+
+def test_env_example_lists_every_setting():
+    from dataclasses import fields
+
+    from config import Settings
+
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+    assert {f.name.upper() for f in fields(Settings)} - listed == set()
+    assert "API_TOKENS_FILE" in listed

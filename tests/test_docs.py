@@ -69,13 +69,16 @@ def test_spec_documents_every_route(client, app):
     }
 
 
-def test_spec_declares_the_bearer_scheme_on_writes(client):
+def test_spec_requires_the_bearer_scheme_except_on_liveness_and_readiness(client):
     spec = client.get("/openapi.json").get_json()
 
     scheme = spec["components"]["securitySchemes"]["bearerAuth"]
-    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
-    assert spec["paths"]["/users"]["post"]["security"] == [{"bearerAuth": []}]
-    assert "security" not in spec["paths"]["/users"]["get"]
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}  # the Authorize button
+    assert spec["security"] == [{"bearerAuth": []}]  # every operation, reads included
+    assert "security" not in spec["paths"]["/users"]["get"]  # inherits the document's
+    assert {"401", "403"} <= set(spec["paths"]["/users"]["get"]["responses"])
+    assert spec["paths"]["/health/live"]["get"]["security"] == []
+    assert spec["paths"]["/health"]["get"]["security"] == []
 
 
 def test_spec_gives_request_examples_and_error_responses(client):

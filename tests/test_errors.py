@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
@@ -16,7 +17,7 @@ def test_an_unexpected_exception_is_a_json_500(db_url):
 
     app.add_url_rule("/explode", view_func=explode)
     try:
-        response = app.test_client().get("/explode")
+        response = app.test_client().get("/explode", headers={"X-Request-ID": "crash-1"})
     finally:
         app.extensions["db_pool"].close()
 
@@ -24,7 +25,34 @@ def test_an_unexpected_exception_is_a_json_500(db_url):
     body = response.get_json()
     assert (body["code"], body["status"]) == (500, "Internal Server Error")
     assert body["message"]
+    assert body["request_id"] == "crash-1"  # the key to the traceback in the logs
     assert "boom" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_database_error_is_a_500_without_its_sql(db_url, caplog):
+    app = create_app({"DATABASE_URL": db_url})
+    app.extensions["db_pool"].open(wait=True, timeout=10)
+
+    def bad_query():
+        with app.extensions["db_pool"].connection() as conn:
+            conn.execute("SELECT secret_column FROM users")
+        return "unreachable"
+
+    app.add_url_rule("/bad-query", view_func=bad_query)
+    try:
+        with caplog.at_level(logging.ERROR):
+            response = app.test_client().get("/bad-query")
+    finally:
+        app.extensions["db_pool"].close()
+
+    text = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert set(response.get_json()) == {"code", "status", "message", "request_id"}
+    assert "secret_column" not in text
+    assert "SELECT" not in text
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(error).__name__ for error in logged] == ["UndefinedColumn"]  # logs keep it
 
 
 def test_an_unreachable_database_is_a_json_503_not_a_hang():
@@ -43,5 +71,6 @@ def test_an_unreachable_database_is_a_json_503_not_a_hang():
 
     assert response.status_code == 503
     assert response.get_json()["code"] == 503
+    assert response.get_json()["request_id"] == response.headers["X-Request-ID"]
     assert response.headers["Retry-After"]
     assert elapsed < 3

@@ -1,0 +1,146 @@
+"""Bearer tokens: which endpoints stay open, and what each kind of token may do.
+
+With any of API_TOKEN, API_TOKENS or API_READ_TOKENS set, every endpoint that returns
+or changes users or messages needs `Authorization: Bearer <token>`: a read token (or a
+read-write one) for GET, HEAD and OPTIONS, a read-write token for everything else.
+Unknown routes are closed as well, so a new endpoint is protected before anyone
+thinks about it. Only liveness, readiness (statuses only) and the docs stay open.
+
+/metrics is aggregate counts, no personal data, but still the service's inner state:
+it needs a token as soon as any token is configured, and METRICS_TOKENS gives the
+scraper one that opens /metrics and nothing else.
+
+Tokens are compared in constant time and never logged; a refused request is logged
+with its request id and the client's address only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from apispec import BasePlugin
+from flask import current_app, g, request
+from flask_smorest import abort
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+# Rules as Flask writes them; the docs paths follow OPENAPI_* in app.py.
+OPEN_RULES = frozenset(
+    {"/health/live", "/health", "/openapi.json", "/docs", "/docs/assets/<path:filename>"}
+)
+METRICS_RULE = "/metrics"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE, READ, METRICS = "write", "read", "metrics"
+SECURITY_SCHEME = "bearerAuth"
+REALM = 'Bearer realm="birthday"'
+
+
+def token_scope(settings: Settings, given: str) -> str | None:
+    """What the presented token allows (write, read or metrics), or None."""
+    presented = given.encode()
+    granted = None
+    for scope, tokens in (
+        (WRITE, settings.read_write_tokens),
+        (READ, settings.api_read_tokens),
+        (METRICS, settings.metrics_tokens),
+    ):
+        for token in tokens:
+            # Every token is compared, matched or not: the time taken says nothing.
+            if hmac.compare_digest(presented, token.encode()) and granted is None:
+                granted = scope
+    return granted
+
+
+def accepted_scopes(settings: Settings, rule: str | None, method: str) -> frozenset[str] | None:
+    """The scopes that may make this request, or None when it is open to anyone."""
+    if rule in OPEN_RULES:
+        return None
+    if rule == METRICS_RULE:
+        if settings.requires_token or settings.metrics_tokens:
+            return frozenset({WRITE, READ, METRICS})
+        return None
+    if not settings.requires_token:
+        return None
+    if method in READ_METHODS:
+        return frozenset({WRITE, READ})
+    return frozenset({WRITE})
+
+
+def _presented_token() -> str:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
+def _refuse(code: int, message: str) -> None:
+    # The request id and the client's address only: never the header or the token.
+    extra = {"request_id": g.get("request_id"), "client_address": request.remote_addr}
+    log.warning("request refused with %s", code, extra=extra)
+    headers = {"WWW-Authenticate": REALM} if code == 401 else None
+    abort(code, message=message, headers=headers)
+
+
+def require_token() -> None:
+    """Refuse a request whose token is missing (401) or does not allow it (403)."""
+    settings = current_app.extensions["settings"]
+    given = _presented_token()
+    g.token_scope = token_scope(settings, given) if given else None
+    rule = request.url_rule.rule if request.url_rule else None
+    accepted = accepted_scopes(settings, rule, request.method)
+    if accepted is None:
+        return
+    if g.token_scope is None:
+        _refuse(401, "A valid bearer token is required for this request.")
+    if g.token_scope not in accepted:
+        _refuse(403, "This token does not allow this request.")
+
+
+def may_see_details() -> bool:
+    """Whether this caller may see more than statuses (no tokens set, or a read token)."""
+    settings = current_app.extensions["settings"]
+    return not settings.requires_token or g.get("token_scope") in {WRITE, READ}
+
+
+def warn_when_open(settings: Settings) -> None:
+    """Say at start-up when users and messages are served without a token."""
+    if not settings.requires_token:
+        log.warning(
+            "no API_TOKENS, API_TOKEN or API_READ_TOKENS set: users and messages are "
+            "served to anyone who can reach the API"
+        )
+
+
+class SecurityDocPlugin(BasePlugin):
+    """Declares the bearer scheme in the OpenAPI document, from the same rules as above."""
+
+    def init_spec(self, spec: Any) -> None:
+        """Register the scheme and require it everywhere unless an operation says not."""
+        super().init_spec(spec)
+        spec.components.security_scheme(
+            SECURITY_SCHEME,
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token of API_TOKENS or API_TOKEN (read and write), "
+                "API_READ_TOKENS (read only) or METRICS_TOKENS (/metrics only).",
+            },
+        )
+        spec.options.setdefault("security", [{SECURITY_SCHEME: []}])
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
+        """Open operations need nothing; the others may answer 401 and 403."""
+        rule = kwargs.get("rule")
+        is_open = rule is not None and rule.rule in OPEN_RULES
+        for operation in (operations or {}).values():
+            if is_open:
+                operation["security"] = []
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, name in ((401, "UNAUTHORIZED"), (403, "FORBIDDEN")):
+                if code not in responses and str(code) not in responses:
+                    responses[str(code)] = name
