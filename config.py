@@ -46,6 +46,9 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
+    # Read here only to check IDEMPOTENCY_STALE_AFTER against it; deploy/gunicorn.conf.py
+    # reads the same variable (with the same default) for gunicorn's worker timeout.
+    gunicorn_timeout: int = 30
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     redis_url: str = "redis://127.0.0.1:6379/0"
     email_service_url: str = "http://127.0.0.1:8025"
@@ -104,6 +107,7 @@ class Settings:
             raise ConfigError("MAX_REQUEST_BYTES must be >= 1024")
         if self.idempotency_key_retention <= timedelta(0):
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
+        self._check_idempotency_stale_after()
         if self.api_token is not None and len(self.api_token) < 16:
             raise ConfigError("API_TOKEN must be at least 16 characters")
         for name in ("rabbitmq_url", "redis_url", "email_service_url"):
@@ -121,6 +125,18 @@ class Settings:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
         if self.message_retention_months < 1:
             raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
+
+    def _check_idempotency_stale_after(self) -> None:
+        """A live request's Idempotency-Key must not look abandoned while it still runs."""
+        request_timeout = timedelta(
+            seconds=max(self.gunicorn_timeout, self.db_statement_timeout_ms / 1000)
+        )
+        if self.idempotency_stale_after <= request_timeout:
+            raise ConfigError(
+                "IDEMPOTENCY_STALE_AFTER must be longer than a request may run "
+                f"(GUNICORN_TIMEOUT and DB_STATEMENT_TIMEOUT_MS: {request_timeout}), "
+                f"got {self.idempotency_stale_after}"
+            )
 
 
 def _parse_int(name: str, raw: str) -> int:
@@ -233,6 +249,7 @@ _PARSERS = {
     "max_request_bytes": _parse_int,
     "idempotency_key_retention": _parse_duration,
     "idempotency_stale_after": _parse_duration,
+    "gunicorn_timeout": _parse_int,
     "rabbitmq_url": _parse_str,
     "redis_url": _parse_str,
     "email_service_url": _parse_str,
