@@ -19,10 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from repositories import users
-from services import planning
+from app import create_app
 from tests.delivery_stack import (
-    NINE,
     Stack,
     due_zone,
     rabbitmqctl,
@@ -207,11 +205,19 @@ def test_after_downtime_late_greetings_go_out_and_too_old_ones_expire(stack):
     assert "SCHEDULED" in {r["status"] for r in stack.rows(stale["id"])}  # next year planned
 
 
-def test_a_user_deleted_before_the_send_gets_nothing(stack, fresh_db_url):
+@pytest.fixture
+def api(stack):
+    """The HTTP API (the app's test client) on the stack's database."""
+    application = create_app({"DATABASE_URL": stack.db_url, "TESTING": True})
+    application.extensions["db_pool"].open(wait=True, timeout=10)  # as gunicorn's hook does
+    yield application.test_client()
+    application.extensions["db_pool"].close()
+
+
+def test_a_user_deleted_before_the_send_gets_nothing(stack, api):
     user = stack.create_user()
-    with stack.connect() as conn, conn.transaction():
-        planning.cancel_user(conn, user["id"])
-        users.soft_delete(conn, user["id"])
+    deleted = api.delete(f"/users/{user['id']}")
+    assert deleted.status_code == 204, deleted.get_data(as_text=True)
     stack.processes.scheduler()
     stack.processes.worker()
     other = stack.create_user()
@@ -221,16 +227,11 @@ def test_a_user_deleted_before_the_send_gets_nothing(stack, fresh_db_url):
     assert [d["email"] for d in stack.provider.deliveries()] == [other["email"]]
 
 
-def test_a_birthday_changed_before_the_send_moves_the_greeting(stack):
+def test_a_birthday_changed_before_the_send_moves_the_greeting(stack, api):
     user = stack.create_user()
-    with stack.connect() as conn, conn.transaction():
-        current = users.get_live(conn, user["id"])
-        from services import users as users_service
-
-        users_service.patch_user(
-            conn, user["id"], {"birthday_date": current["birthday_date"] - timedelta(days=1)},
-            datetime.now(UTC), NINE,
-        )  # fmt: skip
+    day_before = user["birthday_date"] - timedelta(days=1)
+    patched = api.patch(f"/users/{user['id']}", json={"birthday_date": day_before.isoformat()})
+    assert patched.status_code == 200, patched.get_data(as_text=True)
     stack.processes.scheduler()
     stack.processes.worker()
     other = stack.create_user()
