@@ -40,6 +40,11 @@ class Settings:
     max_lateness: timedelta = timedelta(hours=48)
     message_retention_months: int = 13
     partitions_ahead: int = 12
+    # How long partition maintenance may wait for a lock on message_logs (while it
+    # waits, queries that conflict with it wait too), and when the scheduler tries
+    # again after giving up.
+    partition_lock_timeout: timedelta = timedelta(seconds=2)
+    partition_retry_interval_seconds: int = 3600
     log_level: str = "INFO"
     log_format: str = "json"
     api_token: str | None = None
@@ -114,7 +119,8 @@ class Settings:
             _check_url(name.upper(), getattr(self, name))
         for name in ("provider_rate_limit", "max_retries", "breaker_fail_max",
                      "dispatch_batch_size", "dispatch_interval_seconds",
-                     "recovery_interval_seconds", "planning_interval_seconds"):  # fmt: skip
+                     "recovery_interval_seconds", "planning_interval_seconds",
+                     "partition_retry_interval_seconds"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be >= 1")
         if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:
@@ -123,6 +129,8 @@ class Settings:
             raise ConfigError("SENDING_LEASE must be longer than PROVIDER_READ_TIMEOUT")
         if self.partitions_ahead < 1:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
+        if not timedelta(milliseconds=1) <= self.partition_lock_timeout <= timedelta(minutes=1):
+            raise ConfigError("PARTITION_LOCK_TIMEOUT must be between 1ms and 1min")
         if self.message_retention_months < 1:
             raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
 
@@ -243,6 +251,8 @@ _PARSERS = {
     "max_lateness": _parse_duration,
     "message_retention_months": _parse_int,
     "partitions_ahead": _parse_int,
+    "partition_lock_timeout": _parse_duration,
+    "partition_retry_interval_seconds": _parse_int,
     "log_level": _parse_log_level,
     "log_format": _parse_log_format,
     "api_token": _parse_str,
