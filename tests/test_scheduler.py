@@ -325,6 +325,50 @@ def test_a_failing_job_is_recorded_and_the_loop_goes_on(stack):
     assert scheduler.poll() is None
 
 
+def test_partition_maintenance_behind_a_long_reader_gives_up_and_is_retried_soon(stack):
+    # PARTITIONS_AHEAD=14: one more month than the migration made, so the job must
+    # ATTACH a partition, which waits for the reader's lock on message_logs_default.
+    with psycopg.connect(stack.db_url) as reader:
+        reader.execute("SELECT count(*) FROM message_logs")
+        scheduler = stack.start(
+            PARTITIONS_AHEAD="14",
+            PARTITION_LOCK_TIMEOUT="1s",
+            PARTITION_RETRY_INTERVAL_SECONDS="2",
+        )
+        deferred = wait_until(
+            lambda: (row := stack.heartbeat("partitions")) and row["last_error"] and row,
+            30,
+            "the partitions job to give up",
+        )
+        # The rest of the scheduler carries on while the reader still holds its lock.
+        wait_until(
+            lambda: (
+                stack.heartbeat("dispatch")["last_success_at"]
+                > deferred["last_started_at"] + timedelta(seconds=1)
+            ),
+            20,
+            "dispatch to go on while partition maintenance waits",
+        )
+        reader.rollback()
+
+    retried = wait_until(
+        lambda: (row := stack.heartbeat("partitions")) and row["last_success_at"] and row,
+        30,
+        "the retry after PARTITION_RETRY_INTERVAL_SECONDS",
+    )
+
+    assert deferred["last_error"].startswith("PartitionMaintenanceDeferred: gave up waiting")
+    assert "trying again in 2 s" in deferred["last_error"]
+    assert retried["last_error"] is None
+    assert "PartitionMaintenanceDeferred" in stack.log_of(scheduler)  # logged, too
+    with stack.connect() as conn:
+        count = conn.execute(
+            "SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'message_logs'::regclass"
+        ).fetchone()["n"]
+    assert count == 15 + 1  # this month and 14 ahead, and DEFAULT
+    assert scheduler.poll() is None
+
+
 def test_a_user_without_messages_is_planned_when_the_scheduler_starts(stack):
     today = datetime.now(UTC).date()
     occasion = today + timedelta(days=100)
