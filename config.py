@@ -42,6 +42,11 @@ class Settings:
     max_lateness: timedelta = timedelta(hours=48)
     message_retention_months: int = 13
     partitions_ahead: int = 12
+    # How long partition maintenance may wait for a lock on message_logs (while it
+    # waits, queries that conflict with it wait too), and when the scheduler tries
+    # again after giving up.
+    partition_lock_timeout: timedelta = timedelta(seconds=2)
+    partition_retry_interval_seconds: int = 3600
     log_level: str = "INFO"
     log_format: str = "json"
     # Tokens stay out of repr(): a logged Settings object must not carry them.
@@ -53,6 +58,9 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
+    # Read here only to check IDEMPOTENCY_STALE_AFTER against it; deploy/gunicorn.conf.py
+    # reads the same variable (with the same default) for gunicorn's worker timeout.
+    gunicorn_timeout: int = 30
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     redis_url: str = "redis://127.0.0.1:6379/0"
     email_service_url: str = "http://127.0.0.1:8025"
@@ -117,11 +125,13 @@ class Settings:
         if self.idempotency_key_retention <= timedelta(0):
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         self._validate_tokens()
+        self._check_idempotency_stale_after()
         for name in ("rabbitmq_url", "redis_url", "email_service_url"):
             _check_url(name.upper(), getattr(self, name))
         for name in ("provider_rate_limit", "max_retries", "breaker_fail_max",
                      "dispatch_batch_size", "dispatch_interval_seconds",
-                     "recovery_interval_seconds", "planning_interval_seconds"):  # fmt: skip
+                     "recovery_interval_seconds", "planning_interval_seconds",
+                     "partition_retry_interval_seconds"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be >= 1")
         if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:
@@ -132,6 +142,8 @@ class Settings:
             raise ConfigError("DEPENDENCY_RETRY_DELAY must be > 0")
         if self.partitions_ahead < 1:
             raise ConfigError("PARTITIONS_AHEAD must be >= 1")
+        if not timedelta(milliseconds=1) <= self.partition_lock_timeout <= timedelta(minutes=1):
+            raise ConfigError("PARTITION_LOCK_TIMEOUT must be between 1ms and 1min")
         if self.message_retention_months < 1:
             raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
 
@@ -162,6 +174,18 @@ class Settings:
     def requires_token(self) -> bool:
         """Whether users and messages are closed to callers without a token."""
         return bool(self.read_write_tokens or self.api_read_tokens)
+
+    def _check_idempotency_stale_after(self) -> None:
+        """A live request's Idempotency-Key must not look abandoned while it still runs."""
+        request_timeout = timedelta(
+            seconds=max(self.gunicorn_timeout, self.db_statement_timeout_ms / 1000)
+        )
+        if self.idempotency_stale_after <= request_timeout:
+            raise ConfigError(
+                "IDEMPOTENCY_STALE_AFTER must be longer than a request may run "
+                f"(GUNICORN_TIMEOUT and DB_STATEMENT_TIMEOUT_MS: {request_timeout}), "
+                f"got {self.idempotency_stale_after}"
+            )
 
 
 def _parse_int(name: str, raw: str) -> int:
@@ -308,6 +332,8 @@ _PARSERS = {
     "max_lateness": _parse_duration,
     "message_retention_months": _parse_int,
     "partitions_ahead": _parse_int,
+    "partition_lock_timeout": _parse_duration,
+    "partition_retry_interval_seconds": _parse_int,
     "log_level": _parse_log_level,
     "log_format": _parse_log_format,
     "api_token": _parse_str,
@@ -318,6 +344,7 @@ _PARSERS = {
     "max_request_bytes": _parse_int,
     "idempotency_key_retention": _parse_duration,
     "idempotency_stale_after": _parse_duration,
+    "gunicorn_timeout": _parse_int,
     "rabbitmq_url": _parse_str,
     "redis_url": _parse_str,
     "email_service_url": _parse_str,

@@ -57,6 +57,16 @@ class IdempotencyKeyInProgress(Conflict):
         super().__init__("a request with this Idempotency-Key is still being processed")
 
 
+class IdempotencyKeyTakenOver(Conflict):
+    """This request outlived its claim; a retry with the same key now owns it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this request took too long and a retry with the same Idempotency-Key took it "
+            "over; nothing was saved, ask again for the retry's response",
+        )
+
+
 class IdempotencyKeyReused(InvalidField):
     def __init__(self) -> None:
         super().__init__(

@@ -147,11 +147,20 @@ def partitions_command(ahead: int | None, retain: int | None, dry_run: bool) -> 
     ahead = settings.partitions_ahead if ahead is None else ahead
     retain = settings.message_retention_months if retain is None else retain
     verb = "would " if dry_run else ""
-    with _admin_connection() as conn, conn.transaction():
-        for row in partitions.create_monthly(conn, ahead, date.today(), dry_run):
-            click.echo(f"{verb}create {row['partition_name']} (rows moved: {row['rows_moved']})")
-        for row in partitions.drop_old(conn, retain, date.today(), dry_run):
-            click.echo(f"{verb}drop {row['partition_name']} (ended {row['range_end']})")
+    try:
+        with _admin_connection() as conn, conn.transaction():
+            partitions.limit_lock_wait(conn, settings.partition_lock_timeout)
+            for row in partitions.create_monthly(conn, ahead, date.today(), dry_run):
+                click.echo(
+                    f"{verb}create {row['partition_name']} (rows moved: {row['rows_moved']})"
+                )
+            for row in partitions.drop_old(conn, retain, date.today(), dry_run):
+                click.echo(f"{verb}drop {row['partition_name']} (ended {row['range_end']})")
+    except psycopg.errors.LockNotAvailable as error:
+        raise click.ClickException(
+            f"gave up after PARTITION_LOCK_TIMEOUT ({settings.partition_lock_timeout}) waiting"
+            f" for a lock: {error.diag.message_primary}; nothing changed, try again later"
+        ) from error
     click.echo("partitions are in order")
 
 

@@ -65,12 +65,14 @@ def claim(
     fingerprint: str,
     stale_after: timedelta,
     retention: timedelta,
-) -> bool:
-    """Start processing a key; True when this caller owns it now.
+) -> datetime | None:
+    """Start processing a key; the claim's created_at when this caller owns it now, else None.
 
     An unfinished claim older than `stale_after` (its process died) is taken over,
     and so is any key older than `retention`: it has expired, even if the cleanup
-    has not deleted it yet.
+    has not deleted it yet. The returned created_at identifies this claim: a
+    takeover always writes a later one, so complete() and release() can tell a
+    claim that is still theirs from one another request has taken.
     """
     row = fetch_optional(
         conn,
@@ -83,35 +85,39 @@ def claim(
             WHERE (idempotency_keys.response_status IS NULL
                    AND idempotency_keys.created_at < now() - %(stale_after)s)
                OR idempotency_keys.created_at < now() - %(retention)s
-        RETURNING id
+        RETURNING created_at
         """,
         {"scope": scope, "key": key, "fingerprint": fingerprint,
          "stale_after": stale_after, "retention": retention},
     )  # fmt: skip
-    return row is not None
+    return None if row is None else row["created_at"]
 
 
-def complete(conn: psycopg.Connection, scope: str, key: str, status: int, body: Any) -> bool:
-    """Store the result of a claimed key; False if the claim is gone."""
+def complete(
+    conn: psycopg.Connection, scope: str, key: str, claimed_at: datetime, status: int, body: Any
+) -> bool:
+    """Store the result of this caller's claim; False if the claim is gone or was taken over."""
     updated = execute(
         conn,
         """
         UPDATE idempotency_keys
         SET response_status = %(status)s, response_body = %(body)s, completed_at = now()
         WHERE scope = %(scope)s AND key = %(key)s AND response_status IS NULL
+          AND created_at = %(claimed_at)s
         """,
-        {"scope": scope, "key": key, "status": status, "body": Jsonb(body)},
-    )
+        {"scope": scope, "key": key, "claimed_at": claimed_at, "status": status,
+         "body": Jsonb(body)},
+    )  # fmt: skip
     return updated == 1
 
 
-def release(conn: psycopg.Connection, scope: str, key: str) -> None:
-    """Drop an unfinished claim so the request can be sent again."""
+def release(conn: psycopg.Connection, scope: str, key: str, claimed_at: datetime) -> None:
+    """Drop this caller's unfinished claim so the request can be sent again."""
     execute(
         conn,
-        "DELETE FROM idempotency_keys"
-        " WHERE scope = %(scope)s AND key = %(key)s AND response_status IS NULL",
-        {"scope": scope, "key": key},
+        "DELETE FROM idempotency_keys WHERE scope = %(scope)s AND key = %(key)s"
+        " AND response_status IS NULL AND created_at = %(claimed_at)s",
+        {"scope": scope, "key": key, "claimed_at": claimed_at},
     )
 
 

@@ -1,12 +1,20 @@
-"""message_logs partitions, through the SQL functions of migration 0003."""
+"""message_logs partitions, through the SQL functions of migrations 0003 and 0008."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
 
-from db.queries import fetch_all
+from db.queries import fetch_all, fetch_scalar
+
+
+def limit_lock_wait(conn: psycopg.Connection, timeout: timedelta) -> None:
+    """Give up (LockNotAvailable) on any lock not granted within `timeout`, for this transaction."""
+    milliseconds = max(1, int(timeout.total_seconds() * 1000))
+    fetch_scalar(
+        conn, "SELECT set_config('lock_timeout', %(ms)s, true)", {"ms": f"{milliseconds}ms"}
+    )
 
 
 def create_monthly(

@@ -5,13 +5,16 @@ status and body are stored with a fingerprint of the request; a repeat with the
 same body replays them, one with another body is refused (422), one arriving while
 the first is still running gets 409. The claim is committed before the work starts,
 so a concurrent duplicate sees it; the result is stored in the same transaction as
-the work, so a stored response always matches what was committed.
+the work, so a stored response always matches what was committed. A request that
+outlives IDEMPOTENCY_STALE_AFTER may find its claim taken over by a retry: it then
+rolls its work back and answers 409, so only the owner of the key commits anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,8 +24,10 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from db.queries import transaction
-from errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from errors import IdempotencyKeyInProgress, IdempotencyKeyReused, IdempotencyKeyTakenOver
 from repositories import idempotency_keys
+
+log = logging.getLogger(__name__)
 
 CLEANUP_BATCH = 5_000
 
@@ -51,20 +56,24 @@ def run_once(
 ) -> StoredResponse:
     """Run `work` once per key; later calls within `retention` get its stored (status, body)."""
     with transaction(pool) as conn:
-        claimed = idempotency_keys.claim(
+        claimed_at = idempotency_keys.claim(
             conn, scope, key, request_fingerprint, stale_after, retention
         )
-        existing = None if claimed else idempotency_keys.find(conn, scope, key)
-    if not claimed:
+        existing = None if claimed_at else idempotency_keys.find(conn, scope, key)
+    if claimed_at is None:
         return _replay(existing, request_fingerprint)
     try:
         with transaction(pool) as conn:
             status, body = work(conn)
-            idempotency_keys.complete(conn, scope, key, status, body)
+            if not idempotency_keys.complete(conn, scope, key, claimed_at, status, body):
+                # Raising inside the block rolls the work back: the key's new owner
+                # is the only request whose work may be committed.
+                log.warning("idempotency key %s (%s) was taken over; work rolled back", key, scope)
+                raise IdempotencyKeyTakenOver()
     except BaseException:
-        # Nothing was committed: free the key so the client may send it again.
+        # Nothing was committed: free our claim (only ours) so the client may retry.
         with transaction(pool) as conn:
-            idempotency_keys.release(conn, scope, key)
+            idempotency_keys.release(conn, scope, key, claimed_at)
         raise
     return StoredResponse(status, body, replayed=False)
 

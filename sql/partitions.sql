@@ -2,9 +2,12 @@
 -- create the monthly partitions of the current month and the next :ahead months
 -- (moving any matching rows out of the DEFAULT partition), then drop partitions
 -- entirely older than :retain_months months. With -v dry_run=true nothing changes.
+-- Any lock not granted within :lock_timeout (default 2s) makes it give up, changing
+-- nothing (ERROR: canceling statement due to lock timeout): run it again later.
 --
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f sql/partitions.sql
 --   psql "$DATABASE_URL" -v ahead=18 -v retain_months=24 -v dry_run=true -f sql/partitions.sql
+--   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -v lock_timeout=10s -f sql/partitions.sql
 
 \if :{?ahead}
 \else
@@ -18,8 +21,14 @@
 \else
   \set dry_run false
 \endif
+\if :{?lock_timeout}
+\else
+  \set lock_timeout 2s
+\endif
 
 BEGIN;
+-- While a lock request waits, the queries that conflict with it wait behind it.
+SELECT set_config('lock_timeout', :'lock_timeout', true) AS lock_timeout;
 
 SELECT partition_name AS created, rows_moved
 FROM create_monthly_partitions(:'ahead'::integer, current_date, :'dry_run'::boolean);

@@ -5,6 +5,8 @@ so any number of schedulers may be started and exactly one acts. Jobs: dispatch
 due greetings, recover stale ones, plan everyone (at start and hourly), partition
 maintenance and Idempotency-Key cleanup (daily). Each job's start and end are
 written to scheduler_heartbeats; a job that raises is logged and the loop goes on.
+Partition maintenance that gives up waiting for a lock (PARTITION_LOCK_TIMEOUT) is
+tried again after PARTITION_RETRY_INTERVAL_SECONDS instead of the next day.
 SIGTERM or SIGINT stops the loop after the current job.
 """
 
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 
 import schedule
 from prometheus_client import Counter, Gauge, start_http_server
+from psycopg import errors as pg_errors
 
 from config import Settings
 from db.pool import create_pool, database_label
@@ -46,6 +49,10 @@ EXPIRED = Counter(
 )
 
 
+class PartitionMaintenanceDeferred(Exception):
+    """Partition maintenance gave up waiting for a lock; it is tried again later."""
+
+
 class Scheduler:
     def __init__(self, settings: Settings, enqueue: dispatch.Enqueue) -> None:
         self.settings = settings
@@ -54,6 +61,7 @@ class Scheduler:
         self.pool = create_pool(settings, application_name="birthday-scheduler")
         self.leader = LeaderLock(settings, self.name)
         self.jobs = schedule.Scheduler()
+        self.partition_retry: schedule.Job | None = None
         self.stopping = False
 
     def register_jobs(self) -> None:
@@ -79,10 +87,42 @@ class Scheduler:
         planning.plan_all(self.pool, now, self.settings.send_time)
 
     def maintain_partitions(self, now: datetime) -> None:
+        """Create partitions, then drop old ones; each in a short transaction of its own.
+
+        Every lock is waited for at most PARTITION_LOCK_TIMEOUT: behind a long
+        transaction the job gives up (changing nothing in that step) rather than make
+        the queries queued behind its lock request wait, and tries again later.
+        """
         today = now.date()
-        with transaction(self.pool) as conn:
-            partitions.create_monthly(conn, self.settings.partitions_ahead, today)
-            partitions.drop_old(conn, self.settings.message_retention_months, today)
+        settings = self.settings
+        try:
+            with transaction(self.pool) as conn:
+                partitions.limit_lock_wait(conn, settings.partition_lock_timeout)
+                partitions.create_monthly(conn, settings.partitions_ahead, today)
+            with transaction(self.pool) as conn:
+                partitions.limit_lock_wait(conn, settings.partition_lock_timeout)
+                partitions.drop_old(conn, settings.message_retention_months, today)
+        except pg_errors.LockNotAvailable as error:
+            self._retry_partitions_later()
+            raise PartitionMaintenanceDeferred(
+                f"gave up waiting {settings.partition_lock_timeout} for a lock on message_logs"
+                f" ({error.diag.message_primary}); trying again in"
+                f" {settings.partition_retry_interval_seconds} s"
+            ) from error
+
+    def _retry_partitions_later(self) -> None:
+        """One pending retry at most: a one-off job that removes itself when it runs."""
+        if self.partition_retry is not None:
+            return
+        self.partition_retry = self.jobs.every(
+            self.settings.partition_retry_interval_seconds
+        ).seconds.do(self._run, "partitions", self._retry_partitions)
+
+    def _retry_partitions(self, now: datetime) -> None:
+        if self.partition_retry is not None:
+            self.jobs.cancel_job(self.partition_retry)
+            self.partition_retry = None
+        self.maintain_partitions(now)
 
     def clean_up_keys(self, now: datetime) -> None:
         idempotency.clean_up_expired(self.pool, now, self.settings.idempotency_key_retention)

@@ -52,3 +52,22 @@ def test_invalid_values_stop_startup_naming_the_variable(environ, variable):
 def test_create_app_refuses_a_bad_setting():
     with pytest.raises(ConfigError, match="DB_POOL_MIN_SIZE"):
         create_app({"DB_POOL_MIN_SIZE": -3})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"IDEMPOTENCY_STALE_AFTER": "30s"},  # equal to GUNICORN_TIMEOUT's default
+        {"IDEMPOTENCY_STALE_AFTER": "60s", "GUNICORN_TIMEOUT": "90"},
+        {"IDEMPOTENCY_STALE_AFTER": "60s", "DB_STATEMENT_TIMEOUT_MS": "120000"},
+    ],
+)
+def test_an_idempotency_stale_window_not_longer_than_a_request_stops_startup(environ):
+    with pytest.raises(ConfigError, match="IDEMPOTENCY_STALE_AFTER must be longer"):
+        Settings.from_env(environ)
+
+
+def test_an_idempotency_stale_window_longer_than_any_request_is_accepted():
+    settings = Settings.from_env({"IDEMPOTENCY_STALE_AFTER": "31s", "GUNICORN_TIMEOUT": "30"})
+
+    assert settings.idempotency_stale_after == timedelta(seconds=31)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
 import subprocess
@@ -17,8 +18,13 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
 
 
+def default_services() -> dict:
+    """The services `docker compose up` starts: those in no profile."""
+    return {name: s for name, s in compose()["services"].items() if not s.get("profiles")}
+
+
 def test_compose_runs_every_process_from_one_image_with_its_dependencies():
-    services = compose()["services"]
+    services = default_services()
 
     assert set(services) == APP_SERVICES | {"postgres", "rabbitmq", "redis"}
     assert {name for name, s in services.items() if s.get("build") == ".."} == APP_SERVICES
@@ -38,6 +44,34 @@ def test_compose_waits_for_healthy_dependencies_and_a_finished_migration():
         }
         assert services[name]["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
     assert services["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_operator_tools_start_only_with_the_tools_profile_and_only_on_localhost():
+    services = compose()["services"]
+    tools = {name for name, s in services.items() if s.get("profiles")}
+
+    assert tools == {"pgadmin", "rabbitmq-ui"}
+    for name in tools:
+        assert services[name]["profiles"] == ["tools"]
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
+    assert all("ports" not in s for n, s in default_services().items() if n != "api")
+    assert services["rabbitmq-ui"]["command"][-1] == "TCP:rabbitmq:15672"
+
+
+def test_pgadmin_takes_its_login_from_the_environment_and_knows_the_database():
+    pgadmin = compose()["services"]["pgadmin"]
+    postgres = compose()["services"]["postgres"]
+    servers = json.loads((ROOT / "deploy" / "pgadmin" / "servers.json").read_text())["Servers"]
+
+    assert pgadmin["environment"]["PGADMIN_DEFAULT_EMAIL"].startswith("${PGADMIN_DEFAULT_EMAIL")
+    assert pgadmin["environment"]["PGADMIN_DEFAULT_PASSWORD"].startswith(
+        "${PGADMIN_DEFAULT_PASSWORD"
+    )
+    assert "./pgadmin/servers.json:/pgadmin4/servers.json:ro" in pgadmin["volumes"]
+    [server] = servers.values()
+    assert (server["Host"], server["Port"]) == ("postgres", 5432)
+    assert server["MaintenanceDB"] == postgres["environment"]["POSTGRES_DB"]
+    assert server["Username"] == "postgres"
 
 
 def test_the_dockerfile_runs_as_a_non_root_user_with_a_health_check():

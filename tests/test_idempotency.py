@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from errors import IdempotencyKeyTakenOver
 from repositories import idempotency_keys
 from services import idempotency
 
@@ -72,7 +74,7 @@ def test_a_claim_in_progress_is_not_processed_and_cannot_be_claimed_twice(conn):
     first = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
     second = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
 
-    assert (first, second) == (True, False)
+    assert first is not None and second is None
     assert not idempotency_keys.is_processed(conn, "http", "k")
 
 
@@ -85,8 +87,8 @@ def test_a_stale_claim_is_taken_over(conn):
 
 
 def test_a_completed_key_is_never_taken_over(conn):
-    idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
-    idempotency_keys.complete(conn, "http", "k", 201, {"id": 1})
+    claimed_at = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+    idempotency_keys.complete(conn, "http", "k", claimed_at, 201, {"id": 1})
     conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '5 minutes'")
 
     assert not idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
@@ -94,13 +96,29 @@ def test_a_completed_key_is_never_taken_over(conn):
 
 
 def test_a_completed_key_past_its_retention_is_a_new_key(conn):
-    idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
-    idempotency_keys.complete(conn, "http", "k", 201, {"id": 1})
+    claimed_at = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
+    idempotency_keys.complete(conn, "http", "k", claimed_at, 201, {"id": 1})
     conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
 
     assert idempotency_keys.claim(conn, "http", "k", "other", MINUTE, DAY)
     row = idempotency_keys.find(conn, "http", "k")
     assert (row["response_status"], row["request_fingerprint"]) == (None, "other")
+
+
+def test_a_claim_taken_over_can_neither_be_completed_nor_released_by_its_first_owner(conn):
+    first = idempotency_keys.claim(conn, "http", "k", "old", MINUTE, DAY)
+    conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '5 minutes'")
+    stale = conn.execute("SELECT created_at FROM idempotency_keys").fetchone()["created_at"]
+    second = idempotency_keys.claim(conn, "http", "k", "new", MINUTE, DAY)
+
+    idempotency_keys.release(conn, "http", "k", stale)
+    completed = idempotency_keys.complete(conn, "http", "k", stale, 201, {"late": True})
+
+    assert first is not None and second is not None and second != stale
+    assert completed is False
+    row = idempotency_keys.find(conn, "http", "k")
+    assert (row["request_fingerprint"], row["response_status"]) == ("new", None)
+    assert idempotency_keys.complete(conn, "http", "k", second, 201, {"retry": True})
 
 
 def test_stats_count_keys_by_scope_with_the_oldest(conn):
@@ -188,21 +206,80 @@ def test_a_failed_request_frees_its_key_for_a_corrected_retry(client, db_url):
     assert _count(db_url, "users") == 2
 
 
-def test_concurrent_requests_with_one_key_create_one_user(app, db_url):
-    threads = 6
-    barrier = threading.Barrier(threads)
+def _wait_for_lock_wait(url: str, timeout: float = 10) -> None:
+    """Until some backend of this database waits for a lock (bounded)."""
+    deadline = time.monotonic() + timeout
+    with _connect(url) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) AS n FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()["n"]
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no request was waiting for a lock after {timeout} s")
 
-    def post(_: int) -> int:
-        client = app.test_client()
-        barrier.wait(timeout=10)
-        return client.post("/users", json=BODY, headers={"Idempotency-Key": "race"}).status_code
 
-    with ThreadPoolExecutor(threads) as executor:
-        statuses = list(executor.map(post, range(threads)))
+def test_a_second_request_with_the_key_in_flight_gets_409_and_creates_nothing(app, db_url):
+    # Different emails, so the unique email index cannot be what stops the second
+    # request: only the idempotency store can.
+    other = {**BODY, "email": "grace@example.com", "first_name": "Grace"}
+    with _connect(db_url) as blocker, ThreadPoolExecutor(1) as executor:
+        # Given the first request holds its key and is stuck inserting its user,
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE users IN SHARE MODE")
+        first = executor.submit(
+            app.test_client().post, "/users", json=BODY, headers={"Idempotency-Key": "race"}
+        )
+        _wait_for_lock_wait(db_url)
 
-    assert _count(db_url, "users") == 1
-    assert statuses.count(201) >= 1
-    assert set(statuses) <= {201, 409}
+        # when a second request with the same key and another body arrives,
+        second = app.test_client().post("/users", json=other, headers={"Idempotency-Key": "race"})
+        blocker.execute("ROLLBACK")
+        first_response = first.result(timeout=30)
+
+    # then it is told the key is in flight, and only the first user exists.
+    assert second.status_code == 409
+    assert "still being processed" in second.get_json()["message"]
+    assert first_response.status_code == 201
+    with _connect(db_url) as conn:
+        emails = [row["email"] for row in conn.execute("SELECT email FROM users")]
+    assert emails == [BODY["email"]]
+
+
+def test_a_request_whose_key_was_taken_over_rolls_back_and_reports_a_conflict(app, db_url):
+    pool = app.extensions["db_pool"]
+
+    def slow_work(conn: psycopg.Connection) -> tuple[int, dict]:
+        conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " VALUES ('Late', 'Run', 'late@example.com', 'UTC', '1990-01-01')"
+        )
+        # Meanwhile the request outlives the stale window and a retry takes the key.
+        with _connect(db_url) as other:
+            other.execute("UPDATE idempotency_keys SET created_at = now() - interval '5 minutes'")
+            assert idempotency_keys.claim(other, "POST /users", "slow", "retry", MINUTE, DAY)
+        return 201, {"late": True}
+
+    with pytest.raises(IdempotencyKeyTakenOver):
+        idempotency.run_once(pool, "POST /users", "slow", "first", slow_work, MINUTE, DAY)
+
+    assert _count(db_url, "users") == 0
+    with _connect(db_url) as conn:
+        row = idempotency_keys.find(conn, "POST /users", "slow")
+    assert (row["request_fingerprint"], row["response_status"]) == ("retry", None)
+
+
+def test_a_taken_over_key_is_answered_409_by_the_api(app):
+    @app.get("/test-taken-over")
+    def taken_over():
+        raise IdempotencyKeyTakenOver()
+
+    response = app.test_client().get("/test-taken-over")
+
+    assert response.status_code == 409
+    assert response.get_json()["code"] == 409
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256])

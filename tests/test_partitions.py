@@ -1,10 +1,14 @@
 """Monthly partitions of message_logs: create_monthly_partitions(), drop_old_partitions()
-and `flask db partitions`, each test on a private migrated database."""
+and `flask db partitions`, each test on a private migrated database; and how both
+behave behind a long transaction (bounded lock waits, traffic going on)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, date, datetime
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -13,6 +17,8 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from app import create_app
+from db.queries import transaction
+from repositories import message_lifecycle
 
 
 def add_months(day: date, months: int) -> date:
@@ -392,3 +398,152 @@ def test_cli_partitions_ahead_14_creates_the_two_missing_future_partitions(db, c
         partition_name(add_months(today, 14)),
     }
     assert before <= partitions(db)
+
+
+# --- behind a long transaction: bounded lock waits, traffic goes on -----------------------
+
+LOCK_TIMEOUT = 2.0  # the functions' own lock_timeout when the caller sets none
+SLACK = 15.0  # a busy 2-core machine: generous, and still far from "until the reader ends"
+
+
+@contextmanager
+def long_reader(url: str, where: str = "true") -> Iterator[psycopg.Connection]:
+    """A transaction that has read message_logs (its locks held) until the block ends."""
+    with psycopg.connect(url, row_factory=dict_row) as reader:
+        reader.execute(f"SELECT count(*) FROM message_logs WHERE {where}")
+        try:
+            yield reader
+        finally:
+            reader.rollback()
+
+
+def wait_for_lock_wait(conn: psycopg.Connection, query_part: str) -> None:
+    """Until a backend running `query_part` waits for a lock (bounded)."""
+    deadline = time.monotonic() + SLACK
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE %s",
+            (f"%{query_part}%",),
+        ).fetchone()
+        if row["n"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing running {query_part!r} waited for a lock")
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.monotonic()
+    try:
+        outcome: Any = call()
+    except psycopg.Error as error:
+        outcome = error
+    return time.monotonic() - started, outcome
+
+
+def test_creating_a_partition_behind_a_long_reader_gives_up_after_the_lock_timeout(
+    db, fresh_db_url
+):
+    with long_reader(fresh_db_url):
+        waited, outcome = timed(lambda: create_monthly(db, 0, date(2031, 3, 1)))
+
+    assert isinstance(outcome, errors.LockNotAvailable)
+    assert LOCK_TIMEOUT * 0.9 <= waited < LOCK_TIMEOUT + SLACK
+    assert "message_logs_y2031m03" not in partitions(db)
+
+
+def test_dropping_a_partition_behind_a_long_reader_gives_up_after_the_lock_timeout(
+    db, fresh_db_url, year_2020
+):
+    with long_reader(fresh_db_url):
+        waited, outcome = timed(lambda: drop_old(db, "13 months", date(2021, 3, 10)))
+
+    assert isinstance(outcome, errors.LockNotAvailable)
+    assert waited < LOCK_TIMEOUT + SLACK
+    assert "message_logs_y2020m01" in partitions(db)
+
+
+def test_a_caller_lock_timeout_is_kept_and_restored_afterwards(fresh_db_url):
+    with psycopg.connect(fresh_db_url, row_factory=dict_row) as conn:
+        conn.execute("SET LOCAL lock_timeout = '7s'")
+        conn.execute("SELECT * FROM create_monthly_partitions(0, '2031-03-01')")
+        after = conn.execute("SELECT current_setting('lock_timeout') AS t").fetchone()["t"]
+        conn.rollback()
+        conn.execute("SELECT * FROM create_monthly_partitions(0, '2031-03-01')")
+        unset = conn.execute("SELECT current_setting('lock_timeout') AS t").fetchone()["t"]
+
+    assert (after, unset) == ("7s", "0")
+
+
+def test_a_partition_is_attached_while_a_long_reader_of_another_month_runs(db, fresh_db_url):
+    # The reader's bounds prune every partition but this month's, DEFAULT included, and
+    # ATTACH needs only SHARE UPDATE EXCLUSIVE on message_logs: no conflict, no wait.
+    today = date.today()
+    month = f"occasion_date >= '{today:%Y-%m}-01' AND occasion_date < '{add_months(today, 1)}'"
+    with long_reader(fresh_db_url, where=month):
+        waited, outcome = timed(lambda: create_monthly(db, 0, date(2031, 3, 1)))
+        attached = partitions(db)
+
+    assert outcome == [("message_logs_y2031m03", 0)]
+    assert "message_logs_y2031m03" in attached
+    assert waited < LOCK_TIMEOUT
+
+
+def test_sends_and_api_reads_go_on_while_maintenance_waits_behind_a_long_reader(db, fresh_db_url):
+    user = make_user(db)
+    today = date.today()
+    db.execute(  # due today, so the send goes through rather than being cancelled
+        "UPDATE users SET birthday_date = %s WHERE id = %s", (today.replace(year=1992), user)
+    )
+    queued = db.execute(
+        """
+        INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+                                  scheduled_send_time, status, idempotency_key)
+        VALUES (%(u)s, 'BIRTHDAY', %(d)s, 'Hey', now(), 'QUEUED',
+                message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s))
+        RETURNING id
+        """,
+        {"u": user, "d": today},
+    ).fetchone()["id"]
+    app = create_app({"DATABASE_URL": fresh_db_url, "TESTING": True})
+    pool = app.extensions["db_pool"]
+    pool.open(wait=True, timeout=10)
+
+    def send() -> str:
+        now = datetime.now(UTC)
+        with transaction(pool) as conn:
+            message_lifecycle.start_sending(conn, queued, now, timedelta(minutes=2))
+            message_lifecycle.record_sent(conn, queued, now, 200, "ok")
+        with transaction(pool) as conn:
+            return conn.execute(
+                "SELECT status FROM message_logs WHERE id = %s", (queued,)
+            ).fetchone()["status"]
+
+    def read(path: str) -> int:
+        return app.test_client().get(path).status_code
+
+    def maintain() -> list[tuple[str, int]]:
+        with psycopg.connect(fresh_db_url, autocommit=True, row_factory=dict_row) as conn:
+            return create_monthly(conn, 0, date(2031, 3, 1))
+
+    try:
+        with long_reader(fresh_db_url), ThreadPoolExecutor(4) as executor:
+            maintenance = executor.submit(timed, maintain)
+            wait_for_lock_wait(db, "create_monthly_partitions")
+            # While maintenance waits for its lock and the reader still holds its own:
+            traffic = [
+                executor.submit(timed, send),
+                executor.submit(timed, lambda: read("/messages")),
+                executor.submit(timed, lambda: read(f"/users/{user}/messages")),
+            ]
+            results = [future.result(timeout=LOCK_TIMEOUT + SLACK) for future in traffic]
+            gave_up_after, outcome = maintenance.result(timeout=LOCK_TIMEOUT + SLACK)
+        retried = create_monthly(db, 0, date(2031, 3, 1))  # the reader is gone
+    finally:
+        pool.close()
+
+    assert [outcome for _, outcome in results] == ["SENT", 200, 200]
+    assert all(waited < LOCK_TIMEOUT + SLACK for waited, _ in results)
+    assert isinstance(outcome, errors.LockNotAvailable)
+    assert gave_up_after < LOCK_TIMEOUT + SLACK
+    assert retried == [("message_logs_y2031m03", 0)]
