@@ -46,13 +46,16 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Open the worker's pool and wait for it: an unreachable database fails the boot."""
+    """Open the worker's pool (an unreachable database fails the boot), check time zones."""
     pool = worker.wsgi.extensions["db_pool"]
     try:
         pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
     except Exception as error:  # PoolTimeout, or the pool refusing to open
         worker.log.error("database unreachable at start: %s", error)
         sys.exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn halts instead of respawning
+    from app import check_zone_agreement
+
+    check_zone_agreement(worker.wsgi)  # logs a warning when the tz databases disagree
 
 
 def worker_exit(server, worker):
