@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import logging
 from collections.abc import Mapping
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,11 @@ from config import Settings
 from db import cli as db_cli
 from db.migrations import discover
 from db.pool import create_pool
+from db.queries import transaction
 from log_setup import configure_logging
+from services import time_zones
+
+log = logging.getLogger(__name__)
 
 API_DESCRIPTION = (
     "Stores people with their time zone, birthday and anniversary, and sends each "
@@ -60,3 +66,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register(app, JsonErrorApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDocPlugin()]}))
     db_cli.init_app(app)
     return app
+
+
+def check_zone_agreement(app: Flask) -> list[str]:
+    """At start: warn about zones users have that the database computes unlike zoneinfo.
+
+    Never fails the boot; returns the zones that differ (empty when the check could
+    not run).
+    """
+    settings = app.extensions["settings"]
+    try:
+        with transaction(app.extensions["db_pool"]) as conn:
+            return time_zones.warn_about_disagreeing_zones(
+                conn, datetime.now(UTC), settings.send_time
+            )
+    except Exception:  # the API still serves; health checks report the database
+        log.exception("could not compare time zones with the database")
+        return []

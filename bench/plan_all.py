@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from db import admin, migrations
-from db.pool import connection_kwargs
+from db.pool import ABBREVIATIONS, connection_kwargs
 from db.seed import seed_database
 from workflows import planning
 
@@ -38,14 +38,15 @@ INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
                           scheduled_send_time, next_attempt_at, idempotency_key)
 SELECT user_id, message_type, occasion_date,
        greeting_text(message_type, first_name, last_name),
-       local_send_instant(occasion_date, %(send_time)s::time, timezone),
-       local_send_instant(occasion_date, %(send_time)s::time, timezone),
+       local_send_instant(occasion_date, %(send_time)s::time, compute_as),
+       local_send_instant(occasion_date, %(send_time)s::time, compute_as),
        message_idempotency_key(user_id, message_type, occasion_date)
 FROM (
-    SELECT u.id AS user_id, u.first_name, u.last_name, u.timezone, o.message_type,
-           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE u.timezone)::date)
+    SELECT u.id AS user_id, u.first_name, u.last_name, z.compute_as, o.message_type,
+           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date)
                AS occasion_date
     FROM users u
+    JOIN time_zones z ON z.name = u.timezone
     CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
                                ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
     WHERE u.deleted_at IS NULL AND o.original IS NOT NULL
@@ -81,7 +82,8 @@ def main() -> None:
             conn.execute("ANALYZE users")
         _empty_messages(url)
 
-        with psycopg.connect(url, row_factory=dict_row, options="-c jit=off") as conn:
+        options = f"-c jit=off -c timezone_abbreviations={ABBREVIATIONS}"
+        with psycopg.connect(url, row_factory=dict_row, options=options) as conn:
             base_s, base_rows = _timed(
                 lambda: conn.execute(BARE_INSERT, {"now": now, "send_time": NINE}).rowcount
             )

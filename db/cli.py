@@ -21,9 +21,9 @@ from db.health import check_database
 from db.pool import connect, current_pool
 from db.queries import transaction
 from repositories import idempotency_keys, partitions, server
-from services import idempotency
+from services import idempotency, time_zones
 
-db_group = AppGroup("db", help="Database: create, migrate, partitions, seed, health.")
+db_group = AppGroup("db", help="Database: create, migrate, partitions, time zones, seed, health.")
 
 
 def init_app(app: Flask) -> None:
@@ -210,3 +210,14 @@ def cleanup_keys_command() -> None:
     with transaction(pool) as conn:
         stats = idempotency_keys.stats(conn)
     click.echo(f"deleted {deleted} expired key(s); {stats['count']} left, oldest {stats['oldest']}")
+
+
+@db_group.command("refresh-zones")
+def refresh_zones_command() -> None:
+    """Refresh time_zones from the server's tz database and re-time greetings that moved."""
+    with _admin_connection() as conn:
+        result = time_zones.refresh_zones(conn, _settings().send_time)
+    click.echo(
+        f"{result.zones_changed} time zone(s) added or changed;"
+        f" {result.greetings_moved} scheduled greeting(s) moved to their new send time"
+    )

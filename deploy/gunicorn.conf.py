@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 
 # Every worker writes its metrics here; set before the app (and prometheus_client)
 # is imported by the workers, emptied when the server starts.
@@ -75,6 +76,10 @@ def post_worker_init(worker):
     from db.pool import watch_database
 
     watch_database(worker.wsgi.extensions["db_pool"], "api")
+    from app import check_zone_agreement
+
+    # In the background: with PostgreSQL down it would hold up the first requests.
+    threading.Thread(target=check_zone_agreement, args=(worker.wsgi,), daemon=True).start()
 
 
 def worker_exit(server, worker):

@@ -18,6 +18,9 @@ from domain.statuses import Status
 # that range of the per-user indexes instead of hashing every pending row).
 # A CANCELLED row for the same date (the user changed a date away and back, or
 # moved zone) is brought back rather than duplicated: the unique key
+# (user_id, message_type, occasion_date) allows one row per day. Local time is
+# computed by the zone's time_zones.compute_as, never by the user's spelling
+# (AT TIME ZONE 'CET' would read an abbreviation; see migration 0009).
 # (user_id, message_type, occasion_date) allows one row per day.
 # FOR SHARE OF u: a user being planned cannot change until this commits, and a
 # change committed while this statement waited for the row is read (READ COMMITTED
@@ -25,11 +28,12 @@ from domain.statuses import Status
 # name, zone or date a concurrent PATCH has just replaced.
 _PLAN = """
 WITH occasions AS (
-    SELECT u.id AS user_id, u.first_name, u.last_name, u.timezone,
+    SELECT u.id AS user_id, u.first_name, u.last_name, z.compute_as,
            o.message_type, o.original,
-           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE u.timezone)::date)
+           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date)
                AS first_date
     FROM users u
+    JOIN time_zones z ON z.name = u.timezone
     CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
                                ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
     WHERE u.deleted_at IS NULL AND o.original IS NOT NULL AND {users}
@@ -52,7 +56,7 @@ WITH occasions AS (
 ), planned AS (
     SELECT user_id, message_type, occasion_date,
            greeting_text(message_type, first_name, last_name) AS message_content,
-           local_send_instant(occasion_date, %(send_time)s::time, timezone) AS send_at
+           local_send_instant(occasion_date, %(send_time)s::time, compute_as) AS send_at
     FROM chosen
 )
 INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
@@ -103,21 +107,6 @@ def plan_next_occurrences(
     return execute(conn, query, params)
 
 
-_RETIME = """
-UPDATE message_logs m
-SET scheduled_send_time = t.send_at, next_attempt_at = t.send_at
-FROM (
-    SELECT s.id, s.occasion_date,
-           local_send_instant(s.occasion_date, %(send_time)s::time, u.timezone) AS send_at
-    FROM message_logs s
-    JOIN users u ON u.id = s.user_id
-    WHERE s.status = 'SCHEDULED' AND {users}
-) AS t
-WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'SCHEDULED'
-  AND m.scheduled_send_time IS DISTINCT FROM t.send_at
-"""
-
-
 def retime_scheduled(
     conn: psycopg.Connection,
     send_time: time,
@@ -125,13 +114,17 @@ def retime_scheduled(
     id_after: UUID | None = None,
     id_upto: UUID | None = None,
 ) -> int:
-    """Move SCHEDULED greetings to `send_time` local (after SEND_TIME changed); returns how many.
+    """Move SCHEDULED greetings to `send_time` local (SEND_TIME or zone rules changed); how many.
 
     Rows already at the right instant are not touched, so a run with nothing to do
     writes nothing.
     """
-    query = sql.SQL(_RETIME).format(users=_user_bounds("s.user_id", None, id_after, id_upto))
-    return execute(conn, query, {"send_time": send_time, "id_after": id_after, "id_upto": id_upto})
+    # The statement lives in SQL (migration 0009) so psql's refresh_tzdata() uses it too.
+    return fetch_scalar(
+        conn,
+        "SELECT retime_scheduled_greetings(%(send_time)s::time, %(id_after)s, %(id_upto)s)",
+        {"send_time": send_time, "id_after": id_after, "id_upto": id_upto},
+    )
 
 
 def _status_list(members: tuple[Status, ...]) -> sql.Composable:

@@ -9,12 +9,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 EARLIEST_DATE = date(1900, 1, 1)
 OCCASION_FIELDS = ("birthday_date", "anniversary_date")
-# The same names as the database's time_zones table (see migration 0001): zoneinfo
-# also lists "localtime" and "posixrules", which are not zones of their own.
+# The same names as the database's time_zones table (see migration 0009): every zone
+# zoneinfo lists except the host's own zone (localtime), the template for POSIX TZ
+# strings (posixrules) and the "zone not set" placeholder (Factory).
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 _KNOWN_ZONES = frozenset(
     name
     for name in available_timezones()
-    if name not in {"localtime", "posixrules"} and not name.startswith(("posix/", "right/"))
+    if name not in NOT_ZONES and not name.startswith(("posix/", "right/"))
 )
 
 

@@ -3,11 +3,12 @@
 A `schedule` loop whose jobs only run while this process holds the leader lock,
 so any number of schedulers may be started and exactly one acts. Jobs: dispatch
 due greetings, recover stale ones, plan everyone (at start and hourly), partition
-maintenance and Idempotency-Key cleanup (daily). Each job's start and end are
-written to scheduler_heartbeats; a job that raises is logged and the loop goes on.
-Partition maintenance that gives up waiting for a lock (PARTITION_LOCK_TIMEOUT) is
-tried again after PARTITION_RETRY_INTERVAL_SECONDS instead of the next day.
-SIGTERM or SIGINT stops the loop after the current job.
+maintenance, Idempotency-Key cleanup and the time-zone refresh (daily). At start it
+logs a warning naming any zone users have where PostgreSQL and zoneinfo disagree.
+Each job's start and end are written to scheduler_heartbeats; a job that raises is
+logged and the loop goes on. Partition maintenance that gives up waiting for a lock
+(PARTITION_LOCK_TIMEOUT) is tried again after PARTITION_RETRY_INTERVAL_SECONDS instead
+of the next day. SIGTERM or SIGINT stops the loop after the current job.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from prometheus_client import Counter, Gauge, start_http_server
 from psycopg import errors as pg_errors
 
 from config import Settings
-from db.pool import create_pool, database_label
+from db.pool import connect, create_pool, database_label
 from db.queries import transaction
 from log_setup import configure_logging
 from repositories import heartbeats, partitions, server
-from services import idempotency
+from services import idempotency, time_zones
 from tasks.leader import LeaderLock
 from workflows import dispatch, planning
 
@@ -75,6 +76,7 @@ class Scheduler:
         self.jobs.every(every.planning_interval_seconds).seconds.do(self._run, "plan", self.plan)
         self.jobs.every().day.do(self._run, "partitions", self.maintain_partitions)
         self.jobs.every().day.do(self._run, "cleanup_keys", self.clean_up_keys)  # fmt: skip
+        self.jobs.every().day.do(self._run, "refresh_zones", self.refresh_zones)
 
     def dispatch(self, now: datetime) -> None:
         result = dispatch.dispatch_due(self.pool, self.enqueue, now, self.settings)
@@ -127,6 +129,21 @@ class Scheduler:
     def clean_up_keys(self, now: datetime) -> None:
         idempotency.clean_up_expired(self.pool, now, self.settings.idempotency_key_retention)
 
+    def refresh_zones(self, now: datetime) -> None:
+        # A connection of its own: pooled backends keep the zone files they have read.
+        with connect(self.settings, "birthday-scheduler-zones", autocommit=True) as conn:
+            time_zones.refresh_zones(conn, self.settings.send_time)
+
+    def check_zone_agreement(self) -> None:
+        """Warn about zones where the database and this host compute different instants."""
+        try:
+            with transaction(self.pool) as conn:
+                time_zones.warn_about_disagreeing_zones(
+                    conn, datetime.now(UTC), self.settings.send_time
+                )
+        except Exception:  # a check that cannot run must not stop the scheduler
+            log.exception("could not compare time zones with the database")
+
     def _run(self, name: str, job: Callable[[datetime], None]) -> None:
         """Run one job if this process leads; record it; never let it kill the loop."""
         if self.stopping or not self.leader.refresh():
@@ -170,6 +187,7 @@ class Scheduler:
                 time.sleep(MAX_SLEEP_SECONDS)  # a follower only asks for the lock now and then
                 continue
             if first_round:
+                self.check_zone_agreement()  # once the database answers (it leads)
                 self.jobs.run_all()
                 first_round = False
             else:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from zoneinfo import ZoneInfo
 
 import pika
 import psycopg
@@ -35,8 +37,9 @@ from tests.delivery_stack import (
 pytestmark = pytest.mark.timeout(120)
 DISPATCH_INTERVAL = timedelta(seconds=int(FAST_SETTINGS["DISPATCH_INTERVAL_SECONDS"]))
 TAKEOVER_BOUND = 30  # seconds: the follower polls the lock every MAX_SLEEP_SECONDS (1 s)
-JOBS = {"dispatch", "recover", "plan", "partitions", "cleanup_keys"}
+JOBS = {"dispatch", "recover", "plan", "partitions", "cleanup_keys", "refresh_zones"}
 HOSTNAME = socket.gethostname()
+NINE = clock_time(9, 0)
 APP_NAME_LIMIT = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1
 
 
@@ -423,6 +426,40 @@ def test_a_user_without_messages_is_planned_when_the_scheduler_starts(stack):
     assert row["scheduled_send_time"] == datetime(
         occasion.year, occasion.month, occasion.day, 9, 0, tzinfo=UTC
     )
+
+
+def test_at_start_a_zone_computed_unlike_zoneinfo_is_named_and_its_greeting_re_timed(stack):
+    # Given a Paris user while the database computes Paris by Tokyo's rules (the
+    # scheduler's first round plans them so, before its daily refresh corrects it)
+    occasion = datetime.now(UTC).date() + timedelta(days=100)
+    if (occasion.month, occasion.day) == (2, 29):
+        occasion += timedelta(days=1)
+    with stack.connect() as conn:
+        conn.execute("UPDATE time_zones SET compute_as = 'Asia/Tokyo' WHERE name = 'Europe/Paris'")
+        user_id = conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " VALUES ('Marie', 'Curie', 'marie@example.com', 'Europe/Paris', %s) RETURNING id",
+            (occasion.replace(year=1990),),
+        ).fetchone()["id"]
+
+    # When a scheduler starts
+    scheduler = stack.start()
+
+    # Then it warns, naming the zone, and its daily refresh moves the greeting to 09:00 Paris
+    wait_until(lambda: "Europe/Paris" in stack.log_of(scheduler), 20, "a warning naming the zone")
+    wait_until(lambda: finished(stack.heartbeat("refresh_zones")), 20, "the refresh_zones job")
+    with stack.connect() as conn:
+        [row] = conn.execute(
+            "SELECT status, scheduled_send_time FROM message_logs WHERE user_id = %s", (user_id,)
+        ).fetchall()
+        compute_as = conn.execute(
+            "SELECT compute_as FROM time_zones WHERE name = 'Europe/Paris'"
+        ).fetchone()["compute_as"]
+    paris_nine = datetime.combine(occasion, NINE, tzinfo=ZoneInfo("Europe/Paris"))
+    assert "WARNING" in stack.log_of(scheduler)
+    assert stack.heartbeat("refresh_zones")["last_error"] is None
+    assert compute_as == "Europe/Paris"
+    assert row == {"status": "SCHEDULED", "scheduled_send_time": paris_nine}
 
 
 def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(stack):

@@ -32,6 +32,8 @@
 
 BEGIN TRANSACTION READ ONLY;
 SET LOCAL statement_timeout = '5min';
+-- AT TIME ZONE reads 'UTC' by the session's abbreviation set: pin the service's set.
+SET LOCAL timezone_abbreviations = 'Default';
 
 \echo
 \echo '== unsent greetings in the last' :days 'days, by status =='
