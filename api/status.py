@@ -174,17 +174,21 @@ def _notice() -> str | None:
     return template.format(id=request.args.get("id", type=int)) if template else None
 
 
+def _summary() -> dict:
+    settings = current_app.extensions["settings"]
+    return current_app.extensions["status_summary"].get(
+        lambda: status_page.read_summary(current_pool(), settings, datetime.now(UTC))
+    )
+
+
 @blp.get("")
 def overview() -> str:
     """Figures at a glance: greetings by status and day, backlog, sends, scheduler, queues."""
-    app = current_app._get_current_object()
-    settings = app.extensions["settings"]
-    cache = app.extensions["status_summary"]
-    summary = cache.get(
-        lambda: status_page.read_summary(current_pool(), settings, datetime.now(UTC))
-    )
+    settings = current_app.extensions["settings"]
+    summary = _summary()
     return render_template(
-        "status/overview.html", s=summary, settings=settings, cache_seconds=cache.seconds,
+        "status/overview.html", s=summary, settings=settings,
+        cache_seconds=current_app.extensions["status_summary"].seconds,
         sent_chart=hourly_bars(summary["sent_hourly"]),
         due_chart=hourly_bars(summary["due_hourly"]), notice=_notice(),
     )  # fmt: skip
@@ -196,8 +200,10 @@ def upcoming() -> str:
     message_type = request.args.get("type") if request.args.get("type") in MESSAGE_TYPES else None
     with transaction(current_pool()) as conn:
         page = status_page.upcoming(conn, datetime.now(UTC), message_type, _page_arg(), PAGE_SIZE)
+    hourly = _summary()["due_hourly"][: status_page.UPCOMING_HOURS]
     return render_template("status/upcoming.html", page=page, message_type=message_type,
-                           types=MESSAGE_TYPES, hours=status_page.UPCOMING_HOURS)  # fmt: skip
+                           types=MESSAGE_TYPES, hours=status_page.UPCOMING_HOURS,
+                           hourly=hourly)  # fmt: skip
 
 
 @blp.get("/failures")
@@ -208,8 +214,10 @@ def failures() -> str:
     days = min(max(request.args.get("days", 7, type=int) or 7, 1), 31)
     with transaction(current_pool()) as conn:
         page = status_page.failures(conn, datetime.now(UTC), status, days, _page_arg(), PAGE_SIZE)
+    # Retry comes back here: the same filters and page, without an earlier notice.
+    here = url_for("status.failures", status=status, days=days, page=page.page)
     return render_template("status/failures.html", page=page, status=status, days=days,
-                           notice=_notice())  # fmt: skip
+                           here=here, notice=_notice())  # fmt: skip
 
 
 @blp.get("/stuck")

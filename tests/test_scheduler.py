@@ -382,7 +382,14 @@ def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(st
         return {s.name: s for f in families for s in f.samples if not s.labels or "job" in s.labels}
 
     metrics = wait_until(
-        lambda: (m := scrape()).get("birthday_sends_expired_total") and m, 20, "metrics"
+        # The counter is served (at 0) before the first dispatch has run: wait for the run.
+        lambda: (
+            (m := scrape()).get("birthday_sends_expired_total")
+            and m["birthday_sends_expired_total"].value >= 1
+            and m
+        ),
+        20,
+        "the expiry in the metrics",
     )
     assert metrics["birthday_scheduler_is_leader"].value == 1
     assert metrics["birthday_sends_expired_total"].value == 1

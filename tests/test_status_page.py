@@ -107,6 +107,9 @@ def test_upcoming_lists_the_next_day_in_utc_and_the_users_local_time(client, db)
     local = soon["scheduled_send_time"].astimezone(ZoneInfo("Asia/Tokyo"))
     assert f"{local:%Y-%m-%d %H:%M} Asia/Tokyo" in html
     assert f'href="/messages/{soon["id"]}"' in html
+    by_hour = re.search(r'<details id="by-hour">(.*?)</details>', html, re.S).group(1)
+    assert by_hour.count("<tr><td>") == 24
+    assert "<td>1</td>" in by_hour  # the greeting due in two hours
 
 
 def test_upcoming_pages_and_filters_by_type(client, db):
@@ -150,6 +153,23 @@ def test_retry_makes_a_failed_greeting_due_now(client, db):
     assert row["status"] == "SCHEDULED" and row["next_attempt_at"] <= datetime.now(UTC)
     notice = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f"Greeting {failed['id']} is due again" in notice
+
+
+def test_a_second_retry_from_the_same_page_shows_its_own_notice(client, db):
+    first, second = (make_message(db, make_user(db), status="FAILED", scheduled=ago(hours=h))
+                     for h in (1, 2))  # fmt: skip
+    token = csrf_of(client)
+    back = client.post(f"/status/messages/{first['id']}/retry", data={
+        "csrf_token": token, "next": "/status/failures?days=3"}).headers["Location"]  # fmt: skip
+    page = client.get(back).get_data(as_text=True)
+    next_url = re.search(r'name="next" value="([^"]+)"', page).group(1).replace("&amp;", "&")
+
+    again = client.post(f"/status/messages/{second['id']}/retry",
+                        data={"csrf_token": token, "next": next_url})  # fmt: skip
+
+    html = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert f"Greeting {second['id']} is due again" in html
+    assert "days=3" in again.headers["Location"]
 
 
 def test_retry_without_the_csrf_token_changes_nothing(client, db):
