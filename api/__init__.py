@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_smorest import Api
 
-from api import docs, errors, guards, health, messages, metrics, request_ids, users
+from api import docs, errors, guards, health, messages, metrics, request_ids, status, users
 
 
 def register(app: Flask, api: Api) -> None:
@@ -14,6 +14,7 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(metrics.blp)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
+    status.init_app(app)
     request_ids.init_app(app)
     guards.register(app)
     errors.register(app)

@@ -28,6 +28,10 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
+# Blueprints that check tokens themselves: the /status pages accept the bearer
+# header or the signed session cookie their login form sets (api/status.py).
+SELF_GUARDED_BLUEPRINTS = frozenset({"status"})
+
 # Rules as Flask writes them; the docs paths follow OPENAPI_* in app.py.
 OPEN_RULES = frozenset(
     {"/health/live", "/health", "/openapi.json", "/docs", "/docs/assets/<path:filename>"}
@@ -88,6 +92,8 @@ def require_token() -> None:
     settings = current_app.extensions["settings"]
     given = _presented_token()
     g.token_scope = token_scope(settings, given) if given else None
+    if request.blueprint in SELF_GUARDED_BLUEPRINTS:
+        return  # the /status pages check tokens themselves (bearer or signed cookie)
     rule = request.url_rule.rule if request.url_rule else None
     accepted = accepted_scopes(settings, rule, request.method)
     if accepted is None:

@@ -78,6 +78,11 @@ class ServiceStateCollector(Collector):
                    [((r["job"],), r["last_success"] or 0) for r in state["jobs"]]),
             _gauge("birthday_scheduler_leader", "The scheduler that leads (1).", ["leader"],
                    [((r["leader"],), 1) for r in state["jobs"][:1]]),
+            _gauge("birthday_partition_default_has_rows", "1 when the DEFAULT partition of "
+                   "message_logs holds rows (their month has no partition).", [],
+                   [((), int(state["default_partition_has_rows"]))]),
+            _gauge("birthday_partitions_future", "Monthly partitions of message_logs that start "
+                   "after the current month.", [], [((), state["future_partitions"])]),
         ]  # fmt: skip
         breaker = health.check_breaker(settings).get("state", "unknown")
         families.append(_gauge(

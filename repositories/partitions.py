@@ -41,17 +41,37 @@ def drop_old(
     )
 
 
+# Bounds as printed by pg_get_expr, e.g. FOR VALUES FROM ('2026-12-01') TO ('2027-01-01');
+# NULL for the DEFAULT partition. reltuples is the planner's estimate (-1: never analysed).
+_PARTITIONS = """
+SELECT c.relname AS partition_name,
+       pg_get_expr(c.relpartbound, c.oid) AS bounds,
+       (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([0-9-]+)''\\)'))[1]::date
+           AS range_start,
+       (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([0-9-]+)''\\)'))[1]::date
+           AS range_end,
+       c.reltuples::bigint AS estimated_rows
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'message_logs'::regclass
+"""
+
+
 def list_all(conn: psycopg.Connection) -> list[dict]:
-    """Every partition of message_logs with its bounds and row estimate."""
-    return fetch_all(
+    """Every partition of message_logs with its bounds and row estimate (DEFAULT last)."""
+    return fetch_all(conn, _PARTITIONS + " ORDER BY range_start NULLS LAST, partition_name")
+
+
+def count_future(conn: psycopg.Connection, today: date) -> int:
+    """How many monthly partitions start after the month of `today`."""
+    return fetch_scalar(
         conn,
-        """
-        SELECT c.relname AS partition_name,
-               pg_get_expr(c.relpartbound, c.oid) AS bounds,
-               c.reltuples::bigint AS estimated_rows
-        FROM pg_inherits i
-        JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'message_logs'::regclass
-        ORDER BY c.relname
-        """,
+        f"SELECT count(*) FROM ({_PARTITIONS}) AS p"  # noqa: S608  a constant clause; values are bound
+        " WHERE p.range_start > date_trunc('month', %(today)s::date)",
+        {"today": today},
     )
+
+
+def default_has_rows(conn: psycopg.Connection) -> bool:
+    """Whether the DEFAULT partition holds any row (it should be empty); reads one row at most."""
+    return fetch_scalar(conn, "SELECT EXISTS (SELECT 1 FROM message_logs_default)")

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from db.queries import fetch_all, fetch_one
+from repositories import partitions
 
 # Only partitions of the last month onwards: the live part of the table, so a
 # scrape never counts years of history.
@@ -32,12 +33,21 @@ FROM scheduler_heartbeats ORDER BY last_started_at DESC
 """
 
 
-def read(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
-    """Messages by status and type, the due backlog and the scheduler's jobs."""
+def read_due(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
+    """The due backlog (waiting greetings due at `now`) and the age of its oldest, in seconds."""
     due = fetch_one(conn, _DUE, {"now": now})
     return {
-        "by_status": fetch_all(conn, _BY_STATUS, {"now": now}),
         "due_backlog": due["due_backlog"],
         "oldest_due_age_seconds": float(due["oldest_due_age_seconds"]),
+    }
+
+
+def read(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
+    """Messages by status and type, the due backlog, the scheduler's jobs and partitions."""
+    return {
+        "by_status": fetch_all(conn, _BY_STATUS, {"now": now}),
+        **read_due(conn, now),
         "jobs": fetch_all(conn, _JOBS),
+        "default_partition_has_rows": partitions.default_has_rows(conn),
+        "future_partitions": partitions.count_future(conn, now.date()),
     }

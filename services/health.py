@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pika
+import pika.exceptions
 import redis
 from psycopg_pool import ConnectionPool
 
@@ -71,9 +72,40 @@ def check_breaker(settings: Settings) -> dict[str, Any]:
     return {"status": "ok" if state == "closed" else "degraded", "state": state}
 
 
+def dispatch_allowance(settings: Settings) -> timedelta:
+    """How long the dispatch job may go without a success before the scheduler counts as down."""
+    return timedelta(seconds=max(3 * settings.dispatch_interval_seconds, 90))
+
+
+def queue_depths(settings: Settings) -> dict[str, int | None]:
+    """Messages ready in the work queue and its delay and dead-letter queues (None: unknown)."""
+    names = [settings.queue_name, f"{settings.queue_name}.DQ", f"{settings.queue_name}.XQ"]
+    depths: dict[str, int | None] = dict.fromkeys(names)
+    parameters = pika.URLParameters(settings.rabbitmq_url)
+    parameters.socket_timeout = CHECK_TIMEOUT
+    parameters.blocked_connection_timeout = CHECK_TIMEOUT
+    parameters.connection_attempts = 1
+    try:
+        connection = pika.BlockingConnection(parameters)
+    except Exception:  # pika raises many unrelated types for "unreachable"
+        return depths
+    try:
+        for name in names:
+            # A passive declare of a missing queue closes the channel: one channel each.
+            channel = connection.channel()
+            try:
+                depths[name] = channel.queue_declare(name, passive=True).method.message_count
+            except pika.exceptions.ChannelClosedByBroker:
+                continue
+            channel.close()
+    finally:
+        connection.close()
+    return depths
+
+
 def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> dict[str, Any]:
     """The elected scheduler's heartbeat: its dispatch job must have succeeded lately."""
-    allowed = timedelta(seconds=max(3 * settings.dispatch_interval_seconds, 90))
+    allowed = dispatch_allowance(settings)
     with connection_unless_unreachable(pool, CHECK_TIMEOUT) as conn:
         jobs = {row["job"]: row for row in heartbeats.list_all(conn)}
     dispatch = jobs.get("dispatch")

@@ -26,11 +26,50 @@ def default_services() -> dict:
 def test_compose_runs_every_process_from_one_image_with_its_dependencies():
     services = default_services()
 
-    assert set(services) == APP_SERVICES | {"postgres", "rabbitmq", "redis"}
+    assert set(services) == APP_SERVICES | {
+        "postgres",
+        "rabbitmq",
+        "redis",
+        "prometheus",
+        "grafana",
+    }
     assert {name for name, s in services.items() if s.get("build") == ".."} == APP_SERVICES
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3.13")
     assert services["worker"]["command"][0] == "deploy/start-worker"
     assert services["scheduler"]["command"] == ["python", "-m", "tasks.scheduler"]
+
+
+def test_compose_mounts_the_shipped_prometheus_and_grafana_files():
+    services = compose()["services"]
+
+    mounts = {}
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            source, target = volume.split(":")[:2]
+            if source.startswith("./"):
+                assert (ROOT / "deploy" / source).exists(), source
+                mounts[target] = source
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./prometheus/prometheus.yml"
+    assert mounts["/etc/prometheus/alerts.yml"] == "./prometheus/alerts.yml"
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/birthday.yml").read_text()
+    )
+    dashboards_dir = provider["providers"][0]["options"]["path"]
+    assert mounts[f"{dashboards_dir}/birthday.json"] == "./grafana/dashboard.json"
+    datasource = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    scraped = {c["job_name"]: c["dns_sd_configs"][0] for c in config["scrape_configs"]
+               if "dns_sd_configs" in c}  # fmt: skip
+    # Each scrape job names a compose service of the app, on the port it serves metrics on.
+    assert {job: (sd["names"][0], sd["port"]) for job, sd in scraped.items()} == {
+        "birthday-api": ("api", 8000),
+        "birthday-worker": ("worker", 9191),
+        "birthday-scheduler": ("scheduler", 9200),
+    }
+    assert set(config["rule_files"]) == {"alerts.yml"}
 
 
 def test_compose_waits_for_healthy_dependencies_and_a_finished_migration():

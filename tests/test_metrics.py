@@ -93,3 +93,22 @@ def test_scheduler_breaker_and_pool_families_are_present(client, db_url):
     assert metrics["birthday_provider_breaker_state"][0].value in {0, 1, 2}
     kinds = {s.labels["kind"] for s in metrics["birthday_db_pool_connections"]}
     assert kinds == {"size", "available", "waiting"}
+
+
+def test_partition_gauges_report_future_months_and_a_filled_default(client, db_url):
+    assert scrape(client)["birthday_partition_default_has_rows"][0].value == 0
+    client.application.extensions["state_collector"]._cached = None
+    user = client.post("/users", json=BODY).get_json()
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,"
+            " scheduled_send_time, idempotency_key) VALUES (%(u)s, 'BIRTHDAY', %(d)s, 'Hey',"
+            " %(d)s::date + time '09:00', message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s))",
+            {"u": user["id"], "d": "2100-01-05"},
+        )
+    client.application.extensions["state_collector"]._cached = None
+
+    metrics = scrape(client)
+
+    assert metrics["birthday_partition_default_has_rows"][0].value == 1
+    assert metrics["birthday_partitions_future"][0].value >= 1

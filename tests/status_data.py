@@ -1,0 +1,60 @@
+"""Rows for the status page tests: users and greetings in any state, written with SQL."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+
+from repositories import users
+
+_numbers = itertools.count()
+
+
+def make_user(conn: psycopg.Connection, **overrides) -> dict:
+    """A live user; override any field."""
+    n = next(_numbers)
+    data = {"first_name": "Ada", "last_name": f"Lovelace{n}", "email": f"status{n}@example.com",
+            "timezone": "Europe/London", "birthday_date": date(1990, 12, 10)}  # fmt: skip
+    data.update(overrides)
+    return users.insert(conn, data)
+
+
+def make_message(
+    conn: psycopg.Connection,
+    user: dict,
+    *,
+    status: str = "SCHEDULED",
+    scheduled: datetime | None = None,
+    occasion_date: date | None = None,
+    message_type: str = "BIRTHDAY",
+    **columns,
+) -> dict:
+    """A greeting row of `user` in `status`, scheduled at `scheduled` (default: now)."""
+    scheduled = scheduled or datetime.now(UTC)
+    occasion = occasion_date or scheduled.astimezone(UTC).date()
+    values = {"next_attempt_at": scheduled, **columns}
+    names = ", ".join(values)
+    placeholders = ", ".join(f"%({name})s" for name in values)
+    return conn.execute(
+        f"""
+        INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+                                  scheduled_send_time, status, idempotency_key, {names})
+        VALUES (%(user_id)s, %(type)s, %(occasion)s, 'Hey', %(scheduled)s, %(status)s,
+                message_idempotency_key(%(user_id)s, %(type)s, %(occasion)s), {placeholders})
+        RETURNING *
+        """,
+        {"user_id": user["id"], "type": message_type, "occasion": occasion,
+         "scheduled": scheduled, "status": status, **values},
+    ).fetchone()  # fmt: skip
+
+
+def ago(**delta: float) -> datetime:
+    """Now minus a timedelta."""
+    return datetime.now(UTC) - timedelta(**delta)
+
+
+def ahead(**delta: float) -> datetime:
+    """Now plus a timedelta."""
+    return datetime.now(UTC) + timedelta(**delta)
