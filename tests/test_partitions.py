@@ -512,8 +512,13 @@ def test_sends_and_api_reads_go_on_while_maintenance_waits_behind_a_long_reader(
     def send() -> str:
         now = datetime.now(UTC)
         with transaction(pool) as conn:
-            message_lifecycle.start_sending(conn, queued, now, timedelta(minutes=2))
-            message_lifecycle.record_sent(conn, queued, now, 200, "ok")
+            taken = message_lifecycle.start_sending(
+                conn, queued, today, now, timedelta(minutes=2), timedelta(hours=1)
+            )
+            assert taken is not None and taken["status"] == "SENDING"
+            message_lifecycle.record_sent(
+                conn, queued, today, taken["locked_until"], now, 200, "ok"
+            )
         with transaction(pool) as conn:
             return conn.execute(
                 "SELECT status FROM message_logs WHERE id = %s", (queued,)

@@ -114,9 +114,10 @@ def test_redis_unreachable_for_several_leases_fails_nothing_and_delivers_all_aft
 
 
 def test_workers_down_past_max_lateness_expire_queued_greetings_unsent(stack):
-    # Given greetings that are 20 s late, a 30 s MAX_LATENESS, and no worker running
+    # Given greetings that are 20 s late, a 50 s MAX_LATENESS, and no worker running
+    # (30 s of margin for a loaded machine to queue them before they expire)
     add_due_users(stack, 5)
-    late = {"MAX_LATENESS": "30s"}
+    late = {"MAX_LATENESS": "50s"}
     with stack.connect() as conn:
         conn.execute("SELECT 1")
     stack.processes.scheduler(**late)
@@ -129,7 +130,7 @@ def test_workers_down_past_max_lateness_expire_queued_greetings_unsent(stack):
     wait_until(lambda: stack.status_counts()["QUEUED"] == 5, 20, "5 greetings QUEUED")
 
     # When the workers come back only after the deadline
-    wait_until(lambda: stack.status_counts()["EXPIRED"] == 5, 40, "5 greetings EXPIRED")
+    wait_until(lambda: stack.status_counts()["EXPIRED"] == 5, 60, "5 greetings EXPIRED")
     stack.processes.worker(**late)
     time.sleep(3)  # give the worker the queued messages it would wrongly send
 
