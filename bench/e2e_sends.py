@@ -26,6 +26,8 @@ import psycopg
 import redis
 import requests
 
+from bench.report import Figure
+from config import Settings
 from db import admin, migrations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,12 +126,8 @@ def _delivered(provider: str) -> int:
     return len(requests.get(f"{provider}/deliveries", timeout=10).json())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
-    args = parser.parse_args()
+def measure(users: int, workers: int, threads: int) -> list[Figure]:
+    """The send path against a raw Dramatiq drain and straight POSTs, same provider."""
     url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
     vhost = f"birthday_bench_{uuid.uuid4().hex[:8]}"
     admin.ensure_database(url)
@@ -139,51 +137,122 @@ def main() -> None:
     subprocess.run(permissions, check=True)  # noqa: S603
     redis.Redis.from_url(REDIS_URL).flushdb()
     port = _port()
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL,
-           "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-           "EMAIL_SERVICE_URL": f"http://127.0.0.1:{port}", "DISPATCH_INTERVAL_SECONDS": "1",
-           "PROVIDER_RATE_LIMIT": "100000", "LOG_LEVEL": "WARNING"}  # fmt: skip
-    processes = [_start([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32", "-b",
-                         f"127.0.0.1:{port}", "provider.app:create_app()"], env)]  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "EMAIL_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "DISPATCH_INTERVAL_SECONDS": "1",
+        "PROVIDER_RATE_LIMIT": "100000",
+        "LOG_LEVEL": "WARNING",
+    }
+    provider_command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32",
+                        "-b", f"127.0.0.1:{port}", "provider.app:create_app()"]  # fmt: skip
+    processes = [_start(provider_command, env)]
     try:
         provider = f"http://127.0.0.1:{port}"
         _wait(lambda: _ok(provider), 20)
-        baseline = _baseline(provider, args.users, args.threads)
+        straight = _baseline(provider, users, threads)
         requests.post(f"{provider}/reset", timeout=5)
-        raw = _raw_drain(env, provider, args.users, args.workers, args.threads)
+        raw = _raw_drain(env, provider, users, workers, threads)
         requests.post(f"{provider}/reset", timeout=5)
-        now = datetime.now(UTC)
-        zone = _due_zone(now)
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
-            conn.execute(
-                "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-                " SELECT 'Bench', 'User' || n, 'bench' || n || '@example.com', %s, %s"
-                " FROM generate_series(1, %s) AS n",
-                (zone, now.astimezone(ZoneInfo(zone)).date().replace(year=1990), args.users),
-            )
-        for _ in range(args.workers):
-            processes.append(_start([sys.executable, "-m", "dramatiq", "tasks", "--processes",
-                                     "1", "--threads", str(args.threads)], env))  # fmt: skip
+        _add_due_users(url, users)
+        worker_command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1",
+                          "--threads", str(threads)]  # fmt: skip
+        processes += [_start(worker_command, env) for _ in range(workers)]
         time.sleep(3)  # workers connected before the first dispatch
         started = time.perf_counter()
         processes.append(_start([sys.executable, "-m", "tasks.scheduler"], env))
-        _wait(lambda: _sent(url) == args.users, 600)
+        peak = _watch_until_sent(url, users, 600)
         engine = time.perf_counter() - started
-        delivered = len(requests.get(f"{provider}/deliveries", timeout=10).json())
+        delivered = _delivered(provider)
     finally:
         _stop(processes)
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)  # noqa: S603, S607  same
         admin.drop_database(url)
-    print(f"baseline: {args.users} POSTs straight to the provider in {baseline:.1f} s "
-          f"= {args.users / baseline:.0f}/s")  # fmt: skip
-    print(f"engine: {args.users} greetings planned, dispatched, sent and recorded in "
-          f"{engine:.1f} s = {args.users / engine:.0f}/s ({args.workers} workers x "
-          f"{args.threads} threads); {delivered} deliveries; "
-          f"{engine / baseline:.1f}x the baseline time")  # fmt: skip
-    print(f"raw Dramatiq drain: {args.users} bare POSTs through the same workers in "
-          f"{raw:.1f} s = {args.users / raw:.0f}/s; engine/raw throughput ratio "
-          f"{raw / engine:.2f}")  # fmt: skip
+    if delivered != users:
+        raise SystemExit(f"{delivered} deliveries for {users} greetings")
+    command = f"python -m bench.e2e_sends --users {users} --workers {workers} --threads {threads}"
+    shape = f"{workers} workers × {threads} threads"
+    raw_note = (
+        "baseline: a Dramatiq actor doing only the same POST (bench/raw_drain_actor.py),"
+        " same workers, broker and provider"
+    )
+    return [
+        Figure(
+            measure=f"send path: {users} due greetings end to end ({shape})",
+            command=command,
+            project=users / engine,
+            baseline=users / raw,
+            unit="sends/s",
+            better="higher",
+            target=0.6,
+            note=raw_note,
+        ),
+        Figure(
+            measure="send path vs POSTs straight to the provider",
+            command=command,
+            project=users / engine,
+            baseline=users / straight,
+            unit="sends/s",
+            better="higher",
+            note=f"baseline: {threads} threads POSTing with requests, no queue",
+        ),
+        Figure(
+            measure=f"worker connections to PostgreSQL ({shape}), peak",
+            command=command,
+            project=peak,
+            baseline=workers * (threads + Settings.from_env({}).db_pool_min_size),
+            unit="connections",
+            better="lower",
+            target=1.0,
+            note="baseline: threads + the pool's minimum (DB_POOL_MIN_SIZE) per worker process",
+        ),
+    ]
+
+
+def _add_due_users(url: str, users: int) -> None:
+    now = datetime.now(UTC)
+    zone = _due_zone(now)
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+        conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " SELECT 'Bench', 'User' || n, 'bench' || n || '@example.com', %s, %s"
+            " FROM generate_series(1, %s) AS n",
+            (zone, now.astimezone(ZoneInfo(zone)).date().replace(year=1990), users),
+        )
+
+
+def _watch_until_sent(url: str, users: int, timeout: float) -> int:
+    """Wait for every greeting SENT; the peak of worker connections seen meanwhile."""
+    deadline = time.monotonic() + timeout
+    peak = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            sent, workers = conn.execute(
+                "SELECT (SELECT count(*) FROM message_logs WHERE status = 'SENT'),"
+                " (SELECT count(*) FROM pg_stat_activity"
+                "   WHERE datname = current_database()"
+                "     AND application_name LIKE 'birthday-worker%%')"
+            ).fetchone()
+            peak = max(peak, workers)
+            if sent == users:
+                return peak
+            if time.monotonic() > deadline:
+                raise SystemExit("timed out")
+            time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    for figure in measure(args.users, args.workers, args.threads):
+        print(figure.line())
 
 
 def _ok(provider: str) -> bool:
@@ -191,11 +260,6 @@ def _ok(provider: str) -> bool:
         return requests.get(f"{provider}/health", timeout=1).ok
     except requests.RequestException:
         return False
-
-
-def _sent(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM message_logs WHERE status = 'SENT'").fetchone()[0]
 
 
 if __name__ == "__main__":

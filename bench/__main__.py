@@ -1,0 +1,67 @@
+"""Every benchmark in one run, written to bench/RESULTS.md (`make bench`).
+
+    python -m bench [--users 1000000] [--sends 6000] [--workers 2] [--threads 8]
+                    [--seconds 10] [--output bench/RESULTS.md]
+
+Each figure runs on scratch resources of its own (database, RabbitMQ vhost, Redis db,
+ports) that are removed at the end. The planning benchmark's database (users seeded,
+every next occurrence planned) is the one the API benchmark then reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from bench import api_reads, e2e_sends, plan_all
+from bench.report import Figure, machine, write_results
+from db import admin, migrations
+from workflows import planning
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _planning_and_api(users: int, seconds: int) -> list[Figure]:
+    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
+    admin.ensure_database(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+        figures = plan_all.measure(url, users, planning.PLAN_BATCH_SIZE)
+        _show(figures)
+        reads = api_reads.measure(url, seconds)
+        _show(reads)
+        return figures + reads
+    finally:
+        admin.drop_database(url)
+
+
+def _show(figures: list[Figure]) -> None:
+    for figure in figures:
+        print(figure.line(), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--sends", type=int, default=6_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    args = parser.parse_args()
+    sends = e2e_sends.measure(args.sends, args.workers, args.threads)
+    _show(sends)
+    figures = sends + _planning_and_api(args.users, args.seconds)
+    command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
+    write_results(args.output, figures, machine(f"{SERVER}/postgres"), command)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

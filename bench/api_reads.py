@@ -1,0 +1,295 @@
+"""The HTTP API under load, next to a minimal Flask + psycopg-pool app on the same data.
+
+    python -m bench.api_reads [--users 100000] [--seconds 10]
+
+Both run under gunicorn with the deployed shape (2 workers x 4 threads, gthread) and
+are driven by wrk with 16 connections: GET /users/<id> and POST /users against the
+minimal app's single-row read and single-row INSERT (bench/minimal_app.py). The list
+endpoints (first page, a deep page, a search, messages by status and date range) are
+timed with 4 connections, their p99 next to the minimal app's single-row read.
+Run alone it seeds a scratch database of its own; `python -m bench` runs it on the
+1,000,000 users the planning benchmark leaves planned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+
+import psycopg
+import requests
+
+from bench.report import Figure
+from db import admin, migrations
+from db.seed import seed_database
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+LIST_P99_BUDGET_MS = 20.0
+
+READ_SCRIPT = """
+local ids = {%(ids)s}
+request = function()
+  return wrk.format("GET", "/users/" .. ids[math.random(#ids)])
+end
+"""
+
+INSERT_SCRIPT = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"first_name": "Bench", "last_name": "Writer", '
+    .. '"email": "%(prefix)s-%%d-%%d@example.com", "timezone": "Europe/Paris", '
+    .. '"birthday_date": "1990-05-05"}', tid, counter)
+  return wrk.format("POST", "/users", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured: requests per second, p99 latency, and non-2xx answers."""
+
+    per_second: float
+    p99_ms: float
+    errors: int
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> Load:
+    """Run wrk against `url`; its rate, p99 and count of non-2xx/3xx answers."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script or "")
+    if script:
+        command += ["-s", lua.name]
+    try:
+        # wrk from PATH with arguments this benchmark builds.
+        done = subprocess.run(  # noqa: S603
+            [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+        )
+    finally:
+        os.unlink(lua.name)
+    output = done.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = _milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Load(rate, p99, int(errors.group(1)) if errors else 0)
+
+
+def _start(command: list[str], env: dict) -> subprocess.Popen:
+    # The benchmark's own fixed commands, never outside input.
+    return subprocess.Popen(  # noqa: S603
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def _servers(database_url: str) -> tuple[subprocess.Popen, str, subprocess.Popen, str]:
+    """The project's API as deployed and the minimal app, each on a port of its own."""
+    project_port, minimal_port = _port(), _port()
+    metrics = tempfile.mkdtemp(prefix="bench-api-metrics-")
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+           "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4",
+           "PROMETHEUS_MULTIPROC_DIR": metrics}  # fmt: skip
+    for name in ("API_TOKEN", "API_TOKENS", "API_READ_TOKENS", "API_TOKENS_FILE"):
+        env.pop(name, None)
+    project = _start(
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+         "-b", f"127.0.0.1:{project_port}", "wsgi:app"], env,
+    )  # fmt: skip
+    minimal = _start(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
+         "-b", f"127.0.0.1:{minimal_port}", "bench.minimal_app:create_app()"], env,
+    )  # fmt: skip
+    project_url, minimal_url = (
+        f"http://127.0.0.1:{project_port}",
+        f"http://127.0.0.1:{minimal_port}",
+    )
+    _wait_ready(f"{project_url}/health/live")
+    _wait_ready(f"{minimal_url}/users/{uuid.uuid4()}")
+    return project, project_url, minimal, minimal_url
+
+
+def _sample(database_url: str) -> tuple[list[str], str, date]:
+    """Some live user ids, a search word that matches, the first planned occasion date."""
+    with psycopg.connect(database_url) as conn:
+        ids = [str(r[0]) for r in conn.execute(
+            "SELECT id FROM users TABLESAMPLE SYSTEM (1) WHERE deleted_at IS NULL LIMIT 2000"
+        )]  # fmt: skip
+        word = conn.execute("SELECT last_name FROM users LIMIT 1").fetchone()[0][:4]
+        first = conn.execute("SELECT min(occasion_date) FROM message_logs").fetchone()[0]
+    return ids, word, first or date.today()
+
+
+def _checked(load: Load, what: str) -> Load:
+    if load.errors:
+        raise SystemExit(f"{what}: {load.errors} answers were not 2xx")
+    return load
+
+
+def measure(database_url: str, seconds: int) -> list[Figure]:
+    """Project vs minimal app for reads and writes; list endpoints' p99."""
+    ids, word, first_day = _sample(database_url)
+    read = READ_SCRIPT % {"ids": ", ".join(f'"{i}"' for i in ids)}
+    project, project_url, minimal, minimal_url = _servers(database_url)
+    try:
+        runs = {
+            "read": (
+                _checked(wrk(project_url, seconds, 16, read), "GET /users/<id>"),
+                _checked(wrk(minimal_url, seconds, 16, read), "minimal read"),
+            ),
+            "write": (
+                _checked(wrk(project_url, seconds, 16, INSERT_SCRIPT % {"prefix": "p"}), "POST"),
+                _checked(wrk(minimal_url, seconds, 16, INSERT_SCRIPT % {"prefix": "m"}), "INSERT"),
+            ),
+        }
+        first = requests.get(f"{project_url}/users?page_size=1", timeout=60)
+        total = json.loads(first.headers.get("X-Pagination", "{}")).get("total", 0)
+        lists = {
+            "GET /users?page_size=100 (first page)": "/users?page_size=100",
+            "GET /users?page_size=100 (middle page)": (
+                f"/users?page_size=100&page={max(1, total // 200)}"
+            ),
+            f"GET /users?q={word}&page_size=100": f"/users?q={word}&page_size=100",
+            "GET /messages?status=SCHEDULED&from=…&to=… (a month)": (
+                f"/messages?status=SCHEDULED&from={first_day}&to={first_day + timedelta(days=30)}"
+            ),
+        }  # fmt: skip
+        listed = {name: _checked(wrk(project_url + path, seconds, 4), name)
+                  for name, path in lists.items()}  # fmt: skip
+    finally:
+        _stop(project)
+        _stop(minimal)
+    return _figures(runs, listed, seconds)
+
+
+def _figures(runs: dict, listed: dict, seconds: int) -> list[Figure]:
+    command = f"python -m bench.api_reads --seconds {seconds}"
+    shape = "gunicorn 2 workers × 4 threads, wrk -t2 -c16"
+    (read, bare_read), (write, bare_write) = runs["read"], runs["write"]
+    figures = [
+        Figure(
+            measure=f"GET /users/<id> ({shape})",
+            command=command,
+            project=read.per_second,
+            baseline=bare_read.per_second,
+            unit="req/s",
+            better="higher",
+            target=0.85,
+            note="baseline: bench/minimal_app.py's single-row read, same gunicorn shape",
+        ),
+        Figure(
+            measure="GET /users/<id>, p99",
+            command=command,
+            project=read.p99_ms,
+            baseline=bare_read.p99_ms,
+            unit="ms",
+            better="lower",
+            target=1.3,
+        ),
+        Figure(
+            measure=f"POST /users ({shape})",
+            command=command,
+            project=write.per_second,
+            baseline=bare_write.per_second,
+            unit="req/s",
+            better="higher",
+            note="baseline: bench/minimal_app.py's single-row INSERT; the project also"
+            " validates and plans the user's greetings",
+        ),
+        Figure(
+            measure="POST /users, p99",
+            command=command,
+            project=write.p99_ms,
+            baseline=bare_write.p99_ms,
+            unit="ms",
+            better="lower",
+        ),
+    ]
+    for name, load in listed.items():
+        verdict = "met" if load.p99_ms <= LIST_P99_BUDGET_MS else "NOT met"
+        figures.append(
+            Figure(
+                measure=f"{name}, p99 (wrk -t2 -c4)",
+                command=command,
+                project=load.p99_ms,
+                baseline=bare_read.p99_ms,
+                unit="ms",
+                better="lower",
+                note=f"baseline: the minimal app's single-row read p99; absolute target"
+                f" ≤ {LIST_P99_BUDGET_MS:g} ms: {verdict}",
+            )
+        )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
+    admin.ensure_database(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+            now = datetime.now(UTC)
+            seed_database(conn, args.users, 1, now, clock_time(9, 0))
+            conn.execute("VACUUM ANALYZE")
+        for figure in measure(url, args.seconds):
+            print(figure.line())
+    finally:
+        admin.drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
