@@ -26,7 +26,7 @@ import psycopg
 import redis
 import requests
 
-from db import admin, migrations
+from schema import admin, migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = "postgresql://postgres@127.0.0.1:5432"

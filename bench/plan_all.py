@@ -25,9 +25,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from db import admin, migrations
 from db.pool import ABBREVIATIONS, connection_kwargs
-from db.seed import seed_database
+from schema import admin, migrations
+from seed.loader import seed_database
 from workflows import planning
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
