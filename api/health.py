@@ -15,7 +15,7 @@ from marshmallow import Schema, fields
 from psycopg_pool import PoolTimeout
 
 from api import auth
-from db.pool import current_pool
+from api.pool import current_pool
 from services import health
 from services.database_health import check_database
 

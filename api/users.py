@@ -9,6 +9,7 @@ from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, Page, abort
 
+from api.pool import current_pool
 from api.schemas import (
     USER_EXAMPLE,
     UserInputSchema,
@@ -16,7 +17,6 @@ from api.schemas import (
     UserPatchSchema,
     UserSchema,
 )
-from db.pool import current_pool
 from db.queries import transaction
 from services import idempotency
 from services import users as users_service

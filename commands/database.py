@@ -15,8 +15,9 @@ import psycopg
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from api.pool import current_pool
 from config import Settings
-from db.pool import connect, current_pool
+from db.pool import connect
 from db.queries import transaction
 from repositories import idempotency_keys, partitions, server
 from schema import admin, migrations
