@@ -15,12 +15,12 @@ from flask import Flask
 import api
 from api import auth, docs
 from api.errors import JsonErrorApi
+from commands import database as db_commands
 from config import Settings
-from db import cli as db_cli
-from db.migrations import discover
 from db.pool import create_pool
 from db.queries import transaction
 from log_setup import configure_logging
+from schema.migrations import discover
 from services import time_zones
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     atexit.register(pool.close)
 
     api.register(app, JsonErrorApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDocPlugin()]}))
-    db_cli.init_app(app)
+    db_commands.init_app(app)
     return app
 
 

@@ -15,9 +15,9 @@ from marshmallow import Schema, fields
 from psycopg_pool import PoolTimeout
 
 from api import auth
-from db.health import check_database
-from db.pool import current_pool
+from api.pool import current_pool
 from services import health
+from services.database_health import check_database
 
 READINESS_DEADLINE = 2.7
 

@@ -8,8 +8,8 @@ from uuid import UUID
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.pool import current_pool
 from api.schemas import MessageListArgsSchema, MessageSchema
-from db.pool import current_pool
 from db.queries import transaction
 from services import messages as messages_service
 

@@ -33,8 +33,8 @@ from flask import (
     url_for,
 )
 
+from api.pool import current_pool
 from api.status_charts import hourly_bars
-from db.pool import current_pool
 from db.queries import transaction
 from errors import DomainError, NotFound
 from services import messages as messages_service

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint, Page, abort
+from flask_smorest import Blueprint, abort
 
+from api.pool import current_pool
 from api.schemas import (
     USER_EXAMPLE,
     UserInputSchema,
@@ -16,7 +17,6 @@ from api.schemas import (
     UserPatchSchema,
     UserSchema,
 )
-from db.pool import current_pool
 from db.queries import transaction
 from services import idempotency
 from services import users as users_service
@@ -29,10 +29,6 @@ blp = Blueprint(
 )
 MAX_PAGE_SIZE = 100
 _user_schema = UserSchema()
-
-
-class CursorPage(Page):
-    """Pagination done in SQL (LIMIT/OFFSET); the view sets item_count."""
 
 
 def _idempotency_key() -> str | None:

@@ -20,7 +20,7 @@ import psycopg
 
 from bench import api_reads, e2e_sends, plan_all
 from bench.report import Figure, machine, write_results
-from db import admin, migrations
+from schema import admin, migrations
 from workflows import planning
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -33,8 +33,8 @@ import psycopg
 import requests
 
 from bench.report import Figure
-from db import admin, migrations
-from db.seed import seed_database
+from schema import admin, migrations
+from seed.loader import seed_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -28,7 +28,7 @@ import requests
 
 from bench.report import Figure
 from config import Settings
-from db import admin, migrations
+from schema import admin, migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -21,8 +21,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from db import admin, migrations
 from repositories import idempotency_keys
+from schema import admin, migrations
 from services import idempotency
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"

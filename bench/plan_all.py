@@ -26,9 +26,9 @@ from psycopg_pool import ConnectionPool
 
 from bench.report import Figure
 from config import Settings
-from db import admin, migrations
 from db.pool import ABBREVIATIONS, connection_kwargs
-from db.seed import seed_database
+from schema import admin, migrations
+from seed.loader import seed_database
 from workflows import planning
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -1,1 +1,1 @@
-"""PostgreSQL access: the connection pool, query helpers, migrations and seed data."""
+"""The bottom layer of PostgreSQL access: the connection pool and query helpers."""

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-from flask import current_app
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
@@ -120,7 +119,7 @@ def create_pool(
     min_size: int | None = None,
     max_size: int | None = None,
 ) -> ConnectionPool:
-    """Build the pool, not yet open: `current_pool()` opens it on first use.
+    """Build the pool, not yet open: the web side's `current_pool()` opens it on first use.
 
     Opening lazily keeps CLI commands such as `flask db create` working before the
     database exists. Servers open it without waiting (see deploy/gunicorn.conf.py,
@@ -243,10 +242,3 @@ def watch_database(pool: ConnectionPool, purpose: str) -> threading.Thread:
     )
     thread.start()
     return thread
-
-
-def current_pool() -> ConnectionPool:
-    """The current app's pool, opened if this is its first use (open is idempotent)."""
-    pool = current_app.extensions["db_pool"]
-    pool.open()
-    return pool

@@ -20,8 +20,8 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
-from db import admin, migrations
 from db.pool import create_pool
+from schema import admin, migrations
 
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
 DATA_TABLES = ("message_logs", "users", "idempotency_keys", "scheduler_heartbeats")

@@ -19,7 +19,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from db import migrations
+from schema import migrations
 
 SCRIPT = Path(__file__).resolve().parent.parent / "sql" / "roles" / "app_role.sql"
 

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from db import admin, migrations
-from db.seed import seed_database
+from schema import admin, migrations
+from seed.loader import seed_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKUP = ROOT / "deploy" / "backup.sh"

@@ -6,7 +6,7 @@ from datetime import timedelta
 import psycopg
 
 from app import create_app
-from db import migrations
+from schema import migrations
 
 
 def _closed_port() -> int:

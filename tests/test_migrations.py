@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from app import create_app
-from db import migrations
+from schema import migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_TABLES = {"schema_migrations", "time_zones", "users", "message_logs", "idempotency_keys"}

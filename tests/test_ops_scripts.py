@@ -1,7 +1,7 @@
 """The operator scripts in sql/ops/ on a seeded database with rows in every awkward state.
 
 test_sql_scripts.py already runs every script on a freshly migrated, empty database;
-here they run on users and message history from db.seed, plus stuck, retrying, due,
+here they run on users and message history from seed.loader, plus stuck, retrying, due,
 failed and DEFAULT-partition rows, and their answers are checked against the data.
 """
 
@@ -22,8 +22,8 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from db import admin
-from db.seed import seed_database
+from schema import admin
+from seed.loader import seed_database
 
 OPS_DIR = Path(__file__).resolve().parent.parent / "sql" / "ops"
 OPS_SCRIPTS = sorted(OPS_DIR.glob("*.sql"))

@@ -290,7 +290,7 @@ def test_a_user_created_through_the_api_is_planned_in_the_same_request(client, d
 
 
 def test_seeded_history_agrees_with_the_sql_planner(conn):
-    from db.seed import seed_database
+    from seed.loader import seed_database
 
     now = datetime(2026, 11, 26, 10, tzinfo=UTC)
     seed_database(conn, count=300, random_seed=11, now=now, send_time=NINE)

@@ -11,7 +11,6 @@ import pytest
 from psycopg import sql
 
 from config import Settings
-from db import admin
 from db.pool import create_pool
 from db.queries import (
     NoRowFound,
@@ -23,6 +22,7 @@ from db.queries import (
     fetch_scalar,
     transaction,
 )
+from schema import admin
 
 USER_COLUMNS = ("id", "first_name", "last_name", "email", "timezone", "birthday_date")
 NASTY = "Robert'); DROP TABLE users; -- \"quoted\" O'Brien \\ %s %(x)s"

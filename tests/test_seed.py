@@ -1,4 +1,4 @@
-"""`flask db seed` and its loader, db/seed.py, on the real PostgreSQL."""
+"""`flask db seed` and its loader, seed/loader.py, on the real PostgreSQL."""
 
 import re
 import uuid
@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-import db.seed
-from db import admin
 from db.queries import fetch_all, fetch_scalar
-from db.seed import SeedResult, seed_database
 from scheduling.occasions import occasion_in_year, send_instant
+from schema import admin
+from seed import loader as seed_loader
+from seed.loader import SeedResult, seed_database
 
 NOW = datetime(2026, 3, 4, 11, 0, tzinfo=UTC)  # Mar 5 in Kiritimati, Mar 4 in Pago Pago
 SEND_TIME = time(9)
@@ -337,7 +337,7 @@ def deferred_seed(template_db) -> Iterator[dict]:
             "oids": {row["relname"]: row["oid"] for row in query(url, SECONDARY_INDEX_OIDS)},
         }
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(db.seed, "DEFER_INDEXES_FROM", 1)
+            patch.setattr(seed_loader, "DEFER_INDEXES_FROM", 1)
             result = seed(url, count=300)
         yield {"url": url, "before": before, "result": result}
     finally:

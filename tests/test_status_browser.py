@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
 from app import create_app
-from db.seed import seed_database
+from seed.loader import seed_database
 from tests.browser import Browser, chromium_binary
 from tests.status_data import ago, make_message, make_user
 

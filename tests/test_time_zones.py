@@ -20,9 +20,9 @@ from psycopg.rows import dict_row
 
 from app import check_zone_agreement, create_app
 from config import Settings
-from db import admin
 from db.pool import connect
 from repositories import messages, users
+from schema import admin
 from services import planning, time_zones
 
 NINE = time(9, 0)

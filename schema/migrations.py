@@ -20,8 +20,8 @@ import psycopg
 
 from config import DEFAULT_MIGRATIONS_DIR
 from db.queries import fetch_scalar
-from db.statements import split_statements
 from repositories import schema_migrations
+from schema.statements import split_statements
 
 log = logging.getLogger(__name__)
 

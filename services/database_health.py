@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from db.migrations import Migration, read_status
 from db.pool import DatabaseUnreachable, connection_unless_unreachable, database_label
 from repositories import server
+from schema.migrations import Migration, read_status
 
 
 def pool_stats(pool: ConnectionPool) -> dict[str, int]:

@@ -13,7 +13,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduling.occasions import (
@@ -160,13 +160,23 @@ USER_COLUMNS = (
     ("updated_at", "timestamptz"),
 )
 MESSAGE_COLUMNS = (
-    ("user_id", "uuid"), ("message_type", "text"), ("occasion_date", "date"),
-    ("message_content", "text"), ("scheduled_send_time", "timestamptz"),
-    ("actual_send_time", "timestamptz"), ("status", "text"), ("retry_count", "int4"),
-    ("last_retry_at", "timestamptz"), ("next_attempt_at", "timestamptz"),
-    ("api_response_code", "int4"), ("api_response_body", "text"), ("error_message", "text"),
-    ("idempotency_key", "text"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
-)  # fmt: skip
+    ("user_id", "uuid"),
+    ("message_type", "text"),
+    ("occasion_date", "date"),
+    ("message_content", "text"),
+    ("scheduled_send_time", "timestamptz"),
+    ("actual_send_time", "timestamptz"),
+    ("status", "text"),
+    ("retry_count", "int4"),
+    ("last_retry_at", "timestamptz"),
+    ("next_attempt_at", "timestamptz"),
+    ("api_response_code", "int4"),
+    ("api_response_body", "text"),
+    ("error_message", "text"),
+    ("idempotency_key", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
 
 
 @dataclass(frozen=True)
@@ -184,10 +194,18 @@ class SeedUser:
 
     def row(self) -> tuple:
         return (
-            self.id, self.first_name, self.last_name, self.email, self.timezone,
-            self.birthday_date, self.anniversary_date, self.location_city,
-            self.location_country, self.created_at, self.created_at,
-        )  # fmt: skip
+            self.id,
+            self.first_name,
+            self.last_name,
+            self.email,
+            self.timezone,
+            self.birthday_date,
+            self.anniversary_date,
+            self.location_city,
+            self.location_country,
+            self.created_at,
+            self.created_at,
+        )  # fmt: skip  a COPY row in column order, packed as the table reads
 
 
 class SeedGenerator:
@@ -274,25 +292,36 @@ class SeedGenerator:
                 elif past is not None and roll < FAILED_SHARE + SENT_SHARE:
                     rows.append(self._delivered(user, message_type, self._occurrence(past, zone)))
             rows.append(self._scheduled(user, message_type, upcoming))
-        return rows  # fmt: skip
+        return rows
 
     def _occurrence(self, occasion: date, zone: ZoneInfo) -> Occurrence:
         return Occurrence(occasion, self._send_instant(occasion, zone, self.send_time))
 
     def _base(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> list:
         return [
-            user.id, message_type, occurrence.occasion_date,
+            user.id,
+            message_type,
+            occurrence.occasion_date,
             greeting(message_type, user.first_name, user.last_name),
             occurrence.scheduled_send_time,
-        ]  # fmt: skip
+        ]  # fmt: skip  a COPY row in column order, packed as the table reads
 
     def _scheduled(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
         key = idempotency_key(user.id, message_type, occurrence.occasion_date)
         return (
             *self._base(user, message_type, occurrence),
-            None, "SCHEDULED", 0, None, occurrence.scheduled_send_time,
-            None, None, None, key, self.now, self.now,
-        )  # fmt: skip
+            None,
+            "SCHEDULED",
+            0,
+            None,
+            occurrence.scheduled_send_time,
+            None,
+            None,
+            None,
+            key,
+            self.now,
+            self.now,
+        )  # fmt: skip  a COPY row in column order, packed as the table reads
 
     def _delivered(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
         delay = timedelta(seconds=1 + self.history_rng.random() * 90)
@@ -300,19 +329,36 @@ class SeedGenerator:
         key = idempotency_key(user.id, message_type, occurrence.occasion_date)
         return (
             *self._base(user, message_type, occurrence),
-            sent_at, "SENT", 0, None, None,
-            200, '{"status":"sent"}', None, key, occurrence.scheduled_send_time, sent_at,
-        )  # fmt: skip
+            sent_at,
+            "SENT",
+            0,
+            None,
+            None,
+            200,
+            '{"status":"sent"}',
+            None,
+            key,
+            occurrence.scheduled_send_time,
+            sent_at,
+        )  # fmt: skip  a COPY row in column order, packed as the table reads
 
     def _failed(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
         last_try = occurrence.scheduled_send_time + timedelta(hours=2)
         key = idempotency_key(user.id, message_type, occurrence.occasion_date)
         return (
             *self._base(user, message_type, occurrence),
-            None, "FAILED", FAILED_RETRIES, last_try, None,
-            503, '{"error":"service unavailable"}', "provider unavailable after 5 retries",
-            key, occurrence.scheduled_send_time, last_try,
-        )  # fmt: skip
+            None,
+            "FAILED",
+            FAILED_RETRIES,
+            last_try,
+            None,
+            503,
+            '{"error":"service unavailable"}',
+            "provider unavailable after 5 retries",
+            key,
+            occurrence.scheduled_send_time,
+            last_try,
+        )  # fmt: skip  a COPY row in column order, packed as the table reads
 
 
 @functools.cache
@@ -320,7 +366,3 @@ def _ascii(name: str) -> str:
     """A lower-case ASCII form of a name for the local part of an email address."""
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return "".join(ch for ch in plain.lower() if ch.isalnum()) or "user"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -15,13 +15,15 @@ import psycopg
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from api.pool import current_pool
 from config import Settings
-from db import admin, migrations, seed
-from db.health import check_database
-from db.pool import connect, current_pool
+from db.pool import connect
 from db.queries import transaction
 from repositories import idempotency_keys, partitions, server
+from schema import admin, migrations
+from seed import loader as seed
 from services import idempotency, time_zones
+from services.database_health import check_database
 
 db_group = AppGroup("db", help="Database: create, migrate, partitions, time zones, seed, health.")
 

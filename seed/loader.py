@@ -10,8 +10,8 @@ from functools import partial
 import psycopg
 
 from db.queries import copy_rows
-from db.seed_data import MESSAGE_COLUMNS, USER_COLUMNS, SeedGenerator
 from repositories import catalog, partitions, users
+from seed.data import MESSAGE_COLUMNS, USER_COLUMNS, SeedGenerator
 
 BATCH_SIZE = 10_000
 # Above this many users, non-unique indexes are dropped and rebuilt after the load:

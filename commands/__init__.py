@@ -1,0 +1,1 @@
+"""Operator commands (`flask db …`): thin click commands over schema/, seed/ and services/."""

@@ -1,0 +1,1 @@
+"""Schema tooling: the migration runner, its statement splitter, whole-database create and drop."""

@@ -1,0 +1,1 @@
+"""Seeding: deterministic users and message history, and their bulk loader."""

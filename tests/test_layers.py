@@ -1,0 +1,77 @@
+"""The import graph: the worker and scheduler load no Flask, and arrows point down."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("module", ["tasks.send", "tasks.scheduler", "db.pool", "db.queries"])
+def test_worker_and_scheduler_modules_import_no_flask(module):
+    # Given a fresh interpreter, so nothing an earlier test imported counts
+    code = f"import sys, {module}; print('flask' in sys.modules)"
+    # When the module is imported
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    # Then Flask was not loaded with it
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_import_contracts_in_pyproject_are_kept():
+    # Given the layers and forbidden-import contracts in pyproject.toml
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    # When import-linter checks the import graph
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    # Then no contract is broken
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def _imported_top_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+    return names
+
+
+LAYERED_PACKAGES = (
+    "commands",
+    "api",
+    "tasks",
+    "workflows",
+    "services",
+    "schema",
+    "seed",
+    "repositories",
+    "adapters",
+    "db",
+    "domain",
+    "scheduling",
+)  # the contract's packages, as pyproject.toml lists them
+
+
+def test_no_package_imports_the_entry_points():
+    # Given every module of the layered packages (import-linter takes packages only)
+    modules = [path for name in LAYERED_PACKAGES for path in (ROOT / name).rglob("*.py")]
+    # Then none imports app.py or wsgi.py, which sit above them all
+    offenders = [str(path) for path in modules if _imported_top_names(path) & {"app", "wsgi"}]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("module", ["config.py", "errors.py", "log_setup.py"])
+def test_bottom_modules_import_nothing_of_ours(module):
+    # Given one of the single-file modules every layer may use
+    ours = set(LAYERED_PACKAGES) | {"app", "wsgi", "config", "errors", "log_setup", "exposure"}
+    # Then it imports none of the project's modules
+    assert _imported_top_names(ROOT / module) & ours == set()
