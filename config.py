@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
 DEFAULT_MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "sql" / "migrations")
 MIN_TOKEN_LENGTH = 16
@@ -305,14 +308,16 @@ def _parse_log_format(name: str, raw: str) -> str:
 
 
 def _check_database_url(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgresql", "postgres"}:
+    # libpq's own parser, so a multi-host URL (h1:p1,h2:p2) or `host=a,b ...` passes.
+    if "://" in url and urlsplit(url).scheme not in {"postgresql", "postgres"}:
         raise ConfigError(f"{name} must start with postgresql://, got {url!r}")
     try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError(f"{name} has an invalid port: {url!r}") from None
-    if not parts.path.strip("/"):
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError(f"{name} is not a PostgreSQL connection string: {url!r}") from None
+    if not all(port.isdigit() for port in str(params.get("port", "")).split(",") if port):
+        raise ConfigError(f"{name} has an invalid port: {url!r}")
+    if not params.get("dbname"):
         raise ConfigError(f"{name} must name a database, got {url!r}")
 
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
@@ -150,9 +150,16 @@ def create_pool(
 
 
 def database_label(pool: ConnectionPool) -> str:
-    """`host:port/database` of the pool's server, without credentials, for logs and health."""
-    parts = urlsplit(str(pool.conninfo))
-    return parts.netloc.rpartition("@")[2] + parts.path
+    """`host:port[,host:port…]/database` of the pool's servers, without credentials."""
+    params = conninfo_to_dict(str(pool.conninfo))
+    hosts = str(params.get("host") or params.get("hostaddr") or "localhost").split(",")
+    ports = str(params.get("port") or "").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)  # one port for every host, as libpq reads it
+    servers = ",".join(
+        f"{host}:{port}" if port else host for host, port in zip(hosts, ports, strict=False)
+    )
+    return f"{servers}/{params.get('dbname', '')}"
 
 
 def last_connect_error(pool: ConnectionPool) -> str | None:

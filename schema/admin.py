@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 def database_name(database_url: str) -> str:
-    """The database a URL points at."""
-    return urlsplit(database_url).path.lstrip("/")
+    """The database a URL (or `key=value` string, one host or several) points at."""
+    return str(conninfo_to_dict(database_url).get("dbname", ""))
 
 
 def maintenance_url(database_url: str) -> str:
-    """The same server's `postgres` database, for CREATE/DROP DATABASE."""
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(path="/postgres"))
+    """The same servers' `postgres` database, for CREATE/DROP DATABASE (hosts and
+    `target_session_attrs` kept, so it reaches the primary of a multi-host URL)."""
+    return make_conninfo(database_url, dbname="postgres")
 
 
 def ensure_database(database_url: str, template: str | None = None) -> bool:

@@ -40,8 +40,14 @@ class LeaderLock:
             if self.is_leader:
                 self._conn.execute("SELECT 1")
             else:
+                # A standby grants advisory locks too, but its own: a scheduler that
+                # reached one (a URL without target_session_attrs=read-write) must not
+                # lead beside the one that holds the lock on the primary (CASE: taken only
+                # after the check).
                 row = self._conn.execute(
-                    "SELECT pg_try_advisory_lock(%s) AS won", (LEADER_LOCK_KEY,)
+                    "SELECT CASE WHEN pg_is_in_recovery() THEN false"
+                    " ELSE pg_try_advisory_lock(%s) END AS won",
+                    (LEADER_LOCK_KEY,),
                 ).fetchone()
                 self.is_leader = bool(row["won"])
                 if self.is_leader:
