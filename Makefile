@@ -5,11 +5,16 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 SEED_USERS ?= 1000
 
-.PHONY: run test venv db migrate status verify seed seed-large partitions health lint format clean
+.PHONY: run test venv db migrate status verify seed seed-large partitions health lint format clean bench
 
 ## run: install, create + migrate + seed the database, start the service (Procfile)
 run: db
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+## bench: every benchmark on scratch resources; writes bench/RESULTS.md (needs wrk)
+bench: venv
+	command -v wrk >/dev/null || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(BIN)/python -m bench
 
 ## test: the whole test suite against the real PostgreSQL
 test: venv
