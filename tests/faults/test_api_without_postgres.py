@@ -91,7 +91,13 @@ def test_the_api_starts_with_postgres_down_answers_503_and_recovers_without_rest
                    "GET /users to answer 200 once PostgreSQL is back")  # fmt: skip
         recovered_after = time.monotonic() - back
         _fresh_heartbeat(private_postgres.db_url)
-        status, health, _ = _answer(f"{url}/health")
+        # Each gunicorn worker finds the database again on its own: wait for readiness
+        # from whichever worker answers, bounded like the data requests.
+        status, health, _ = wait_until(
+            lambda: (answer := _answer(f"{url}/health"))[0] == 200 and answer,
+            15,
+            "/health to answer 200 once PostgreSQL is back",
+        )
         assert status == 200, health
         assert health["checks"]["database"]["status"] == "ok"
         assert recovered_after < 5, f"GET /users served {recovered_after:.2f} s after PG"
