@@ -13,32 +13,21 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import uuid
 from pathlib import Path
 
-import psycopg
-
 from bench import api_reads, e2e_sends, plan_all
+from bench.common import SERVER, scratch_database
 from bench.report import Figure, machine, write_results
-from schema import admin, migrations
 from workflows import planning
-
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 def _planning_and_api(users: int, seconds: int) -> list[Figure]:
-    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
-    admin.ensure_database(url)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+    with scratch_database() as url:
         figures = plan_all.measure(url, users, planning.PLAN_BATCH_SIZE)
         _show(figures)
         reads = api_reads.measure(url, seconds)
         _show(reads)
         return figures + reads
-    finally:
-        admin.drop_database(url)
 
 
 def _show(figures: list[Figure]) -> None:

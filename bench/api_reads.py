@@ -17,8 +17,6 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,17 +25,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
-from pathlib import Path
 
 import psycopg
 import requests
 
+from bench.common import free_port, scratch_database, start, stop
 from bench.report import Figure
-from schema import admin, migrations
 from seed.loader import seed_database
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 LIST_P99_BUDGET_MS = 20.0
 
 READ_SCRIPT = """
@@ -73,12 +68,6 @@ class Load:
     errors: int
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _milliseconds(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -94,27 +83,17 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     try:
         # wrk from PATH with arguments this benchmark builds.
         done = subprocess.run(  # noqa: S603
-            [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+            [*command, url], capture_output=True, text=True, timeout=seconds + 60
         )
     finally:
         os.unlink(lua.name)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk {url} failed ({done.returncode}): {done.stderr or done.stdout}")
     output = done.stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     p99 = _milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Load(rate, p99, int(errors.group(1)) if errors else 0)
-
-
-def _start(command: list[str], env: dict) -> subprocess.Popen:
-    # The benchmark's own fixed commands, never outside input.
-    return subprocess.Popen(  # noqa: S603
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def _wait_ready(url: str, timeout: float = 30) -> None:
@@ -128,43 +107,41 @@ def _wait_ready(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-
-
-def _servers(database_url: str) -> tuple[subprocess.Popen, str, subprocess.Popen, str]:
+def _servers(database_url: str, metrics: str) -> tuple[list[subprocess.Popen], str, str]:
     """The project's API as deployed and the minimal app, each on a port of its own."""
-    project_port, minimal_port = _port(), _port()
-    metrics = tempfile.mkdtemp(prefix="bench-api-metrics-")
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-           "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4",
-           "PROMETHEUS_MULTIPROC_DIR": metrics}  # fmt: skip
+    project_port, minimal_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "4",
+        "PROMETHEUS_MULTIPROC_DIR": metrics,
+    }
     for name in ("API_TOKEN", "API_TOKENS", "API_READ_TOKENS", "API_TOKENS_FILE"):
         env.pop(name, None)
-    project = _start(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-         "-b", f"127.0.0.1:{project_port}", "wsgi:app"], env,
-    )  # fmt: skip
-    minimal = _start(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
-         "-b", f"127.0.0.1:{minimal_port}", "bench.minimal_app:create_app()"], env,
-    )  # fmt: skip
-    project_url, minimal_url = (
-        f"http://127.0.0.1:{project_port}",
-        f"http://127.0.0.1:{minimal_port}",
-    )
+    gunicorn = [sys.executable, "-m", "gunicorn"]
+    deployed = ["-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{project_port}", "wsgi:app"]
+    minimal_shape = ["-w", "2", "-k", "gthread", "--threads", "4"]
+    minimal_app = ["-b", f"127.0.0.1:{minimal_port}", "bench.minimal_app:create_app()"]
+    processes = [
+        start([*gunicorn, *deployed], env),
+        start([*gunicorn, *minimal_shape, *minimal_app], env),
+    ]
+    project_url = f"http://127.0.0.1:{project_port}"
+    minimal_url = f"http://127.0.0.1:{minimal_port}"
     _wait_ready(f"{project_url}/health/live")
     _wait_ready(f"{minimal_url}/users/{uuid.uuid4()}")
-    return project, project_url, minimal, minimal_url
+    return processes, project_url, minimal_url
 
 
 def _sample(database_url: str) -> tuple[list[str], str, date]:
     """Some live user ids, a search word that matches, the first planned occasion date."""
     with psycopg.connect(database_url) as conn:
-        ids = [str(r[0]) for r in conn.execute(
-            "SELECT id FROM users TABLESAMPLE SYSTEM (1) WHERE deleted_at IS NULL LIMIT 2000"
-        )]  # fmt: skip
+        sampled = conn.execute(
+            "SELECT id FROM users WHERE deleted_at IS NULL ORDER BY random() LIMIT 2000"
+        )
+        ids = [str(row[0]) for row in sampled]
         word = conn.execute("SELECT last_name FROM users LIMIT 1").fetchone()[0][:4]
         first = conn.execute("SELECT min(occasion_date) FROM message_logs").fetchone()[0]
     return ids, word, first or date.today()
@@ -180,36 +157,46 @@ def measure(database_url: str, seconds: int) -> list[Figure]:
     """Project vs minimal app for reads and writes; list endpoints' p99."""
     ids, word, first_day = _sample(database_url)
     read = READ_SCRIPT % {"ids": ", ".join(f'"{i}"' for i in ids)}
-    project, project_url, minimal, minimal_url = _servers(database_url)
-    try:
-        runs = {
-            "read": (
-                _checked(wrk(project_url, seconds, 16, read), "GET /users/<id>"),
-                _checked(wrk(minimal_url, seconds, 16, read), "minimal read"),
-            ),
-            "write": (
-                _checked(wrk(project_url, seconds, 16, INSERT_SCRIPT % {"prefix": "p"}), "POST"),
-                _checked(wrk(minimal_url, seconds, 16, INSERT_SCRIPT % {"prefix": "m"}), "INSERT"),
-            ),
-        }
-        first = requests.get(f"{project_url}/users?page_size=1", timeout=60)
-        total = json.loads(first.headers.get("X-Pagination", "{}")).get("total", 0)
-        lists = {
-            "GET /users?page_size=100 (first page)": "/users?page_size=100",
-            "GET /users?page_size=100 (middle page)": (
-                f"/users?page_size=100&page={max(1, total // 200)}"
-            ),
-            f"GET /users?q={word}&page_size=100": f"/users?q={word}&page_size=100",
-            "GET /messages?status=SCHEDULED&from=…&to=… (a month)": (
-                f"/messages?status=SCHEDULED&from={first_day}&to={first_day + timedelta(days=30)}"
-            ),
-        }  # fmt: skip
-        listed = {name: _checked(wrk(project_url + path, seconds, 4), name)
-                  for name, path in lists.items()}  # fmt: skip
-    finally:
-        _stop(project)
-        _stop(minimal)
+    with tempfile.TemporaryDirectory(prefix="bench-api-metrics-") as metrics:
+        processes, project_url, minimal_url = _servers(database_url, metrics)
+        try:
+            runs = _reads_and_writes(project_url, minimal_url, seconds, read)
+            listed = {
+                name: _checked(wrk(project_url + path, seconds, 4), name)
+                for name, path in _list_paths(project_url, word, first_day).items()
+            }
+        finally:
+            stop(processes)
     return _figures(runs, listed, seconds)
+
+
+def _reads_and_writes(project_url: str, minimal_url: str, seconds: int, read: str) -> dict:
+    """wrk -c16 on the project and the minimal app: single-row reads, then inserts."""
+    write_p, write_m = INSERT_SCRIPT % {"prefix": "p"}, INSERT_SCRIPT % {"prefix": "m"}
+    return {
+        "read": (
+            _checked(wrk(project_url, seconds, 16, read), "GET /users/<id>"),
+            _checked(wrk(minimal_url, seconds, 16, read), "minimal read"),
+        ),
+        "write": (
+            _checked(wrk(project_url, seconds, 16, write_p), "POST /users"),
+            _checked(wrk(minimal_url, seconds, 16, write_m), "minimal INSERT"),
+        ),
+    }
+
+
+def _list_paths(project_url: str, word: str, first_day: date) -> dict[str, str]:
+    """The list requests to time, by name: first and middle pages, a search, messages."""
+    first = requests.get(f"{project_url}/users?page_size=1", timeout=60)
+    total = json.loads(first.headers.get("X-Pagination", "{}")).get("total", 0)
+    middle = max(1, total // 200)
+    month = f"from={first_day}&to={first_day + timedelta(days=30)}"
+    return {
+        "GET /users?page_size=100 (first page)": "/users?page_size=100",
+        "GET /users?page_size=100 (middle page)": f"/users?page_size=100&page={middle}",
+        f"GET /users?q={word}&page_size=100": f"/users?q={word}&page_size=100",
+        "GET /messages?status=SCHEDULED (a month)": f"/messages?status=SCHEDULED&{month}",
+    }
 
 
 def _figures(runs: dict, listed: dict, seconds: int) -> list[Figure]:
@@ -277,18 +264,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
-    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
-    admin.ensure_database(url)
-    try:
+    with scratch_database() as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
-            now = datetime.now(UTC)
-            seed_database(conn, args.users, 1, now, clock_time(9, 0))
+            seed_database(conn, args.users, 1, datetime.now(UTC), clock_time(9, 0))
             conn.execute("VACUUM ANALYZE")
         for figure in measure(url, args.seconds):
             print(figure.line())
-    finally:
-        admin.drop_database(url)
 
 
 if __name__ == "__main__":

@@ -11,53 +11,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
 import redis
 import requests
 
+from bench.common import ROOT, free_port, scratch_database, start, stop
 from bench.report import Figure
 from config import Settings
-from schema import admin, migrations
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(command: list[str], env: dict) -> subprocess.Popen:
-    # The benchmark's own fixed commands (the service's processes), never outside input.
-    return subprocess.Popen(  # noqa: S603
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        process.wait(timeout=30)
 
 
 def _wait(condition, timeout: float) -> None:
@@ -79,9 +51,10 @@ def _baseline(provider_url: str, count: int, threads: int) -> float:
     session = requests.Session()
 
     def post(n: int) -> None:
-        session.post(f"{provider_url}/send-email", json={"email": "b@example.com",
-                     "message": "hi"}, headers={"Idempotency-Key": f"baseline-{n}"},
-                     timeout=10).raise_for_status()  # fmt: skip
+        body = {"email": "b@example.com", "message": "hi"}
+        headers = {"Idempotency-Key": f"baseline-{n}"}
+        answer = session.post(f"{provider_url}/send-email", json=body, headers=headers, timeout=10)
+        answer.raise_for_status()
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as executor:
@@ -92,15 +65,13 @@ def _baseline(provider_url: str, count: int, threads: int) -> float:
 def _raw_drain(env: dict, provider: str, count: int, workers: int, threads: int) -> float:
     """Seconds for `workers` x `threads` Dramatiq workers to drain `count` bare POSTs."""
     # The benchmark's own fixed command, never outside input.
-    publisher = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", "import sys; from bench.raw_drain_actor import raw_post; "
-         "[raw_post.send(n) for n in range(int(sys.argv[1]))]", str(count)],
-        cwd=ROOT, env=env, check=True,
-    )  # fmt: skip
-    del publisher
+    publish = "import sys; from bench.raw_drain_actor import raw_post; " + (
+        "[raw_post.send(n) for n in range(int(sys.argv[1]))]"
+    )
+    subprocess.run([sys.executable, "-c", publish, str(count)], cwd=ROOT, env=env, check=True)  # noqa: S603
     started = time.perf_counter()
     drainers = [
-        _start(
+        start(
             [
                 sys.executable,
                 "-m",
@@ -119,7 +90,7 @@ def _raw_drain(env: dict, provider: str, count: int, workers: int, threads: int)
         _wait(lambda: _delivered(provider) >= count, 600)
         return time.perf_counter() - started
     finally:
-        _stop(drainers)
+        stop(drainers)
 
 
 def _delivered(provider: str) -> int:
@@ -128,49 +99,8 @@ def _delivered(provider: str) -> int:
 
 def measure(users: int, workers: int, threads: int) -> list[Figure]:
     """The send path against a raw Dramatiq drain and straight POSTs, same provider."""
-    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
-    vhost = f"birthday_bench_{uuid.uuid4().hex[:8]}"
-    admin.ensure_database(url)
-    # rabbitmqctl from the operator's PATH, with arguments this script made up.
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)  # noqa: S603, S607
-    permissions = ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]
-    subprocess.run(permissions, check=True)  # noqa: S603
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    port = _port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": REDIS_URL,
-        "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        "EMAIL_SERVICE_URL": f"http://127.0.0.1:{port}",
-        "DISPATCH_INTERVAL_SECONDS": "1",
-        "PROVIDER_RATE_LIMIT": "100000",
-        "LOG_LEVEL": "WARNING",
-    }
-    provider_command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32",
-                        "-b", f"127.0.0.1:{port}", "provider.app:create_app()"]  # fmt: skip
-    processes = [_start(provider_command, env)]
-    try:
-        provider = f"http://127.0.0.1:{port}"
-        _wait(lambda: _ok(provider), 20)
-        straight = _baseline(provider, users, threads)
-        requests.post(f"{provider}/reset", timeout=5)
-        raw = _raw_drain(env, provider, users, workers, threads)
-        requests.post(f"{provider}/reset", timeout=5)
-        _add_due_users(url, users)
-        worker_command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1",
-                          "--threads", str(threads)]  # fmt: skip
-        processes += [_start(worker_command, env) for _ in range(workers)]
-        time.sleep(3)  # workers connected before the first dispatch
-        started = time.perf_counter()
-        processes.append(_start([sys.executable, "-m", "tasks.scheduler"], env))
-        peak = _watch_until_sent(url, users, 600)
-        engine = time.perf_counter() - started
-        delivered = _delivered(provider)
-    finally:
-        _stop(processes)
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)  # noqa: S603, S607  same
-        admin.drop_database(url)
+    with scratch_database() as url, scratch_vhost() as vhost:
+        engine, raw, straight, peak, delivered = _run(url, vhost, users, workers, threads)
     if delivered != users:
         raise SystemExit(f"{delivered} deliveries for {users} greetings")
     command = f"python -m bench.e2e_sends --users {users} --workers {workers} --threads {threads}"
@@ -212,11 +142,61 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
     ]
 
 
+@contextmanager
+def scratch_vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of the benchmark's own, deleted at the end."""
+    vhost = f"birthday_bench_{uuid.uuid4().hex[:8]}"
+    # rabbitmqctl from the operator's PATH, with arguments this script made up.
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)  # noqa: S603, S607
+    permissions = ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]
+    try:
+        subprocess.run(permissions, check=True)  # noqa: S603
+        yield vhost
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)  # noqa: S603, S607  same
+
+
+def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
+    """Seconds of the engine, the raw drain and the straight POSTs; peak connections; deliveries."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "EMAIL_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "DISPATCH_INTERVAL_SECONDS": "1",
+        "PROVIDER_RATE_LIMIT": "100000",
+        "LOG_LEVEL": "WARNING",
+    }
+    provider_app = "provider.app:create_app()"
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32"]
+    processes = [start([*gunicorn, "-b", f"127.0.0.1:{port}", provider_app], env)]
+    try:
+        provider = f"http://127.0.0.1:{port}"
+        _wait(lambda: _ok(provider), 20)
+        straight = _baseline(provider, users, threads)
+        requests.post(f"{provider}/reset", timeout=5)
+        raw = _raw_drain(env, provider, users, workers, threads)
+        requests.post(f"{provider}/reset", timeout=5)
+        _add_due_users(url, users)
+        dramatiq = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1"]
+        processes += [start([*dramatiq, "--threads", str(threads)], env) for _ in range(workers)]
+        time.sleep(3)  # workers connected before the first dispatch
+        started = time.perf_counter()
+        processes.append(start([sys.executable, "-m", "tasks.scheduler"], env))
+        peak = _watch_until_sent(url, users, 600)
+        engine = time.perf_counter() - started
+        return engine, raw, straight, peak, _delivered(provider)
+    finally:
+        stop(processes)
+
+
 def _add_due_users(url: str, users: int) -> None:
     now = datetime.now(UTC)
     zone = _due_zone(now)
     with psycopg.connect(url, autocommit=True) as conn:
-        migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
         conn.execute(
             "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
             " SELECT 'Bench', 'User' || n, 'bench' || n || '@example.com', %s, %s"

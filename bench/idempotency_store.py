@@ -20,12 +20,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from bench.common import scratch_database
 from config import Settings
 from repositories import idempotency_keys
-from schema import admin, migrations
 from services import idempotency
-
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 def _latencies(operation: Callable[[int], object], count: int) -> list[float]:
@@ -111,16 +109,11 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--ops", type=int, default=5_000)
     args = parser.parse_args()
-    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
-    admin.ensure_database(url)
-    try:
+    with scratch_database() as url:
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
             print(f"filled {args.keys} expired keys in {_fill_expired(conn, args.keys):.1f} s")
             _operation_latencies(conn, args.ops)
         _cleanup(url)
-    finally:
-        admin.drop_database(url)
 
 
 if __name__ == "__main__":

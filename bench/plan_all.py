@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from datetime import UTC, datetime
 from datetime import time as clock_time
 
@@ -24,14 +23,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from bench.common import scratch_database
 from bench.report import Figure
 from config import Settings
 from db.pool import ABBREVIATIONS, connection_kwargs
-from schema import admin, migrations
 from seed.loader import seed_database
 from workflows import planning
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 NINE = clock_time(9, 0)
 
 BARE_INSERT = """
@@ -145,15 +143,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=planning.PLAN_BATCH_SIZE)
     args = parser.parse_args()
-    url = f"{SERVER}/birthday_bench_{uuid.uuid4().hex[:8]}"
-    admin.ensure_database(url)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrations.upgrade(conn, migrations.discover(), report=lambda line: None)
+    with scratch_database() as url:
         for figure in measure(url, args.users, args.batch_size):
             print(figure.line())
-    finally:
-        admin.drop_database(url)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,12 @@ def machine(database_url: str) -> list[tuple[str, str]]:
     ]
 
 
+def _how(figure: Figure) -> str:
+    """One line of "How each figure was measured"."""
+    note = f" — {figure.note}" if figure.note else ""
+    return f"- **{figure.measure}**: `{figure.command}`{note}"
+
+
 def write_results(
     path: Path, figures: list[Figure], about: list[tuple[str, str]], command: str
 ) -> None:
@@ -121,8 +127,7 @@ def write_results(
             f"| {_number(figure.baseline)} {figure.unit} | {figure.ratio:.2f}× "
             f"| {figure.target_text()} | {met} |"
         )
-    commands = [f"- **{f.measure}**: `{f.command}`" + (f" — {f.note}" if f.note else "")
-                for f in figures]  # fmt: skip
+    commands = [_how(figure) for figure in figures]
     text = "\n".join(
         [
             "# Benchmark results",
