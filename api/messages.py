@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api import paging
+from api.paging import Blueprint
 from api.pool import current_pool
-from api.schemas import MessageListArgsSchema, MessageSchema
+from api.schemas import MessageListArgsSchema, MessageSchema, UserMessageListArgsSchema
 from db.queries import transaction
 from services import messages as messages_service
 
@@ -27,7 +28,10 @@ class Messages(MethodView):
     @blp.response(200, MessageSchema(many=True))
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(self, args, pagination_parameters):
-        """Messages by status, type and occasion date range, newest occasion first."""
+        """Messages by status, type and occasion date range, newest occasion first.
+
+        Walk every page by following `Link: rel="next"` (or passing X-Next-Cursor as
+        `after`) until it is absent; numbered pages work too (X-Pagination)."""
         filters = {
             "status": args.get("status"),
             "message_type": args.get("type"),
@@ -35,11 +39,25 @@ class Messages(MethodView):
             "date_to": args.get("date_to"),
         }
         with transaction(current_pool()) as conn:
-            rows, total = messages_service.list_messages(
-                conn, filters, pagination_parameters.page, pagination_parameters.page_size
-            )
-        pagination_parameters.item_count = total
-        return rows
+            return _page_of_messages(conn, filters, args.get("after"), pagination_parameters)
+
+
+def _page_of_messages(conn, filters: dict, after, pagination_parameters):
+    rows, more = messages_service.list_messages(
+        conn,
+        filters,
+        page_size=pagination_parameters.page_size,
+        page=pagination_parameters.page,
+        after=after,
+    )
+    return paging.answer(
+        rows,
+        more,
+        pagination_parameters,
+        by_cursor=after is not None,
+        count=lambda: messages_service.count_messages(conn, filters, paging.EXACT_COUNT_UP_TO),
+        sort_key=lambda message: (message["occasion_date"], message["id"]),
+    )
 
 
 @blp.route("/messages/<int:message_id>")
@@ -66,14 +84,13 @@ class MessageRetry(MethodView):
 
 @blp.route("/users/<uuid:user_id>/messages")
 class UserMessages(MethodView):
+    @blp.arguments(UserMessageListArgsSchema, location="query")
     @blp.response(200, MessageSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
-    def get(self, pagination_parameters, user_id: UUID):
-        """A live user's messages, newest occasion first."""
+    def get(self, args, pagination_parameters, user_id: UUID):
+        """A live user's messages, newest occasion first (paged like /messages)."""
         with transaction(current_pool()) as conn:
-            rows, total = messages_service.list_user_messages(
-                conn, user_id, pagination_parameters.page, pagination_parameters.page_size
-            )
-        pagination_parameters.item_count = total
-        return rows
+            messages_service.check_user_is_live(conn, user_id)
+            filters = {"user_id": user_id}
+            return _page_of_messages(conn, filters, args.get("after"), pagination_parameters)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from uuid import UUID
 
 from marshmallow import (
     EXCLUDE,
@@ -18,6 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from api.paging import Cursor, aware_datetime, refuse_page_with_cursor
 from services.user_rules import is_known_timezone, occasion_date_errors
 
 NAME_LENGTH = validate.Length(min=1, max=100)
@@ -140,17 +142,30 @@ class UserSchema(Schema):
     updated_at = fields.DateTime(dump_only=True)
 
 
-class UserListArgsSchema(Schema):
-    """Filters of GET /users (page and page_size are read by the paginator)."""
+AFTER = "Start right after this cursor: the X-Next-Cursor of a previous page"
+
+
+class PagedArgsSchema(Schema):
+    """Arguments of a paginated list beside `page` and `page_size` (read by the paginator)."""
 
     class Meta:
         unknown = EXCLUDE
+
+    @validates_schema(pass_original=True)
+    def one_way_of_paging(self, data: dict, original: Any, **kwargs: Any) -> None:
+        """`after` or `page`, not both."""
+        refuse_page_with_cursor(data, original)
+
+
+class UserListArgsSchema(PagedArgsSchema):
+    """Filters of GET /users."""
 
     q = TrimmedString(
         validate=[validate.Length(min=3, max=100), _no_control_characters],
         metadata={"description": "Case-insensitive search in names and email (3+ characters)"},
     )
     timezone = fields.String(validate=_known_timezone, metadata={"example": "Asia/Kathmandu"})
+    after = Cursor(aware_datetime, UUID, metadata={"description": AFTER})
 
 
 MESSAGE_STATUSES = (
@@ -175,11 +190,14 @@ class MessageSchema(Schema):
     idempotency_key = fields.String()
 
 
-class MessageListArgsSchema(Schema):
-    """Filters of GET /messages (page and page_size are read by the paginator)."""
+class UserMessageListArgsSchema(PagedArgsSchema):
+    """Arguments of GET /users/<id>/messages."""
 
-    class Meta:
-        unknown = EXCLUDE
+    after = Cursor(date.fromisoformat, int, metadata={"description": AFTER})
+
+
+class MessageListArgsSchema(UserMessageListArgsSchema):
+    """Filters of GET /messages."""
 
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
     type = fields.String(data_key="type", validate=validate.OneOf(["BIRTHDAY", "ANNIVERSARY"]))

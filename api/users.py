@@ -7,8 +7,10 @@ from uuid import UUID
 
 from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from api import paging
+from api.paging import Blueprint
 from api.pool import current_pool
 from api.schemas import (
     USER_EXAMPLE,
@@ -65,17 +67,30 @@ class Users(MethodView):
     @blp.response(200, UserSchema(many=True))
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(self, args, pagination_parameters):
-        """List live users, oldest first; search names and email with `q`."""
+        """List live users, oldest first; search names and email with `q`.
+
+        Walk every page by following `Link: rel="next"` (or passing X-Next-Cursor as
+        `after`) until it is absent; numbered pages work too (X-Pagination)."""
+        search, timezone, after = args.get("q"), args.get("timezone"), args.get("after")
         with transaction(current_pool()) as conn:
-            rows, total = users_service.list_users(
+            rows, more = users_service.list_users(
                 conn,
-                args.get("q"),
-                args.get("timezone"),
-                pagination_parameters.page,
-                pagination_parameters.page_size,
+                search,
+                timezone,
+                page_size=pagination_parameters.page_size,
+                page=pagination_parameters.page,
+                after=after,
             )
-        pagination_parameters.item_count = total
-        return rows
+            return paging.answer(
+                rows,
+                more,
+                pagination_parameters,
+                by_cursor=after is not None,
+                count=lambda: users_service.count_users(
+                    conn, search, timezone, paging.EXACT_COUNT_UP_TO
+                ),
+                sort_key=lambda user: (user["created_at"], user["id"]),
+            )
 
     @blp.arguments(UserInputSchema, example=USER_EXAMPLE)
     @blp.response(201, UserSchema)

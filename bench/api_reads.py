@@ -14,7 +14,6 @@ Run alone it seeds a scratch database of its own; `python -m bench` runs it on t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -29,6 +28,7 @@ from datetime import time as clock_time
 import psycopg
 import requests
 
+from api.paging import encode_cursor
 from bench.common import free_port, scratch_database, start, stop
 from bench.report import Figure
 from seed.loader import seed_database
@@ -163,7 +163,7 @@ def measure(database_url: str, seconds: int) -> list[Figure]:
             runs = _reads_and_writes(project_url, minimal_url, seconds, read)
             listed = {
                 name: _checked(wrk(project_url + path, seconds, 4), name)
-                for name, path in _list_paths(project_url, word, first_day).items()
+                for name, path in _list_paths(database_url, word, first_day).items()
             }
         finally:
             stop(processes)
@@ -172,7 +172,7 @@ def measure(database_url: str, seconds: int) -> list[Figure]:
 
 def _reads_and_writes(project_url: str, minimal_url: str, seconds: int, read: str) -> dict:
     """wrk -c16 on the project and the minimal app: single-row reads, then inserts."""
-    write_p, write_m = INSERT_SCRIPT % {"prefix": "p"}, INSERT_SCRIPT % {"prefix": "m"}
+    write_p, write_m = (INSERT_SCRIPT % {"prefix": f"{who}-{uuid.uuid4().hex[:8]}"} for who in "pm")
     return {
         "read": (
             _checked(wrk(project_url, seconds, 16, read), "GET /users/<id>"),
@@ -185,17 +185,46 @@ def _reads_and_writes(project_url: str, minimal_url: str, seconds: int, read: st
     }
 
 
-def _list_paths(project_url: str, word: str, first_day: date) -> dict[str, str]:
-    """The list requests to time, by name: first and middle pages, a search, messages."""
-    first = requests.get(f"{project_url}/users?page_size=1", timeout=60)
-    total = json.loads(first.headers.get("X-Pagination", "{}")).get("total", 0)
-    middle = max(1, total // 200)
+def _middle_cursors(database_url: str) -> tuple[str, str]:
+    """Cursors pointing at the middle of the users list and of the messages list."""
+    with psycopg.connect(database_url) as conn:
+        live = conn.execute("SELECT count(*) FROM users WHERE deleted_at IS NULL").fetchone()[0]
+        user = conn.execute(
+            "SELECT created_at, id FROM users WHERE deleted_at IS NULL"
+            " ORDER BY created_at, id OFFSET %s LIMIT 1",
+            (live // 2,),
+        ).fetchone()
+        planned = conn.execute("SELECT count(*) FROM message_logs").fetchone()[0]
+        message = conn.execute(
+            "SELECT occasion_date, id FROM message_logs"
+            " ORDER BY occasion_date DESC, id DESC OFFSET %s LIMIT 1",
+            (planned // 2,),
+        ).fetchone()
+    return encode_cursor(user or ()), encode_cursor(message or ())
+
+
+def _list_paths(database_url: str, word: str, first_day: date) -> dict[str, str]:
+    """The list requests to time, by name: first, middle and deep pages, a search,
+    messages by status in a month."""
+    with psycopg.connect(database_url) as conn:
+        live = conn.execute("SELECT count(*) FROM users WHERE deleted_at IS NULL").fetchone()[0]
+    middle = max(1, live // 200)
+    user_cursor, message_cursor = _middle_cursors(database_url)
     month = f"from={first_day}&to={first_day + timedelta(days=30)}"
     return {
         "GET /users?page_size=100 (first page)": "/users?page_size=100",
-        "GET /users?page_size=100 (middle page)": f"/users?page_size=100&page={middle}",
+        "GET /users?page_size=100&after=… (middle of the list, by cursor)": (
+            f"/users?page_size=100&after={user_cursor}"
+        ),
+        "GET /users?page_size=100&page=… (middle of the list, numbered)": (
+            f"/users?page_size=100&page={middle}"
+        ),
         f"GET /users?q={word}&page_size=100": f"/users?q={word}&page_size=100",
+        "GET /users?q=zzqx&page_size=100 (no match)": "/users?q=zzqx&page_size=100",
         "GET /messages?status=SCHEDULED (a month)": f"/messages?status=SCHEDULED&{month}",
+        "GET /messages?page_size=100&after=… (middle of the list, by cursor)": (
+            f"/messages?page_size=100&after={message_cursor}"
+        ),
     }
 
 
@@ -263,7 +292,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--database-url",
+        help="an existing, planned database (POST /users adds its bench users there)",
+    )
     args = parser.parse_args()
+    if args.database_url:
+        for figure in measure(args.database_url, args.seconds):
+            print(figure.line())
+        return
     with scratch_database() as url:
         with psycopg.connect(url, autocommit=True) as conn:
             seed_database(conn, args.users, 1, datetime.now(UTC), clock_time(9, 0))

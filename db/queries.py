@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -53,7 +54,19 @@ def execute(conn: psycopg.Connection, query: Query, params: Params = None) -> in
     return conn.execute(query, params).rowcount
 
 
-def fetch_page(
+# PostgreSQL's OFFSET is a bigint: a page number past it can hold no row.
+LARGEST_OFFSET = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many rows match: exact up to a bound, above it the planner's estimate."""
+
+    value: int
+    exact: bool
+
+
+def fetch_slice(
     conn: psycopg.Connection,
     table: str,
     columns: sql.Composable,
@@ -61,26 +74,39 @@ def fetch_page(
     order_by: sql.Composable,
     params: Mapping[str, Any],
     limit: int,
-    offset: int,
-) -> tuple[list[dict], int]:
-    """One page of `table` rows matching `where`, and how many match in all.
-
-    A page past the last one answers without a row query (and without asking
-    PostgreSQL for an OFFSET beyond bigint, whatever page number a client sends).
-    """
-    total = fetch_scalar(
-        conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.Identifier(table), where),
-        params,
-    )  # fmt: skip
-    if offset >= total:
-        return [], total
+    offset: int = 0,
+) -> tuple[list[dict], bool]:
+    """Up to `limit` rows of `table` matching `where` in `order_by` order, and whether
+    more follow. Fetches one row beyond the limit to know, so it never counts."""
+    if offset > LARGEST_OFFSET:
+        return [], False
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s")
     rows = fetch_all(
         conn,
         query.format(columns, sql.Identifier(table), where, order_by),
-        {**params, "limit": limit, "offset": offset},
+        {**params, "limit": limit + 1, "offset": offset},
     )
-    return rows, total
+    return rows[:limit], len(rows) > limit
+
+
+def count_up_to(
+    conn: psycopg.Connection,
+    table: str,
+    where: sql.Composable,
+    params: Mapping[str, Any],
+    exact_up_to: int,
+) -> Count:
+    """The rows matching `where`: counted while at most `exact_up_to`, else estimated
+    by the planner, so no request scans a whole large table to count it."""
+    capped = sql.SQL("SELECT count(*) FROM (SELECT FROM {} WHERE {} LIMIT %(cap)s) AS c")
+    counted = fetch_scalar(
+        conn, capped.format(sql.Identifier(table), where), {**params, "cap": exact_up_to + 1}
+    )
+    if counted <= exact_up_to:
+        return Count(counted, exact=True)
+    explain = sql.SQL("EXPLAIN (FORMAT JSON) SELECT FROM {} WHERE {}")
+    plan = fetch_scalar(conn, explain.format(sql.Identifier(table), where), params)
+    return Count(max(int(plan[0]["Plan"]["Plan Rows"]), counted), exact=False)
 
 
 @contextmanager

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from db.queries import execute, fetch_all, fetch_optional, fetch_page, fetch_scalar
+from db.queries import (
+    Count,
+    count_up_to,
+    execute,
+    fetch_all,
+    fetch_optional,
+    fetch_scalar,
+    fetch_slice,
+)
 from domain import statuses
 from domain.statuses import Status
 
@@ -210,9 +218,30 @@ def _list_filter(filters: dict) -> tuple[sql.Composable, dict]:
 
 
 def list_page(
-    conn: psycopg.Connection, filters: dict, limit: int, offset: int
-) -> tuple[list[dict], int]:
-    """Messages matching the filters, newest occasion first, and how many match."""
+    conn: psycopg.Connection,
+    filters: dict,
+    limit: int,
+    offset: int = 0,
+    after: tuple[date, int] | None = None,
+) -> tuple[list[dict], bool]:
+    """Up to `limit` messages matching the filters, newest occasion first
+    (occasion_date, id descending), and whether more follow. `after` is the
+    (occasion_date, id) of the last message already seen."""
     where, params = _list_filter(filters)
+    if after is not None:
+        # The plain bound lets PostgreSQL skip newer partitions; the row comparison
+        # starts the page right after the last message seen.
+        keyset = sql.SQL(
+            "{} AND occasion_date <= %(after_date)s"
+            " AND (occasion_date, id) < (%(after_date)s, %(after_id)s)"
+        )
+        where = keyset.format(where)
+        params = {**params, "after_date": after[0], "after_id": after[1]}
     order = sql.SQL("occasion_date DESC, id DESC")
-    return fetch_page(conn, "message_logs", PUBLIC_SELECT, where, order, params, limit, offset)
+    return fetch_slice(conn, "message_logs", PUBLIC_SELECT, where, order, params, limit, offset)
+
+
+def count_matching(conn: psycopg.Connection, filters: dict, exact_up_to: int) -> Count:
+    """How many messages match the filters: exact up to `exact_up_to`, estimated above."""
+    where, params = _list_filter(filters)
+    return count_up_to(conn, "message_logs", where, params, exact_up_to)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +12,16 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from db.queries import execute, fetch_optional, fetch_page, fetch_scalar
+from db.queries import (
+    LARGEST_OFFSET,
+    Count,
+    count_up_to,
+    execute,
+    fetch_all,
+    fetch_optional,
+    fetch_scalar,
+    fetch_slice,
+)
 from errors import EmailTaken, InvalidField, UserNotFound
 
 COLUMNS = (
@@ -115,18 +125,28 @@ def soft_delete(conn: psycopg.Connection, user_id: UUID) -> None:
         raise UserNotFound(user_id)
 
 
-def _list_filter(search: str | None, timezone: str | None) -> tuple[sql.Composable, dict]:
+SEARCH = sql.SQL("users_search_text(first_name, last_name, email) LIKE %(pattern)s")
+# A search first walks this many users in creation order (cheap when matches are
+# common); when fewer match there, the trigram index finds every match instead
+# (cheap when they are rare), so no search walks the whole table in order.
+SEARCH_WINDOW = 5_000
+
+
+def _list_filter(
+    search: str | None, timezone: str | None, after: tuple[datetime, UUID] | None = None
+) -> tuple[sql.Composable, dict]:
     conditions = [sql.SQL("deleted_at IS NULL")]
     params: dict[str, Any] = {}
     if search:
         # Same expression as users_search_trgm_idx, so the trigram index answers it.
-        conditions.append(
-            sql.SQL("users_search_text(first_name, last_name, email) LIKE %(pattern)s")
-        )
+        conditions.append(SEARCH)
         params["pattern"] = f"%{_escape_like(search.lower())}%"
     if timezone:
         conditions.append(sql.SQL("timezone = %(timezone)s"))
         params["timezone"] = timezone
+    if after is not None:
+        conditions.append(sql.SQL("(created_at, id) > (%(after_created)s, %(after_id)s)"))
+        params.update(after_created=after[0], after_id=after[1])
     return sql.SQL(" AND ").join(conditions), params
 
 
@@ -135,12 +155,63 @@ def list_live(
     search: str | None,
     timezone: str | None,
     limit: int,
-    offset: int,
-) -> tuple[list[dict], int]:
-    """One page of live users in creation order, and the total matching."""
-    where, params = _list_filter(search, timezone)
+    offset: int = 0,
+    after: tuple[datetime, UUID] | None = None,
+) -> tuple[list[dict], bool]:
+    """Up to `limit` live users in creation order (created_at, id), and whether more
+    follow. `after` is the (created_at, id) of the last user already seen: the page
+    then starts right after it, read from the index without skipping rows."""
     order = sql.SQL("created_at, id")
-    return fetch_page(conn, "users", _RETURNING, where, order, params, limit, offset)
+    if search:
+        return _search_live(conn, search, timezone, limit, offset, after)
+    where, params = _list_filter(None, timezone, after)
+    return fetch_slice(conn, "users", _RETURNING, where, order, params, limit, offset)
+
+
+def _search_live(
+    conn: psycopg.Connection,
+    search: str,
+    timezone: str | None,
+    limit: int,
+    offset: int,
+    after: tuple[datetime, UUID] | None,
+) -> tuple[list[dict], bool]:
+    base, params = _list_filter(None, timezone, after)
+    params = {**params, "pattern": _list_filter(search, None)[1]["pattern"]}
+    wanted = {**params, "window": SEARCH_WINDOW, "wanted": min(offset + limit + 1, LARGEST_OFFSET)}
+    in_window = sql.SQL(
+        "SELECT {columns} FROM (SELECT * FROM users WHERE {base}"
+        " ORDER BY created_at, id LIMIT %(window)s) AS window_rows"
+        " WHERE {search} ORDER BY created_at, id LIMIT %(wanted)s"
+    )
+    rows = fetch_all(conn, in_window.format(columns=_RETURNING, base=base, search=SEARCH), wanted)
+    if len(rows) < offset + limit + 1 and _window_is_full(conn, base, params):
+        every_match = sql.SQL(
+            "WITH matches AS MATERIALIZED (SELECT {columns} FROM users WHERE {base} AND {search})"
+            " SELECT * FROM matches ORDER BY created_at, id LIMIT %(wanted)s"
+        )
+        rows = fetch_all(
+            conn, every_match.format(columns=_RETURNING, base=base, search=SEARCH), wanted
+        )
+    return rows[offset : offset + limit], len(rows) > offset + limit
+
+
+def _window_is_full(conn: psycopg.Connection, base: sql.Composable, params: dict) -> bool:
+    scanned = sql.SQL(
+        "SELECT count(*) FROM (SELECT FROM users WHERE {} ORDER BY created_at, id"
+        " LIMIT %(window)s) AS window_rows"
+    )
+    return fetch_scalar(conn, scanned.format(base), {**params, "window": SEARCH_WINDOW}) == (
+        SEARCH_WINDOW
+    )
+
+
+def count_live(
+    conn: psycopg.Connection, search: str | None, timezone: str | None, exact_up_to: int
+) -> Count:
+    """How many live users match: exact up to `exact_up_to`, estimated above."""
+    where, params = _list_filter(search, timezone)
+    return count_up_to(conn, "users", where, params, exact_up_to)
 
 
 def _escape_like(text: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import psycopg
 
+from db.queries import Count
 from errors import MessageNotFound, MessageNotRetryable
 from repositories import message_lifecycle, messages, users
 
@@ -20,18 +21,26 @@ def get_message(conn: psycopg.Connection, message_id: int) -> dict:
 
 
 def list_messages(
-    conn: psycopg.Connection, filters: dict, page: int, page_size: int
-) -> tuple[list[dict], int]:
-    """A page of messages matching the filters, and the total."""
-    return messages.list_page(conn, filters, limit=page_size, offset=(page - 1) * page_size)
+    conn: psycopg.Connection,
+    filters: dict,
+    page_size: int,
+    page: int = 1,
+    after: tuple[date, int] | None = None,
+) -> tuple[list[dict], bool]:
+    """A page of messages matching the filters (numbered, or starting after a cursor's
+    key) and whether more follow."""
+    offset = 0 if after is not None else (page - 1) * page_size
+    return messages.list_page(conn, filters, limit=page_size, offset=offset, after=after)
 
 
-def list_user_messages(
-    conn: psycopg.Connection, user_id: UUID, page: int, page_size: int
-) -> tuple[list[dict], int]:
-    """A live user's messages; raises UserNotFound for unknown or deleted users."""
+def count_messages(conn: psycopg.Connection, filters: dict, exact_up_to: int) -> Count:
+    """How many messages match: exact up to `exact_up_to`, estimated above."""
+    return messages.count_matching(conn, filters, exact_up_to)
+
+
+def check_user_is_live(conn: psycopg.Connection, user_id: UUID) -> None:
+    """Raises UserNotFound for unknown or deleted users."""
     users.get_live(conn, user_id)
-    return list_messages(conn, {"user_id": user_id}, page, page_size)
 
 
 def retry_message(conn: psycopg.Connection, message_id: int, now: datetime) -> dict:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import psycopg
 
+from db.queries import Count
 from errors import InvalidFields
 from repositories import users
 from services import planning
@@ -81,7 +82,21 @@ def get_user(conn: psycopg.Connection, user_id: UUID) -> dict:
 
 
 def list_users(
-    conn: psycopg.Connection, search: str | None, timezone: str | None, page: int, page_size: int
-) -> tuple[list[dict], int]:
-    """A page of live users and the total number matching."""
-    return users.list_live(conn, search, timezone, limit=page_size, offset=(page - 1) * page_size)
+    conn: psycopg.Connection,
+    search: str | None,
+    timezone: str | None,
+    page_size: int,
+    page: int = 1,
+    after: tuple[datetime, UUID] | None = None,
+) -> tuple[list[dict], bool]:
+    """A page of live users (numbered, or starting after a cursor's key) and whether
+    more follow."""
+    offset = 0 if after is not None else (page - 1) * page_size
+    return users.list_live(conn, search, timezone, limit=page_size, offset=offset, after=after)
+
+
+def count_users(
+    conn: psycopg.Connection, search: str | None, timezone: str | None, exact_up_to: int
+) -> Count:
+    """How many live users match: exact up to `exact_up_to`, estimated above."""
+    return users.count_live(conn, search, timezone, exact_up_to)

@@ -1,0 +1,3 @@
+-- Undo 0011.
+
+DROP INDEX IF EXISTS message_logs_listing_idx;
