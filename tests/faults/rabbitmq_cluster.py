@@ -231,11 +231,6 @@ class RabbitCluster:
     def any_running(self) -> RabbitNode:
         return next(node for node in self.nodes if node.is_alive())
 
-    def running_nodes(self) -> set[str]:
-        """Node names the cluster reports as running, asked of a live node."""
-        done = self.any_running().ctl("eval", "rabbit_nodes:all_running().")
-        return {name.strip(" []'\n") for name in done.stdout.split(",") if name.strip(" []\n")}
-
     def queues(self, *fields: str) -> dict[str, list[str]]:
         """`list_queues name FIELDS...` asked of a live node: queue name -> field values."""
         done = self.any_running().ctl("list_queues", "--no-table-headers", "name", *fields)

@@ -106,19 +106,27 @@ def seconds_until_progress(stack: Stack, beyond: int, timeout: float) -> float:
 
 
 def node_of(process: subprocess.Popen, cluster: RabbitCluster) -> RabbitNode:
-    """The node a process holds its AMQP connection to (from the kernel's socket table)."""
+    """The node a process holds its AMQP connection to (waits until it holds one)."""
+    found = wait_until(
+        lambda: connected_node(process, cluster), 30, f"process {process.pid} to connect"
+    )
+    assert isinstance(found, RabbitNode)
+    return found
+
+
+def connected_node(process: subprocess.Popen, cluster: RabbitCluster) -> RabbitNode | None:
+    """From the kernel's socket table: the live node `process` is connected to, if any."""
     listed = subprocess.run(
         ["ss", "-Htnp", "state", "established"], capture_output=True, text=True, check=True
     ).stdout
-    ports = {node.port: node for node in cluster.nodes}
+    ports = {node.port: node for node in cluster.nodes if node.is_alive()}
     for line in listed.splitlines():
         if f"pid={process.pid}," not in line:
             continue
-        peer = line.split()[3]
-        port = int(peer.rsplit(":", 1)[1])
+        port = int(line.split()[3].rsplit(":", 1)[1])
         if port in ports:
             return ports[port]
-    raise AssertionError(f"process {process.pid} holds no connection to a cluster node")
+    return None
 
 
 def queue_members(cluster: RabbitCluster) -> dict[str, set[str]]:
@@ -189,6 +197,7 @@ def test_losing_one_node_at_a_time_delivers_every_greeting_once(cluster, cluster
     assert len(delivered) == 2000 and max(delivered.values()) == 1
     assert statuses == Counter({"SENT": 2000, "SCHEDULED": 2000})
     assert worker.poll() is None and scheduler.poll() is None
+    assert node_of(scheduler, cluster) is not victim  # it reconnected to a live node
 
     # And the killed node rejoins: every queue has its three members again
     victim.start()
@@ -211,7 +220,7 @@ def test_a_cluster_without_its_majority_fails_nothing_and_delivers_all_when_it_r
     second.stop()
     third.stop()
     add_due_users(stack, 100)
-    time.sleep(15)  # planning, dispatch and several leases pass without a majority
+    time.sleep(10)  # planning, dispatch and several leases pass without a majority
     during = stack.status_counts()
     delivered_during = len(stack.provider.deliveries())
 
