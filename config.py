@@ -129,7 +129,8 @@ class Settings:
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         self._validate_tokens()
         self._check_idempotency_stale_after()
-        for name in ("rabbitmq_url", "redis_url", "email_service_url"):
+        _check_rabbitmq_url("RABBITMQ_URL", self.rabbitmq_url)
+        for name in ("redis_url", "email_service_url"):
             _check_url(name.upper(), getattr(self, name))
         for name in ("provider_rate_limit", "max_retries", "breaker_fail_max",
                      "dispatch_batch_size", "dispatch_interval_seconds",
@@ -166,6 +167,11 @@ class Settings:
                 )
         if set(self.read_write_tokens) & set(self.api_read_tokens):
             raise ConfigError("a token cannot be in both API_READ_TOKENS and API_TOKENS/API_TOKEN")
+
+    @property
+    def rabbitmq_urls(self) -> tuple[str, ...]:
+        """The broker addresses of RABBITMQ_URL, in the order they are tried."""
+        return split_rabbitmq_url(self.rabbitmq_url)
 
     @property
     def read_write_tokens(self) -> tuple[str, ...]:
@@ -298,6 +304,30 @@ def _check_url(name: str, url: str) -> None:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         raise ConfigError(f"{name} has an invalid port: {url!r}") from None
+
+
+# Addresses are separated by ";" (Dramatiq's own form) or by "," before the next
+# address's scheme, so a comma inside one URL's query stays part of that URL.
+_ADDRESS_SEPARATOR = re.compile(r";|,(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_rabbitmq_url(raw: str) -> tuple[str, ...]:
+    """Each broker address of RABBITMQ_URL in order: one URL, or several joined by , or ;."""
+    return tuple(part.strip() for part in _ADDRESS_SEPARATOR.split(raw) if part.strip())
+
+
+def _check_rabbitmq_url(name: str, raw: str) -> None:
+    """Every address a full amqp(s) URL with a valid port; at least one."""
+    addresses = split_rabbitmq_url(raw)
+    if not addresses:
+        raise ConfigError(f"{name} must name at least one amqp or amqps URL")
+    for address in addresses:
+        if "," in urlsplit(address).netloc:
+            raise ConfigError(
+                f"{name} must give each broker as a full URL (amqp://host:port/vhost),"
+                f" separated by commas, got {address!r}"
+            )
+        _check_url(name, address)
 
 
 def _parse_log_format(name: str, raw: str) -> str:

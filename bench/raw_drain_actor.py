@@ -14,11 +14,11 @@ import dramatiq
 import requests
 from requests.adapters import HTTPAdapter
 
-from tasks.broker import QuorumRabbitmqBroker, broker_url
+from tasks.broker import QuorumRabbitmqBroker, broker_urls
 
 QUEUE = "raw-drain"
 
-broker = QuorumRabbitmqBroker(url=broker_url(os.environ["RABBITMQ_URL"]), confirm_delivery=True)
+broker = QuorumRabbitmqBroker(url=broker_urls(os.environ["RABBITMQ_URL"]), confirm_delivery=True)
 dramatiq.set_broker(broker)
 
 _session = requests.Session()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pika
 import pika.exceptions
@@ -27,17 +28,52 @@ def _timed(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def check_rabbitmq(settings: Settings) -> dict[str, Any]:
-    """Open and close an AMQP connection to RABBITMQ_URL."""
-    started = time.perf_counter()
-    parameters = pika.URLParameters(settings.rabbitmq_url)
-    parameters.socket_timeout = CHECK_TIMEOUT
-    parameters.blocked_connection_timeout = CHECK_TIMEOUT
+class BrokerUnreachable(Exception):
+    """No address of RABBITMQ_URL answered; the message says why for each."""
+
+
+def _broker_parameters(address: str, timeout: float) -> pika.URLParameters:
+    parameters = pika.URLParameters(address)
+    parameters.socket_timeout = timeout
+    parameters.stack_timeout = timeout
+    parameters.blocked_connection_timeout = timeout
     parameters.connection_attempts = 1
+    return parameters
+
+
+def _open_broker_connection(settings: Settings) -> pika.BlockingConnection:
+    """A connection to the first RABBITMQ_URL address that answers, all within CHECK_TIMEOUT.
+
+    Each address gets an even share of what is left, so one node that hangs cannot
+    use up the time another node needs to answer.
+    """
+    addresses = settings.rabbitmq_urls
+    deadline = time.monotonic() + CHECK_TIMEOUT
+    failures = []
+    for index, address in enumerate(addresses):
+        share = max(0.2, (deadline - time.monotonic()) / (len(addresses) - index))
+        try:
+            return pika.BlockingConnection(_broker_parameters(address, share))
+        except Exception as error:  # pika raises many unrelated types for "unreachable"
+            failures.append(f"{_broker_label(address)}: {type(error).__name__}: {error}")
+    raise BrokerUnreachable("; ".join(failures))
+
+
+def _broker_label(address: str) -> str:
+    """host:port of one address, never its credentials."""
+    parts = urlsplit(address)
+    return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+
+
+def check_rabbitmq(settings: Settings) -> dict[str, Any]:
+    """Open and close an AMQP connection: ready when any RABBITMQ_URL address answers."""
+    started = time.perf_counter()
     try:
-        connection = pika.BlockingConnection(parameters)
+        connection = _open_broker_connection(settings)
         connection.close()
-    except Exception as error:  # pika raises many unrelated types for "unreachable"
+    except BrokerUnreachable as error:
+        return {"status": "unavailable", "reason": str(error)}
+    except Exception as error:  # closing a connection that broke meanwhile
         return {"status": "unavailable", "reason": f"{type(error).__name__}: {error}"}
     return {"status": "ok", "latency_ms": _timed(started)}
 
@@ -81,13 +117,9 @@ def queue_depths(settings: Settings) -> dict[str, int | None]:
     """Messages ready in the work queue and its delay and dead-letter queues (None: unknown)."""
     names = [settings.queue_name, f"{settings.queue_name}.DQ", f"{settings.queue_name}.XQ"]
     depths: dict[str, int | None] = dict.fromkeys(names)
-    parameters = pika.URLParameters(settings.rabbitmq_url)
-    parameters.socket_timeout = CHECK_TIMEOUT
-    parameters.blocked_connection_timeout = CHECK_TIMEOUT
-    parameters.connection_attempts = 1
     try:
-        connection = pika.BlockingConnection(parameters)
-    except Exception:  # pika raises many unrelated types for "unreachable"
+        connection = _open_broker_connection(settings)
+    except BrokerUnreachable:
         return depths
     try:
         for name in names:

@@ -12,7 +12,7 @@ from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, xq_name
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 
-from config import Settings
+from config import Settings, split_rabbitmq_url
 from log_setup import configure_logging
 from tasks.runtime import BuildWorkerResources
 
@@ -66,13 +66,20 @@ def broker_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def broker_urls(rabbitmq_url: str) -> list[str]:
+    """Each address of RABBITMQ_URL, in its order, with the timeouts of `broker_url`."""
+    return [broker_url(address) for address in split_rabbitmq_url(rabbitmq_url)]
+
+
 def build_broker(settings: Settings) -> RabbitmqBroker:
     """A broker for RABBITMQ_URL that waits for RabbitMQ to confirm every publish.
 
-    The Prometheus middleware serves worker metrics on port `dramatiq_prom_port`
-    (default 9191) from the worker master process.
+    With several addresses (the nodes of a cluster) every new connection, the first
+    and each one after a connection drops, tries them in order and keeps the first
+    that answers: pika gets them as a list. The Prometheus middleware serves worker
+    metrics on port `dramatiq_prom_port` (default 9191) from the worker master process.
     """
-    broker = QuorumRabbitmqBroker(url=broker_url(settings.rabbitmq_url), confirm_delivery=True)
+    broker = QuorumRabbitmqBroker(url=broker_urls(settings.rabbitmq_url), confirm_delivery=True)
     broker.add_middleware(Prometheus())
     broker.add_middleware(JsonLogging(settings))
     broker.add_middleware(BuildWorkerResources())

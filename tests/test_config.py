@@ -3,7 +3,7 @@ from datetime import time, timedelta
 import pytest
 
 from app import create_app
-from config import DEFAULT_DATABASE_URL, ConfigError, Settings
+from config import DEFAULT_DATABASE_URL, ConfigError, Settings, split_rabbitmq_url
 
 
 def test_defaults_work_with_an_empty_environment():
@@ -71,3 +71,43 @@ def test_an_idempotency_stale_window_longer_than_any_request_is_accepted():
     settings = Settings.from_env({"IDEMPOTENCY_STALE_AFTER": "31s", "GUNICORN_TIMEOUT": "30"})
 
     assert settings.idempotency_stale_after == timedelta(seconds=31)
+
+
+def test_a_single_rabbitmq_url_is_one_address_unchanged():
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=10"
+
+    settings = Settings.from_env({"RABBITMQ_URL": url})
+
+    assert settings.rabbitmq_url == url
+    assert settings.rabbitmq_urls == (url,)
+    assert split_rabbitmq_url(url) == (url,)
+
+
+@pytest.mark.parametrize("separator", [",", ";", ", ", " ; "])
+def test_several_rabbitmq_urls_become_addresses_in_their_order(separator):
+    nodes = ["amqp://u:p@rabbit1:5672/%2F", "amqp://u:p@rabbit2:5673/%2F", "amqps://rabbit3/v"]
+
+    settings = Settings.from_env({"RABBITMQ_URL": separator.join(nodes)})
+
+    assert settings.rabbitmq_urls == tuple(nodes)
+
+
+def test_a_comma_inside_one_rabbitmq_url_query_does_not_split_it():
+    url = "amqp://h:5672/%2F?ssl_options={'a':1,'b':2}"
+
+    assert split_rabbitmq_url(url) == (url,)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "amqp://rabbit1:5672/%2F,http://rabbit2:5672/%2F",
+        "amqp://rabbit1:5672/%2F;rabbit2:5672",
+        "amqp://rabbit1:5672/%2F,amqp://rabbit2:notaport/%2F",
+        "amqp://guest:guest@rabbit1:5672,rabbit2:5672/%2F",
+        " , ",
+    ],
+)
+def test_a_bad_address_anywhere_in_rabbitmq_url_stops_startup_naming_it(raw):
+    with pytest.raises(ConfigError, match="RABBITMQ_URL"):
+        Settings.from_env({"RABBITMQ_URL": raw})

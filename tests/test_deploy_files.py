@@ -189,3 +189,54 @@ def test_env_example_lists_every_setting():
 
     assert {f.name.upper() for f in fields(Settings)} - listed == set()
     assert "API_TOKENS_FILE" in listed
+
+
+class ComposeOverrideLoader(yaml.SafeLoader):
+    """Reads Compose's `!override` tag as the plain mapping it replaces the base's with."""
+
+
+ComposeOverrideLoader.add_constructor(
+    "!override", lambda loader, node: loader.construct_mapping(node)
+)
+
+
+def cluster_compose() -> dict:
+    text = (ROOT / "deploy" / "docker-compose.cluster.yml").read_text()
+    return yaml.load(text, Loader=ComposeOverrideLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def test_the_cluster_file_runs_three_rabbitmq_nodes_in_the_cluster_profile_only():
+    services = cluster_compose()["services"]
+    nodes = {name: services[name] for name in ("rabbitmq1", "rabbitmq2", "rabbitmq3")}
+    conf = (ROOT / "deploy" / "rabbitmq-cluster.conf").read_text()
+
+    assert all(node["profiles"] == ["cluster"] for node in nodes.values())
+    assert {node["hostname"] for node in nodes.values()} == set(nodes)
+    assert all(
+        "./rabbitmq-cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro" in node["volumes"]
+        for node in nodes.values()
+    )
+    cookies = {node["environment"]["RABBITMQ_ERLANG_COOKIE"] for node in nodes.values()}
+    assert len(cookies) == 1 and cookies.pop().startswith("${RABBITMQ_ERLANG_COOKIE:?")
+    assert "cluster_formation.peer_discovery_backend = classic_config" in conf
+    listed = re.findall(r"classic_config\.nodes\.\d+ = rabbit@(\w+)", conf)
+    assert sorted(listed) == sorted(nodes)
+    # The default stack keeps its single broker and names no cluster node.
+    assert not set(nodes) & set(default_services())
+    assert services["rabbitmq"]["profiles"] == ["single-node"]
+
+
+def test_the_cluster_file_points_every_app_process_at_all_three_nodes():
+    from config import Settings
+
+    services = cluster_compose()["services"]
+
+    for name in APP_SERVICES:
+        url = services[name]["environment"]["RABBITMQ_URL"]
+        hosts = [address.split("@")[1].split(":")[0] for address in url.split(",")]
+        assert hosts == ["rabbitmq1", "rabbitmq2", "rabbitmq3"], name
+        assert len(Settings.from_env({"RABBITMQ_URL": url}).rabbitmq_urls) == 3
+    for name in ("api", "worker", "scheduler"):
+        depends = services[name]["depends_on"]
+        assert "rabbitmq" not in depends, name
+        assert all(depends[f"rabbitmq{n}"]["condition"] == "service_healthy" for n in (1, 2, 3))

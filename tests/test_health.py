@@ -6,7 +6,9 @@ from datetime import timedelta
 import psycopg
 
 from app import create_app
+from config import Settings
 from schema import migrations
+from services import health
 
 
 def _closed_port() -> int:
@@ -170,3 +172,23 @@ def test_db_health_command_exits_non_zero_when_unreachable():
 
     assert result.exit_code == 1
     assert json.loads(result.output)["status"] == "unavailable"
+
+
+def test_rabbitmq_is_ready_when_a_later_address_answers():
+    down = f"amqp://guest:guest@127.0.0.1:{_closed_port()}/%2F"
+    settings = Settings.from_env({"RABBITMQ_URL": f"{down},amqp://guest:guest@127.0.0.1:5672/%2F"})
+
+    assert health.check_rabbitmq(settings)["status"] == "ok"
+
+
+def test_rabbitmq_is_unavailable_within_the_check_time_naming_every_address_tried():
+    ports = [_closed_port(), _closed_port()]
+    raw = ";".join(f"amqp://guest:secret@127.0.0.1:{port}/%2F" for port in ports)
+    started = time.monotonic()
+
+    report = health.check_rabbitmq(Settings.from_env({"RABBITMQ_URL": raw}))
+
+    assert time.monotonic() - started < health.CHECK_TIMEOUT + 0.5
+    assert report["status"] == "unavailable"
+    assert all(f"127.0.0.1:{port}" in report["reason"] for port in ports)
+    assert "secret" not in report["reason"]

@@ -11,7 +11,7 @@ import pytest
 
 from config import Settings
 from tasks import runtime
-from tasks.broker import broker_url
+from tasks.broker import broker_url, broker_urls
 from tasks.leader import LeaderLock
 
 
@@ -88,3 +88,12 @@ def test_the_leader_lock_connection_bounds_unacknowledged_sends(db_url):
         assert parameters["keepalives_idle"] == "5"
     finally:
         lock.close()
+
+
+def test_each_broker_address_gets_the_timeouts_and_keeps_its_order():
+    urls = broker_urls("amqp://rabbit1:5672/%2F,amqp://rabbit2:5672/%2F?heartbeat=10")
+
+    assert [urlsplit(url).hostname for url in urls] == ["rabbit1", "rabbit2"]
+    queries = [parse_qs(urlsplit(url).query) for url in urls]
+    assert [query["heartbeat"] for query in queries] == [["30"], ["10"]]
+    assert all(query["blocked_connection_timeout"] == ["30"] for query in queries)
