@@ -112,7 +112,26 @@ def plan_next_occurrences(
         "id_after": id_after,
         "id_upto": id_upto,
     }
+    if user_ids is not None and len(user_ids) == 1:
+        return _plan_one_user(conn, query, params)
     return execute(conn, query, params)
+
+
+def _plan_one_user(conn: psycopg.Connection, query: sql.Composable, params: dict) -> int:
+    """Run the one-user planning statement from a generic plan kept by the connection.
+
+    Planning this statement across every monthly partition costs ~15x executing it
+    (measured 60 ms vs 4 ms with 27 partitions), and PostgreSQL would plan it afresh
+    on each connection's first executions before settling on the generic plan. Both
+    the API (each POST/PUT/PATCH) and the worker (after each send) run it for one user.
+    """
+    previous = fetch_scalar(conn, "SELECT current_setting('plan_cache_mode')")
+    execute(conn, "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+    planned = conn.execute(query, params, prepare=True).rowcount
+    # Only this statement: the caller's next ones plan as before. (On an error the
+    # transaction rolls back, and the SET LOCAL with it.)
+    execute(conn, "SELECT set_config('plan_cache_mode', %s, true)", (previous,))
+    return planned
 
 
 def retime_scheduled(

@@ -1,0 +1,46 @@
+"""The one-user planning statement runs from a generic plan without changing how the
+rest of the caller's transaction is planned."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+from repositories import messages, users
+
+
+def _user(conn, email: str) -> dict:
+    fields = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": email,
+        "timezone": "Europe/London",
+        "birthday_date": date(1990, 12, 10),
+        "anniversary_date": date(2015, 6, 20),
+    }
+    return users.insert(conn, fields)
+
+
+def test_planning_one_user_again_and_again_plans_the_same_rows(conn):
+    user = _user(conn, "generic-plan@example.com")
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+    planned = []
+    for _ in range(3):
+        conn.execute("DELETE FROM message_logs WHERE user_id = %s", (user["id"],))
+        planned.append(messages.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]]))
+        found = messages.list_for_user(conn, user["id"])
+        assert {row["occasion_date"] for row in found} == {date(2026, 12, 10), date(2027, 6, 20)}
+
+    assert planned == [2, 2, 2]
+
+
+def test_the_callers_plan_cache_mode_is_left_as_it_was(conn):
+    user = _user(conn, "plan-mode@example.com")
+    conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+    messages.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]])
+
+    assert conn.execute("SHOW plan_cache_mode").fetchone()["plan_cache_mode"] == (
+        "force_custom_plan"
+    )
