@@ -1,12 +1,15 @@
 """What synchronous replication costs the send path: sends/s on a primary whose commits
 wait for its standby, against the same primary + standby replicating asynchronously.
 
-    python -m bench.sync_commit [--users 2000] [--workers 2] [--threads 8]
+    python -m bench.sync_commit [--users 2000] [--workers 2] [--threads 8] [--no-fsync]
+                                [--rounds 1]
 
 Builds a private primary and a `pg_basebackup -R` streaming standby (fsync on, as in
 production) on free ports, then runs bench.e2e_sends' send path twice on a multi-host
 DATABASE_URL, each time on a fresh database: first with the defaults (asynchronous),
-then with `synchronous_commit = on` and `synchronous_standby_names` naming the standby.
+then with `synchronous_commit = on` and `synchronous_standby_names` naming the standby;
+with `--rounds N` the two alternate N times and each side's median counts, so a load
+that drifts during the run weighs on both.
 The cluster, the RabbitMQ vhost and the processes are removed at the end.
 
 The cluster builder is the fault tests' (tests/faults/postgres_cluster.py), which
@@ -17,6 +20,7 @@ crash and basebackup steps rather than a second one here.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,9 +36,9 @@ from tests.faults.postgres_cluster import PrivatePostgres, Standby
 
 
 @contextmanager
-def primary_and_standby() -> Iterator[tuple[PrivatePostgres, Standby]]:
+def primary_and_standby(fsync: bool = True) -> Iterator[tuple[PrivatePostgres, Standby]]:
     """A running private primary and its streaming standby; removed at the end."""
-    primary = PrivatePostgres(free_port(), fsync=True)
+    primary = PrivatePostgres(free_port(), fsync=fsync)
     try:
         primary.start()
         standby = Standby(primary, free_port())
@@ -85,22 +89,37 @@ def _fresh_database(primary: PrivatePostgres, standby: Standby, name: str) -> st
     )
 
 
-def _rate(pair: tuple[PrivatePostgres, Standby], synchronous: bool, shape: tuple) -> float:
+def _rate(
+    pair: tuple[PrivatePostgres, Standby], synchronous: bool, shape: tuple, round_: int
+) -> float:
     primary, standby = pair
     users, workers, threads = shape
     replicate(primary, standby, synchronous)
-    url = _fresh_database(primary, standby, f"birthday_{'sync' if synchronous else 'async'}")
+    name = f"birthday_{'sync' if synchronous else 'async'}_{round_}"
+    url = _fresh_database(primary, standby, name)
     with scratch_vhost() as vhost:
         return users / send_path_seconds(url, vhost, users, workers, threads)
 
 
-def measure(users: int, workers: int, threads: int) -> list[Figure]:
-    """Sends/s with synchronous_commit=on and one synchronous standby vs asynchronous."""
+def measure(
+    users: int, workers: int, threads: int, fsync: bool = True, rounds: int = 1
+) -> list[Figure]:
+    """Sends/s with synchronous_commit=on and one synchronous standby vs asynchronous.
+
+    `fsync=False` leaves out the local flush, so the ratio shows the wait for the standby.
+    """
     shape = (users, workers, threads)
-    with primary_and_standby() as pair:
-        asynchronous = _rate(pair, False, shape)
-        synchronous = _rate(pair, True, shape)
-    command = f"python -m bench.sync_commit --users {users} --workers {workers} --threads {threads}"
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    with primary_and_standby(fsync) as pair:
+        for round_ in range(rounds):
+            for synchronous in (False, True):
+                rates[synchronous].append(_rate(pair, synchronous, shape, round_))
+    asynchronous, synchronous = (statistics.median(rates[side]) for side in (False, True))
+    command = (
+        f"python -m bench.sync_commit --users {users} --workers {workers} --threads {threads}"
+        + ("" if fsync else " --no-fsync")
+        + (f" --rounds {rounds}" if rounds > 1 else "")
+    )
     return [
         Figure(
             measure=(
@@ -114,8 +133,9 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
             better="higher",
             note=(
                 "synchronous_commit=on + synchronous_standby_names='FIRST 1 (standby)'; "
-                "baseline: the same private primary + streaming standby (fsync on), "
-                "asynchronous"
+                "baseline: the same private primary + streaming standby "
+                f"(fsync {'on' if fsync else 'off'}), asynchronous; median of {rounds} "
+                "alternating round(s) each"
             ),
         )
     ]
@@ -126,8 +146,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--no-fsync", dest="fsync", action="store_false")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    for figure in measure(args.users, args.workers, args.threads):
+    for figure in measure(args.users, args.workers, args.threads, args.fsync, args.rounds):
         print(figure.line(), flush=True)
 
 
