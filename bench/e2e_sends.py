@@ -156,41 +156,75 @@ def scratch_vhost() -> Iterator[str]:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)  # noqa: S603, S607  same
 
 
-def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
-    """Seconds of the engine, the raw drain and the straight POSTs; peak connections; deliveries."""
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    port = free_port()
-    env = {
+def _environment(url: str, vhost: str, provider_port: int) -> dict:
+    """What every process of the send path gets: scratch database, vhost, Redis db, provider."""
+    return {
         **os.environ,
         "DATABASE_URL": url,
         "REDIS_URL": REDIS_URL,
         "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        "EMAIL_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "EMAIL_SERVICE_URL": f"http://127.0.0.1:{provider_port}",
         "DISPATCH_INTERVAL_SECONDS": "1",
         "PROVIDER_RATE_LIMIT": "100000",
         "LOG_LEVEL": "WARNING",
     }
+
+
+def _start_provider(env: dict, port: int) -> tuple[subprocess.Popen, str]:
     provider_app = "provider.app:create_app()"
     gunicorn = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32"]
-    processes = [start([*gunicorn, "-b", f"127.0.0.1:{port}", provider_app], env)]
+    process = start([*gunicorn, "-b", f"127.0.0.1:{port}", provider_app], env)
+    provider = f"http://127.0.0.1:{port}"
+    _wait(lambda: _ok(provider), 20)
+    return process, provider
+
+
+def _engine(env: dict, url: str, users: int, workers: int, threads: int) -> tuple[float, int]:
+    """Seconds for the scheduler and workers to send `users` due greetings; peak connections."""
+    _add_due_users(url, users)
+    dramatiq = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1"]
+    processes = [start([*dramatiq, "--threads", str(threads)], env) for _ in range(workers)]
     try:
-        provider = f"http://127.0.0.1:{port}"
-        _wait(lambda: _ok(provider), 20)
-        straight = _baseline(provider, users, threads)
-        requests.post(f"{provider}/reset", timeout=5)
-        raw = _raw_drain(env, provider, users, workers, threads)
-        requests.post(f"{provider}/reset", timeout=5)
-        _add_due_users(url, users)
-        dramatiq = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1"]
-        processes += [start([*dramatiq, "--threads", str(threads)], env) for _ in range(workers)]
         time.sleep(3)  # workers connected before the first dispatch
         started = time.perf_counter()
         processes.append(start([sys.executable, "-m", "tasks.scheduler"], env))
         peak = _watch_until_sent(url, users, 600)
-        engine = time.perf_counter() - started
-        return engine, raw, straight, peak, _delivered(provider)
+        return time.perf_counter() - started, peak
     finally:
         stop(processes)
+
+
+def send_path_seconds(url: str, vhost: str, users: int, workers: int, threads: int) -> float:
+    """Seconds for `users` due greetings to go end to end on the migrated database `url`
+    (any DATABASE_URL, a multi-host one too), with a provider of the run's own."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    port = free_port()
+    env = _environment(url, vhost, port)
+    provider_process, provider = _start_provider(env, port)
+    try:
+        seconds, _ = _engine(env, url, users, workers, threads)
+        if _delivered(provider) != users:
+            raise SystemExit(f"{_delivered(provider)} deliveries for {users} greetings")
+        return seconds
+    finally:
+        stop([provider_process])
+
+
+def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
+    """Seconds of the engine, the raw drain and the straight POSTs; peak connections; deliveries."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    port = free_port()
+    env = _environment(url, vhost, port)
+    provider_process, provider = _start_provider(env, port)
+    try:
+        straight = _baseline(provider, users, threads)
+        requests.post(f"{provider}/reset", timeout=5)
+        raw = _raw_drain(env, provider, users, workers, threads)
+        requests.post(f"{provider}/reset", timeout=5)
+        engine, peak = _engine(env, url, users, workers, threads)
+        return engine, raw, straight, peak, _delivered(provider)
+    finally:
+        stop([provider_process])
 
 
 def _add_due_users(url: str, users: int) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures for fault tests: a private PostgreSQL cluster with a migrated database."""
+"""Fixtures for fault tests: a private PostgreSQL cluster with a migrated database, and
+a streaming standby of it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.conftest import migrate
 from tests.delivery_stack import free_port
-from tests.faults.postgres_cluster import BIN, PrivatePostgres
+from tests.faults.postgres_cluster import BIN, PrivatePostgres, Standby
 
 DATABASE = "birthday"
 
@@ -50,3 +51,16 @@ def private_postgres(tmp_path: Path) -> Iterator[MigratedCluster]:
         log = cluster.server_log()
         cluster.remove()
         (tmp_path / "postgres-server.log").write_text(log)
+
+
+@pytest.fixture
+def standby(private_postgres: MigratedCluster, tmp_path: Path) -> Iterator[Standby]:
+    """A running streaming standby of `private_postgres`; removed at the end."""
+    server = Standby(private_postgres, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        log = server.server_log()
+        server.remove()
+        (tmp_path / "standby-server.log").write_text(log)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import pwd
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,50 +10,10 @@ import pytest
 from config import Settings
 from db.pool import create_pool
 from tasks.leader import LeaderLock
-from tests.delivery_stack import free_port
 from tests.faults.conftest import MigratedCluster
-from tests.faults.postgres_cluster import BIN, PrivatePostgres, _as_postgres
+from tests.faults.postgres_cluster import PrivatePostgres, Standby
 
 pytestmark = pytest.mark.faults
-
-
-class Standby(PrivatePostgres):
-    """A streaming standby of `primary`, copied with `pg_basebackup -R`."""
-
-    def __init__(self, primary: PrivatePostgres, port: int) -> None:
-        self.port = port
-        self.parent = Path(primary.parent.parent) / f"birthday-standby-{port}"
-        self.parent.mkdir()
-        self.data = self.parent / "data"
-        if os.geteuid() == 0:
-            account = pwd.getpwnam("postgres")
-            os.chown(self.parent, account.pw_uid, account.pw_gid)
-        try:
-            done = _as_postgres(
-                str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-                "-U", "postgres", "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
-            )  # fmt: skip
-        except BaseException:
-            self.remove()
-            raise
-        if done.returncode != 0:
-            self.remove()
-            raise RuntimeError(f"pg_basebackup failed: {done.stderr}")
-
-    def promote(self) -> None:
-        done = _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-w", "promote")
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl promote failed: {done.stderr}")
-
-
-@pytest.fixture
-def standby(private_postgres: MigratedCluster) -> Iterator[Standby]:
-    server = Standby(private_postgres, free_port())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 @pytest.mark.timeout(120)
