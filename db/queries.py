@@ -69,9 +69,10 @@ def fetch_page(
     PostgreSQL for an OFFSET beyond bigint, whatever page number a client sends).
     """
     total = fetch_scalar(
-        conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.Identifier(table), where),
+        conn,
+        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.Identifier(table), where),
         params,
-    )  # fmt: skip
+    )
     if offset >= total:
         return [], total
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s")
