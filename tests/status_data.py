@@ -15,8 +15,13 @@ _numbers = itertools.count()
 def make_user(conn: psycopg.Connection, **overrides) -> dict:
     """A live user; override any field."""
     n = next(_numbers)
-    data = {"first_name": "Ada", "last_name": f"Lovelace{n}", "email": f"status{n}@example.com",
-            "timezone": "Europe/London", "birthday_date": date(1990, 12, 10)}  # fmt: skip
+    data = {
+        "first_name": "Ada",
+        "last_name": f"Lovelace{n}",
+        "email": f"status{n}@example.com",
+        "timezone": "Europe/London",
+        "birthday_date": date(1990, 12, 10),
+    }
     data.update(overrides)
     return users.insert(conn, data)
 
@@ -45,9 +50,15 @@ def make_message(
                 message_idempotency_key(%(user_id)s, %(type)s, %(occasion)s), {placeholders})
         RETURNING *
         """,
-        {"user_id": user["id"], "type": message_type, "occasion": occasion,
-         "scheduled": scheduled, "status": status, **values},
-    ).fetchone()  # fmt: skip
+        {
+            "user_id": user["id"],
+            "type": message_type,
+            "occasion": occasion,
+            "scheduled": scheduled,
+            "status": status,
+            **values,
+        },
+    ).fetchone()
 
 
 def ago(**delta: float) -> datetime:

@@ -81,9 +81,16 @@ def add_message(
                 message_idempotency_key(%(user)s, 'BIRTHDAY', %(day)s))
         RETURNING id
         """,
-        {"user": user["id"], "day": TODAY, "scheduled": DUE, "next": next_attempt_at,
-         "status": status, "locked": locked_until, "retries": retry_count},
-    ).fetchone()["id"]  # fmt: skip
+        {
+            "user": user["id"],
+            "day": TODAY,
+            "scheduled": DUE,
+            "next": next_attempt_at,
+            "status": status,
+            "locked": locked_until,
+            "retries": retry_count,
+        },
+    ).fetchone()["id"]
 
 
 def row(db: psycopg.Connection, message_id: int) -> dict:
@@ -355,9 +362,8 @@ def test_begin_send_takes_a_queued_message_with_a_lease_and_the_users_email(db, 
 
     taken = row(db, message_id)
     assert message is not None
-    assert (message["id"], message["status"], message["email"]) == (
-        message_id, "SENDING", "ada@example.com",
-    )  # fmt: skip
+    taken_as = (message["id"], message["status"], message["email"])
+    assert taken_as == (message_id, "SENDING", "ada@example.com")
     assert taken["status"] == "SENDING"
     assert taken["locked_until"] == NOW + settings.sending_lease
 
@@ -454,9 +460,8 @@ def test_a_retry_outcome_makes_the_message_retrying_and_counts_an_attempt(db, po
     assert retrying["next_attempt_at"] == next_attempt
     assert retrying["last_retry_at"] == later
     assert retrying["locked_until"] is None
-    assert (retrying["api_response_code"], retrying["error_message"]) == (
-        503, "provider answered 503",
-    )  # fmt: skip
+    kept = (retrying["api_response_code"], retrying["error_message"])
+    assert kept == (503, "provider answered 503")
 
 
 def test_a_retry_that_does_not_count_as_an_attempt_keeps_the_retry_count(db, pool, settings):

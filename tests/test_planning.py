@@ -278,9 +278,14 @@ def test_plan_all_plans_every_live_user_once_across_batches(db_url):
 def test_a_user_created_through_the_api_is_planned_in_the_same_request(client, db_url):
     response = client.post(
         "/users",
-        json={"first_name": "Grace", "last_name": "Hopper", "email": "grace@example.com",
-              "timezone": "America/New_York", "birthday_date": "1956-12-09"},
-    )  # fmt: skip
+        json={
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "email": "grace@example.com",
+            "timezone": "America/New_York",
+            "birthday_date": "1956-12-09",
+        },
+    )
 
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
         planned = messages.list_for_user(conn, response.get_json()["id"])
