@@ -7,7 +7,6 @@ RabbitMQ broker is covered by the end-to-end tests, not here.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +20,7 @@ from config import Settings
 from domain.delivery_policy import Decision, Outcome, ProviderAnswer, Verdict
 from repositories import users
 from services import planning
+from tests import factories
 from workflows import delivery, dispatch
 
 NINE = time(9, 0)
@@ -29,7 +29,6 @@ TODAY = date(2026, 11, 26)
 NEXT_YEAR = date(2027, 11, 26)
 DUE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # 09:00 in London, where it is UTC in November
 NOW = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
-_numbers = itertools.count()
 
 
 def configured(db_url: str, **overrides) -> Settings:
@@ -48,16 +47,9 @@ class Recorder:
         self.dates.append(occasion_date)
 
 
-def make_user(db: psycopg.Connection, **overrides) -> dict:
-    data = {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "email": f"dispatch{next(_numbers)}@example.com",
-        "timezone": "Europe/London",
-        "birthday_date": BIRTHDAY,
-        **overrides,
-    }
-    return users.insert(db, data)
+def make_user(db: psycopg.Connection, **fields) -> dict:
+    """A London user whose birthday is TODAY."""
+    return factories.make_user(db, birthday=BIRTHDAY, **fields)
 
 
 def add_message(
@@ -70,27 +62,18 @@ def add_message(
     retry_count: int = 0,
 ) -> int:
     """This year's birthday greeting of `user` (a new user by default), in the given state."""
-    user = user or make_user(db)
-    return db.execute(
-        """
-        INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
-                                  scheduled_send_time, next_attempt_at, status, locked_until,
-                                  retry_count, idempotency_key)
-        VALUES (%(user)s, 'BIRTHDAY', %(day)s, 'Hey, Ada Lovelace it''s your birthday',
-                %(scheduled)s, %(next)s, %(status)s, %(locked)s, %(retries)s,
-                message_idempotency_key(%(user)s, 'BIRTHDAY', %(day)s))
-        RETURNING id
-        """,
-        {
-            "user": user["id"],
-            "day": TODAY,
-            "scheduled": DUE,
-            "next": next_attempt_at,
-            "status": status,
-            "locked": locked_until,
-            "retries": retry_count,
-        },
-    ).fetchone()["id"]
+    message = factories.make_message(
+        db,
+        user or make_user(db),
+        status=status,
+        scheduled=DUE,
+        occasion_date=TODAY,
+        message_content="Hey, Ada Lovelace it's your birthday",
+        next_attempt_at=next_attempt_at,
+        locked_until=locked_until,
+        retry_count=retry_count,
+    )
+    return message["id"]
 
 
 def row(db: psycopg.Connection, message_id: int) -> dict:

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from seed.loader import seed_database
 from tests.browser import Browser, chromium_binary
-from tests.status_data import ago, make_message, make_user
+from tests.factories import ago, make_message, make_user
 
 TOKEN = "browser-test-token-0123456789"
 

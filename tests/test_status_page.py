@@ -11,7 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from app import create_app
-from tests.status_data import ago, ahead, make_message, make_user
+from tests.factories import ago, ahead, make_message, make_user
 
 TOKEN = "status-token-for-tests-only"
 
