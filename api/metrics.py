@@ -33,13 +33,15 @@ from repositories import service_state
 from services import health
 
 HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests by route template, method and status.",
+    "http_requests_total",
+    "HTTP requests by route template, method and status.",
     ["method", "route", "status"],
-)  # fmt: skip
+)
 HTTP_LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency by route template and method.",
+    "http_request_duration_seconds",
+    "HTTP request latency by route template and method.",
     ["method", "route"],
-)  # fmt: skip
+)
 STATE_CACHE_SECONDS = 5.0
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
@@ -66,39 +68,73 @@ class ServiceStateCollector(Collector):
         with pool.connection(timeout=2) as conn:
             state = service_state.read(conn, datetime.now(UTC))
         families = [
-            _gauge("birthday_messages", "Messages of recent and coming occasions by status "
-                   "and type.", ["status", "message_type"],
-                   [((r["status"], r["message_type"]), r["count"]) for r in state["by_status"]]),
-            _gauge("birthday_due_backlog", "Greetings due now and not yet queued.", [],
-                   [((), state["due_backlog"])]),
-            _gauge("birthday_oldest_due_age_seconds", "Age of the oldest due greeting.", [],
-                   [((), state["oldest_due_age_seconds"])]),
-            _gauge("birthday_scheduler_last_success_timestamp_seconds",
-                   "Last successful run of each scheduler job.", ["job"],
-                   [((r["job"],), r["last_success"] or 0) for r in state["jobs"]]),
-            _gauge("birthday_scheduler_leader", "The scheduler that leads (1).", ["leader"],
-                   [((r["leader"],), 1) for r in state["jobs"][:1]]),
-            _gauge("birthday_partition_default_has_rows", "1 when the DEFAULT partition of "
-                   "message_logs holds rows (their month has no partition).", [],
-                   [((), int(state["default_partition_has_rows"]))]),
-            _gauge("birthday_partitions_future", "Monthly partitions of message_logs that start "
-                   "after the current month.", [], [((), state["future_partitions"])]),
-        ]  # fmt: skip
+            _gauge(
+                "birthday_messages",
+                "Messages of recent and coming occasions by status and type.",
+                ["status", "message_type"],
+                [((r["status"], r["message_type"]), r["count"]) for r in state["by_status"]],
+            ),
+            _gauge(
+                "birthday_due_backlog",
+                "Greetings due now and not yet queued.",
+                [],
+                [((), state["due_backlog"])],
+            ),
+            _gauge(
+                "birthday_oldest_due_age_seconds",
+                "Age of the oldest due greeting.",
+                [],
+                [((), state["oldest_due_age_seconds"])],
+            ),
+            _gauge(
+                "birthday_scheduler_last_success_timestamp_seconds",
+                "Last successful run of each scheduler job.",
+                ["job"],
+                [((r["job"],), r["last_success"] or 0) for r in state["jobs"]],
+            ),
+            _gauge(
+                "birthday_scheduler_leader",
+                "The scheduler that leads (1).",
+                ["leader"],
+                [((r["leader"],), 1) for r in state["jobs"][:1]],
+            ),
+            _gauge(
+                "birthday_partition_default_has_rows",
+                "1 when the DEFAULT partition of message_logs holds rows"
+                " (their month has no partition).",
+                [],
+                [((), int(state["default_partition_has_rows"]))],
+            ),
+            _gauge(
+                "birthday_partitions_future",
+                "Monthly partitions of message_logs that start after the current month.",
+                [],
+                [((), state["future_partitions"])],
+            ),
+        ]
         breaker = health.check_breaker(settings).get("state", "unknown")
-        families.append(_gauge(
-            "birthday_provider_breaker_state", "0 closed, 1 half-open, 2 open, -1 unknown.", [],
-            [((), BREAKER_STATES.get(breaker, -1))],
-        ))  # fmt: skip
+        families.append(
+            _gauge(
+                "birthday_provider_breaker_state",
+                "0 closed, 1 half-open, 2 open, -1 unknown.",
+                [],
+                [((), BREAKER_STATES.get(breaker, -1))],
+            )
+        )
         stats = pool.get_stats()
         pool_samples = [
             (("size",), stats.get("pool_size", 0)),
             (("available",), stats.get("pool_available", 0)),
             (("waiting",), stats.get("requests_waiting", 0)),
         ]
-        families.append(_gauge(
-            "birthday_db_pool_connections", "This process's pool: size, available, waiting.",
-            ["kind"], pool_samples,
-        ))  # fmt: skip
+        families.append(
+            _gauge(
+                "birthday_db_pool_connections",
+                "This process's pool: size, available, waiting.",
+                ["kind"],
+                pool_samples,
+            )
+        )
         return families
 
 

@@ -53,9 +53,13 @@ NOTICES = {
 }
 
 blp = Blueprint(
-    "status", __name__, url_prefix="/status", template_folder="templates",
-    static_folder="static", static_url_path="/static",
-)  # fmt: skip
+    "status",
+    __name__,
+    url_prefix="/status",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 
 def _read_tokens() -> list[str]:
@@ -137,8 +141,9 @@ def _guard() -> Response | None:
         given = request.form.get("csrf_token", "")
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not (cookie and hmac.compare_digest(given, cookie) and _same_origin()):
-            body = render_template("status/error.html", message="The form has expired: "
-                                   "reload the page and try again.")  # fmt: skip
+            body = render_template(
+                "status/error.html", message="The form has expired: reload the page and try again."
+            )
             return Response(body, status=400, mimetype="text/html")
     if request.endpoint in {"status.login", "status.static"}:
         return None
@@ -148,8 +153,14 @@ def _guard() -> Response | None:
 @blp.after_request
 def _headers(response: Response) -> Response:
     if request.cookies.get(CSRF_COOKIE) != g.get("csrf_token"):
-        response.set_cookie(CSRF_COOKIE, g.csrf_token, httponly=True, samesite="Strict",
-                            secure=request.is_secure, path="/status")  # fmt: skip
+        response.set_cookie(
+            CSRF_COOKIE,
+            g.csrf_token,
+            httponly=True,
+            samesite="Strict",
+            secure=request.is_secure,
+            path="/status",
+        )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -186,11 +197,14 @@ def overview() -> str:
     settings = current_app.extensions["settings"]
     summary = _summary()
     return render_template(
-        "status/overview.html", s=summary, settings=settings,
+        "status/overview.html",
+        s=summary,
+        settings=settings,
         cache_seconds=current_app.extensions["status_summary"].seconds,
         sent_chart=hourly_bars(summary["sent_hourly"]),
-        due_chart=hourly_bars(summary["due_hourly"]), notice=_notice(),
-    )  # fmt: skip
+        due_chart=hourly_bars(summary["due_hourly"]),
+        notice=_notice(),
+    )
 
 
 @blp.get("/upcoming")
@@ -200,9 +214,14 @@ def upcoming() -> str:
     with transaction(current_pool()) as conn:
         page = status_page.upcoming(conn, datetime.now(UTC), message_type, _page_arg(), PAGE_SIZE)
     hourly = _summary()["due_hourly"][: status_page.UPCOMING_HOURS]
-    return render_template("status/upcoming.html", page=page, message_type=message_type,
-                           types=MESSAGE_TYPES, hours=status_page.UPCOMING_HOURS,
-                           hourly=hourly)  # fmt: skip
+    return render_template(
+        "status/upcoming.html",
+        page=page,
+        message_type=message_type,
+        types=MESSAGE_TYPES,
+        hours=status_page.UPCOMING_HOURS,
+        hourly=hourly,
+    )
 
 
 @blp.get("/failures")
@@ -215,8 +234,9 @@ def failures() -> str:
         page = status_page.failures(conn, datetime.now(UTC), status, days, _page_arg(), PAGE_SIZE)
     # Retry comes back here: the same filters and page, without an earlier notice.
     here = url_for("status.failures", status=status, days=days, page=page.page)
-    return render_template("status/failures.html", page=page, status=status, days=days,
-                           here=here, notice=_notice())  # fmt: skip
+    return render_template(
+        "status/failures.html", page=page, status=status, days=days, here=here, notice=_notice()
+    )
 
 
 @blp.get("/stuck")
@@ -263,9 +283,15 @@ def login() -> Response | str:
     if match is None:
         return _login_page(401, next_url, error="That token is not accepted.")
     response = redirect(next_url, 303)
-    response.set_cookie(SESSION_COOKIE, _session_value(match, time.time()),
-                        max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
-                        secure=request.is_secure, path="/status")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        _session_value(match, time.time()),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+        path="/status",
+    )
     return response
 
 

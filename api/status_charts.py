@@ -44,9 +44,15 @@ def hourly_bars(points: list[dict]) -> Chart:
     for index, point in enumerate(points):
         height = plot_height * point["count"] / peak if peak else 0.0
         x = MARGIN_LEFT + index * slot
-        bars.append(Bar(round(x + 1, 1), round(HEIGHT - MARGIN_BOTTOM - height, 1),
-                        round(max(1.0, slot - 2), 1), round(height, 1), point["hour"],
-                        point["count"]))  # fmt: skip
+        bar = Bar(
+            x=round(x + 1, 1),
+            y=round(HEIGHT - MARGIN_BOTTOM - height, 1),
+            width=round(max(1.0, slot - 2), 1),
+            height=round(height, 1),
+            hour=point["hour"],
+            count=point["count"],
+        )
+        bars.append(bar)
         if point["hour"].hour % 6 == 0:
             ticks.append((round(x, 1), point["hour"].strftime("%d %H:00")))
     return Chart(bars, peak, sum(point["count"] for point in points), ticks)

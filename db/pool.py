@@ -201,8 +201,10 @@ def _log_reconnect_failed(pool: ConnectionPool) -> None:
     log.warning(
         "database %s still unreachable after %g s of retries; pool %s reconnects on the"
         " next request",
-        database_label(pool), pool.reconnect_timeout, pool.name,
-    )  # fmt: skip
+        database_label(pool),
+        pool.reconnect_timeout,
+        pool.name,
+    )
 
 
 def wait_for_database(pool: ConnectionPool, purpose: str) -> bool:
@@ -227,8 +229,11 @@ def wait_for_database(pool: ConnectionPool, purpose: str) -> bool:
                 last_logged = now
                 log.warning(
                     "waiting for the database %s (%s): unreachable for %.0f s: %s",
-                    label, purpose, now - waited_since, error,
-                )  # fmt: skip
+                    label,
+                    purpose,
+                    now - waited_since,
+                    error,
+                )
             time.sleep(1.0)
             continue
         if waited_since is None:
@@ -236,8 +241,10 @@ def wait_for_database(pool: ConnectionPool, purpose: str) -> bool:
         else:
             log.info(
                 "database %s reachable again (%s) after %.0f s",
-                label, purpose, time.monotonic() - waited_since,
-            )  # fmt: skip
+                label,
+                purpose,
+                time.monotonic() - waited_since,
+            )
         return True
 
 

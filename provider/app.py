@@ -54,8 +54,13 @@ class ProviderState:
                 return 200, {"status": "duplicate", "idempotency_key": key}, {}
             # Recorded on arrival: a retry of a request still being answered is a duplicate.
             self.keys.add(key)
-            delivery = {"id": len(self.deliveries) + 1, "idempotency_key": key,
-                        "email": email, "message": message, "delivered_at": now}  # fmt: skip
+            delivery = {
+                "id": len(self.deliveries) + 1,
+                "idempotency_key": key,
+                "email": email,
+                "message": message,
+                "delivered_at": now,
+            }
             self.deliveries.append(delivery)
             return 200, {"status": "sent", "delivery_id": delivery["id"]}, {}
 

@@ -52,9 +52,14 @@ def mark_processed(
         ON CONFLICT (scope, key) DO NOTHING
         RETURNING id
         """,
-        {"scope": scope, "key": key, "fingerprint": fingerprint, "status": status,
-         "body": Jsonb(body)},
-    )  # fmt: skip
+        {
+            "scope": scope,
+            "key": key,
+            "fingerprint": fingerprint,
+            "status": status,
+            "body": Jsonb(body),
+        },
+    )
     return row is not None
 
 
@@ -87,9 +92,14 @@ def claim(
                OR idempotency_keys.created_at < now() - %(retention)s
         RETURNING created_at
         """,
-        {"scope": scope, "key": key, "fingerprint": fingerprint,
-         "stale_after": stale_after, "retention": retention},
-    )  # fmt: skip
+        {
+            "scope": scope,
+            "key": key,
+            "fingerprint": fingerprint,
+            "stale_after": stale_after,
+            "retention": retention,
+        },
+    )
     return None if row is None else row["created_at"]
 
 
@@ -105,9 +115,14 @@ def complete(
         WHERE scope = %(scope)s AND key = %(key)s AND response_status IS NULL
           AND created_at = %(claimed_at)s
         """,
-        {"scope": scope, "key": key, "claimed_at": claimed_at, "status": status,
-         "body": Jsonb(body)},
-    )  # fmt: skip
+        {
+            "scope": scope,
+            "key": key,
+            "claimed_at": claimed_at,
+            "status": status,
+            "body": Jsonb(body),
+        },
+    )
     return updated == 1
 
 

@@ -217,8 +217,13 @@ def start_sending(
     that status. None when the row was not QUEUED (a duplicate or redelivered
     message that lost the race). The row's `locked_until` is the lease token.
     """
-    params = {"id": message_id, "day": occasion_date, "now": now, "lease": lease,
-              "max_lateness": max_lateness}  # fmt: skip
+    params = {
+        "id": message_id,
+        "day": occasion_date,
+        "now": now,
+        "lease": lease,
+        "max_lateness": max_lateness,
+    }
     query = _START_SENDING_ANY_DAY if occasion_date is None else _START_SENDING_ON_DAY
     return fetch_optional(conn, query, params)
 
@@ -269,9 +274,17 @@ def record_retry(
     `answer` holds `code`, `body` and `error`. A postponement (`counts_as_attempt`
     false) keeps the retry count and the last provider answer.
     """
-    params = {"id": message_id, "day": day, "lease": lease, "now": now, "next": next_attempt_at,
-              "increment": 1 if counts_as_attempt else 0, "code": answer.get("code"),
-              "body": _body(answer.get("body")), "error": answer.get("error")}  # fmt: skip
+    params = {
+        "id": message_id,
+        "day": day,
+        "lease": lease,
+        "now": now,
+        "next": next_attempt_at,
+        "increment": 1 if counts_as_attempt else 0,
+        "code": answer.get("code"),
+        "body": _body(answer.get("body")),
+        "error": answer.get("error"),
+    }
     return fetch_optional(
         conn,
         """
@@ -303,9 +316,15 @@ def record_finished(
     """SENDING -> FAILED or EXPIRED for good, keeping the provider's answer."""
     if status not in (Status.FAILED, Status.EXPIRED):
         raise ValueError(f"not a final status after a send: {status}")
-    params = {"id": message_id, "day": day, "lease": lease, "status": status.value,
-              "code": answer.get("code"), "body": _body(answer.get("body")),
-              "error": answer.get("error")}  # fmt: skip
+    params = {
+        "id": message_id,
+        "day": day,
+        "lease": lease,
+        "status": status.value,
+        "code": answer.get("code"),
+        "body": _body(answer.get("body")),
+        "error": answer.get("error"),
+    }
     return fetch_optional(
         conn,
         """

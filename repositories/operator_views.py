@@ -17,8 +17,15 @@ import psycopg
 from db.queries import fetch_all, fetch_one, fetch_scalar
 
 ALL_STATUSES = [
-    "SCHEDULED", "QUEUED", "SENDING", "SENT", "RETRYING", "FAILED", "CANCELLED", "EXPIRED",
-]  # fmt: skip
+    "SCHEDULED",
+    "QUEUED",
+    "SENDING",
+    "SENT",
+    "RETRYING",
+    "FAILED",
+    "CANCELLED",
+    "EXPIRED",
+]
 UNSENT_FINAL = ["FAILED", "EXPIRED"]
 
 # Every status named, so the (status, scheduled_send_time) index is searched once per

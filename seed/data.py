@@ -205,7 +205,7 @@ class SeedUser:
             self.location_country,
             self.created_at,
             self.created_at,
-        )  # fmt: skip  a COPY row in column order, packed as the table reads
+        )
 
 
 class SeedGenerator:
@@ -298,30 +298,31 @@ class SeedGenerator:
         return Occurrence(occasion, self._send_instant(occasion, zone, self.send_time))
 
     def _base(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> list:
+        # MESSAGE_COLUMNS' first five; each row below adds the rest, in column order.
         return [
             user.id,
             message_type,
             occurrence.occasion_date,
             greeting(message_type, user.first_name, user.last_name),
             occurrence.scheduled_send_time,
-        ]  # fmt: skip  a COPY row in column order, packed as the table reads
+        ]
 
     def _scheduled(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
         key = idempotency_key(user.id, message_type, occurrence.occasion_date)
         return (
             *self._base(user, message_type, occurrence),
-            None,
-            "SCHEDULED",
-            0,
-            None,
-            occurrence.scheduled_send_time,
-            None,
-            None,
-            None,
-            key,
-            self.now,
-            self.now,
-        )  # fmt: skip  a COPY row in column order, packed as the table reads
+            None,  # actual_send_time
+            "SCHEDULED",  # status
+            0,  # retry_count
+            None,  # last_retry_at
+            occurrence.scheduled_send_time,  # next_attempt_at
+            None,  # api_response_code
+            None,  # api_response_body
+            None,  # error_message
+            key,  # idempotency_key
+            self.now,  # created_at
+            self.now,  # updated_at
+        )
 
     def _delivered(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
         delay = timedelta(seconds=1 + self.history_rng.random() * 90)
@@ -329,36 +330,36 @@ class SeedGenerator:
         key = idempotency_key(user.id, message_type, occurrence.occasion_date)
         return (
             *self._base(user, message_type, occurrence),
-            sent_at,
-            "SENT",
-            0,
-            None,
-            None,
-            200,
-            '{"status":"sent"}',
-            None,
-            key,
-            occurrence.scheduled_send_time,
-            sent_at,
-        )  # fmt: skip  a COPY row in column order, packed as the table reads
+            sent_at,  # actual_send_time
+            "SENT",  # status
+            0,  # retry_count
+            None,  # last_retry_at
+            None,  # next_attempt_at
+            200,  # api_response_code
+            '{"status":"sent"}',  # api_response_body
+            None,  # error_message
+            key,  # idempotency_key
+            occurrence.scheduled_send_time,  # created_at
+            sent_at,  # updated_at
+        )
 
     def _failed(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
         last_try = occurrence.scheduled_send_time + timedelta(hours=2)
         key = idempotency_key(user.id, message_type, occurrence.occasion_date)
         return (
             *self._base(user, message_type, occurrence),
-            None,
-            "FAILED",
-            FAILED_RETRIES,
-            last_try,
-            None,
-            503,
-            '{"error":"service unavailable"}',
-            "provider unavailable after 5 retries",
-            key,
-            occurrence.scheduled_send_time,
-            last_try,
-        )  # fmt: skip  a COPY row in column order, packed as the table reads
+            None,  # actual_send_time
+            "FAILED",  # status
+            FAILED_RETRIES,  # retry_count
+            last_try,  # last_retry_at
+            None,  # next_attempt_at
+            503,  # api_response_code
+            '{"error":"service unavailable"}',  # api_response_body
+            "provider unavailable after 5 retries",  # error_message
+            key,  # idempotency_key
+            occurrence.scheduled_send_time,  # created_at
+            last_try,  # updated_at
+        )
 
 
 @functools.cache

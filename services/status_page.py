@@ -143,9 +143,13 @@ def upcoming(
 ) -> Page:
     """SCHEDULED greetings of the next UPCOMING_HOURS, with their send time in the user's zone."""
     rows, total = operator_views.list_upcoming(
-        conn, now, now + timedelta(hours=UPCOMING_HOURS), message_type, page_size,
-        (page - 1) * page_size,
-    )  # fmt: skip
+        conn,
+        now,
+        until=now + timedelta(hours=UPCOMING_HOURS),
+        message_type=message_type,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+    )
     for row in rows:
         # zoneinfo, not PostgreSQL's AT TIME ZONE: the calendar rules live in Python.
         row["local_send_time"] = row["scheduled_send_time"].astimezone(ZoneInfo(row["timezone"]))

@@ -71,15 +71,18 @@ class LeaderLock:
         log.warning(
             "scheduler %s waiting for the database to take the leader lock"
             " (unreachable for %.0f s): %s",
-            self.name, now - self._unreachable_since, first_line(error),
-        )  # fmt: skip
+            self.name,
+            now - self._unreachable_since,
+            first_line(error),
+        )
 
     def _reached_database(self) -> None:
         if self._unreachable_since is not None:
             log.info(
                 "scheduler %s reached the database again after %.0f s",
-                self.name, time.monotonic() - self._unreachable_since,
-            )  # fmt: skip
+                self.name,
+                time.monotonic() - self._unreachable_since,
+            )
             self._unreachable_since = None
 
     def _connect(self) -> psycopg.Connection:

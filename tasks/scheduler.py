@@ -42,8 +42,9 @@ MAX_SLEEP_SECONDS = 1.0
 IS_LEADER = Gauge("birthday_scheduler_is_leader", "1 while this scheduler process leads.")
 JOB_SUCCESS = Gauge(
     "birthday_scheduler_job_last_success_timestamp_seconds",
-    "When each job last succeeded in this process.", ["job"],
-)  # fmt: skip
+    "When each job last succeeded in this process.",
+    ["job"],
+)
 JOB_FAILURES = Counter("birthday_scheduler_job_failures_total", "Jobs that raised.", ["job"])
 EXPIRED = Counter(
     "birthday_sends_expired_total", "Greetings found later than MAX_LATENESS and expired."
@@ -75,7 +76,7 @@ class Scheduler:
         )
         self.jobs.every(every.planning_interval_seconds).seconds.do(self._run, "plan", self.plan)
         self.jobs.every().day.do(self._run, "partitions", self.maintain_partitions)
-        self.jobs.every().day.do(self._run, "cleanup_keys", self.clean_up_keys)  # fmt: skip
+        self.jobs.every().day.do(self._run, "cleanup_keys", self.clean_up_keys)
         self.jobs.every().day.do(self._run, "refresh_zones", self.refresh_zones)
 
     def dispatch(self, now: datetime) -> None:

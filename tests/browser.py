@@ -21,9 +21,13 @@ import requests
 import websocket
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def chromium_binary() -> str | None:
@@ -37,9 +41,14 @@ class Browser:
     def __init__(self, profile: Path, timeout: float = 30) -> None:
         self.timeout = timeout
         self._ids = itertools.count(1)
-        command = [chromium_binary(), *FLAGS, "--remote-debugging-port=0",
-                   f"--user-data-dir={profile}", "--window-size=1280,1600",
-                   "about:blank"]  # fmt: skip
+        command = [
+            chromium_binary(),
+            *FLAGS,
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,1600",
+            "about:blank",
+        ]
         self.log = open(profile.parent / "chromium.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True

@@ -262,8 +262,9 @@ def test_a_birthday_changed_before_the_send_moves_the_greeting(stack, api):
 
 
 def _children(pid: int) -> list[int]:
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                           text=True, check=False)  # fmt: skip
+    found = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
     return [int(line) for line in found.stdout.split()]
 
 
@@ -304,8 +305,9 @@ def test_the_worker_exports_send_metrics_on_its_prometheus_port(stack, tmp_path)
     stack.processes.start(
         "metrics-worker",
         [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1", "--threads", "2"],
-        dramatiq_prom_port=str(port), dramatiq_prom_db=str(tmp_path / "prometheus"),
-    )  # fmt: skip
+        dramatiq_prom_port=str(port),
+        dramatiq_prom_db=str(tmp_path / "prometheus"),
+    )
     user = stack.create_user()
     stack.processes.scheduler()
     wait_until(lambda: sent_once(stack, user["id"]), 30, "the greeting")
@@ -323,6 +325,9 @@ def test_the_worker_exports_send_metrics_on_its_prometheus_port(stack, tmp_path)
     families = scrape()
     assert "birthday_send_lateness_seconds" in families
     assert "birthday_provider_request_duration_seconds" in families
-    lateness = [s for s in families["birthday_send_lateness_seconds"]
-                if s.name == "birthday_send_lateness_seconds_count"]  # fmt: skip
+    lateness = [
+        s
+        for s in families["birthday_send_lateness_seconds"]
+        if s.name == "birthday_send_lateness_seconds_count"
+    ]
     assert lateness[0].value == 1

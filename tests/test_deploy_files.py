@@ -61,8 +61,11 @@ def test_compose_mounts_the_shipped_prometheus_and_grafana_files():
     )["datasources"][0]
     assert datasource["url"] == "http://prometheus:9090"
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    scraped = {c["job_name"]: c["dns_sd_configs"][0] for c in config["scrape_configs"]
-               if "dns_sd_configs" in c}  # fmt: skip
+    scraped = {
+        c["job_name"]: c["dns_sd_configs"][0]
+        for c in config["scrape_configs"]
+        if "dns_sd_configs" in c
+    }
     # Each scrape job names a compose service of the app, on the port it serves metrics on.
     assert {job: (sd["names"][0], sd["port"]) for job, sd in scraped.items()} == {
         "birthday-api": ("api", 8000),
@@ -145,8 +148,12 @@ def test_the_gunicorn_config_opens_the_pool_after_fork_and_shuts_down_gracefully
 
 def test_the_shell_scripts_parse():
     for script in ("keep-running", "start-worker", "backup.sh", "restore.sh"):
-        result = subprocess.run(["bash", "-n", str(ROOT / "deploy" / script)],
-                                capture_output=True, text=True, timeout=10)  # fmt: skip
+        result = subprocess.run(
+            ["bash", "-n", str(ROOT / "deploy" / script)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         assert result.returncode == 0, (script, result.stderr)
 
 
@@ -154,8 +161,10 @@ def test_every_systemd_unit_restarts_its_process():
     units = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
 
     assert [unit.name for unit in units] == [
-        "birthday-api.service", "birthday-scheduler.service", "birthday-worker@.service",
-    ]  # fmt: skip
+        "birthday-api.service",
+        "birthday-scheduler.service",
+        "birthday-worker@.service",
+    ]
     for unit in units:
         assert "Restart=always" in unit.read_text(), unit.name
 

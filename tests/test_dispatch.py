@@ -7,7 +7,6 @@ RabbitMQ broker is covered by the end-to-end tests, not here.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +20,7 @@ from config import Settings
 from domain.delivery_policy import Decision, Outcome, ProviderAnswer, Verdict
 from repositories import users
 from services import planning
+from tests import factories
 from workflows import delivery, dispatch
 
 NINE = time(9, 0)
@@ -29,7 +29,6 @@ TODAY = date(2026, 11, 26)
 NEXT_YEAR = date(2027, 11, 26)
 DUE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # 09:00 in London, where it is UTC in November
 NOW = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
-_numbers = itertools.count()
 
 
 def configured(db_url: str, **overrides) -> Settings:
@@ -48,16 +47,9 @@ class Recorder:
         self.dates.append(occasion_date)
 
 
-def make_user(db: psycopg.Connection, **overrides) -> dict:
-    data = {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "email": f"dispatch{next(_numbers)}@example.com",
-        "timezone": "Europe/London",
-        "birthday_date": BIRTHDAY,
-        **overrides,
-    }
-    return users.insert(db, data)
+def make_user(db: psycopg.Connection, **fields) -> dict:
+    """A London user whose birthday is TODAY."""
+    return factories.make_user(db, birthday=BIRTHDAY, **fields)
 
 
 def add_message(
@@ -70,20 +62,18 @@ def add_message(
     retry_count: int = 0,
 ) -> int:
     """This year's birthday greeting of `user` (a new user by default), in the given state."""
-    user = user or make_user(db)
-    return db.execute(
-        """
-        INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
-                                  scheduled_send_time, next_attempt_at, status, locked_until,
-                                  retry_count, idempotency_key)
-        VALUES (%(user)s, 'BIRTHDAY', %(day)s, 'Hey, Ada Lovelace it''s your birthday',
-                %(scheduled)s, %(next)s, %(status)s, %(locked)s, %(retries)s,
-                message_idempotency_key(%(user)s, 'BIRTHDAY', %(day)s))
-        RETURNING id
-        """,
-        {"user": user["id"], "day": TODAY, "scheduled": DUE, "next": next_attempt_at,
-         "status": status, "locked": locked_until, "retries": retry_count},
-    ).fetchone()["id"]  # fmt: skip
+    message = factories.make_message(
+        db,
+        user or make_user(db),
+        status=status,
+        scheduled=DUE,
+        occasion_date=TODAY,
+        message_content="Hey, Ada Lovelace it's your birthday",
+        next_attempt_at=next_attempt_at,
+        locked_until=locked_until,
+        retry_count=retry_count,
+    )
+    return message["id"]
 
 
 def row(db: psycopg.Connection, message_id: int) -> dict:
@@ -355,9 +345,8 @@ def test_begin_send_takes_a_queued_message_with_a_lease_and_the_users_email(db, 
 
     taken = row(db, message_id)
     assert message is not None
-    assert (message["id"], message["status"], message["email"]) == (
-        message_id, "SENDING", "ada@example.com",
-    )  # fmt: skip
+    taken_as = (message["id"], message["status"], message["email"])
+    assert taken_as == (message_id, "SENDING", "ada@example.com")
     assert taken["status"] == "SENDING"
     assert taken["locked_until"] == NOW + settings.sending_lease
 
@@ -454,9 +443,8 @@ def test_a_retry_outcome_makes_the_message_retrying_and_counts_an_attempt(db, po
     assert retrying["next_attempt_at"] == next_attempt
     assert retrying["last_retry_at"] == later
     assert retrying["locked_until"] is None
-    assert (retrying["api_response_code"], retrying["error_message"]) == (
-        503, "provider answered 503",
-    )  # fmt: skip
+    kept = (retrying["api_response_code"], retrying["error_message"])
+    assert kept == (503, "provider answered 503")
 
 
 def test_a_retry_that_does_not_count_as_an_attempt_keeps_the_retry_count(db, pool, settings):

@@ -58,9 +58,13 @@ class Api:
             return False
 
     def create_user(self) -> dict:
-        body = {"first_name": "Ada", "last_name": "Lovelace", "timezone": "Europe/London",
-                "email": f"graceful{uuid.uuid4().hex[:8]}@example.com",
-                "birthday_date": "1990-12-10"}  # fmt: skip
+        body = {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "timezone": "Europe/London",
+            "email": f"graceful{uuid.uuid4().hex[:8]}@example.com",
+            "birthday_date": "1990-12-10",
+        }
         response = requests.post(f"{self.url}/users", json=body, headers=self.auth, timeout=10)
         assert response.status_code == 201, response.text
         return response.json()
@@ -69,9 +73,14 @@ class Api:
 @pytest.fixture
 def api(db_url, tmp_path):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "BIND": f"127.0.0.1:{port}",
-           "API_TOKEN": API_TOKEN, "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "BIND": f"127.0.0.1:{port}",
+        "API_TOKEN": API_TOKEN,
+        "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
     processes = Processes(env, tmp_path)
     command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
     server = Api(processes.start("api", command), port, db_url)
@@ -99,9 +108,12 @@ def _shut_down_during_a_locked_patch(api: Api) -> dict:
     with ThreadPoolExecutor(1) as pool, psycopg.connect(api.db_url) as locker:
         locker.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user["id"],))
         patch = pool.submit(
-            requests.patch, f"{api.url}/users/{user['id']}", json={"first_name": "Grace"},
-            headers=api.auth, timeout=30,
-        )  # fmt: skip
+            requests.patch,
+            f"{api.url}/users/{user['id']}",
+            json={"first_name": "Grace"},
+            headers=api.auth,
+            timeout=30,
+        )
         wait_until(lambda: _waiting_for_a_row_lock(api.db_url, "FOR UPDATE"), 10, "the PATCH")
         signalled = time.monotonic()
         api.process.send_signal(signal.SIGTERM)
@@ -114,9 +126,13 @@ def _shut_down_during_a_locked_patch(api: Api) -> dict:
     with psycopg.connect(api.db_url) as conn:
         stored = conn.execute("SELECT first_name FROM users WHERE id = %s", (user["id"],))
         first_name = stored.fetchone()[0]
-    return {"response": response, "code": code, "stopped_after": stopped_after,
-            "running_while_draining": running_while_draining,
-            "stored_first_name": first_name}  # fmt: skip
+    return {
+        "response": response,
+        "code": code,
+        "stopped_after": stopped_after,
+        "running_while_draining": running_while_draining,
+        "stored_first_name": first_name,
+    }
 
 
 def test_sigterm_lets_an_in_flight_request_finish_and_gunicorn_exit_0(api):
@@ -193,8 +209,9 @@ def test_sigterm_to_the_worker_process_group_loses_and_duplicates_no_greeting(st
 
 
 def _child_processes(pid: int) -> list[int]:
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                           text=True, check=False)  # fmt: skip
+    found = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
     return [int(line) for line in found.stdout.split()]
 
 
@@ -244,8 +261,9 @@ def test_sigterm_during_a_dispatch_lets_the_job_finish_and_the_scheduler_exit_0(
         scheduler = processes.scheduler()
         wait_until(
             lambda: (_heartbeat(fresh_db_url, "cleanup_keys") or {}).get("last_success_at"),
-            30, "the scheduler's first round of jobs",
-        )  # fmt: skip
+            30,
+            "the scheduler's first round of jobs",
+        )
         with psycopg.connect(fresh_db_url) as locker:
             locker.execute("LOCK TABLE message_logs IN EXCLUSIVE MODE")  # dispatch blocks
             wait_until(lambda: _running(fresh_db_url, "dispatch"), 10, "a blocked dispatch")

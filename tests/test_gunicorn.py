@@ -30,8 +30,13 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _start(db_url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": db_url, "BIND": f"127.0.0.1:{port}",
-           "WEB_CONCURRENCY": "2", "DB_POOL_TIMEOUT": "2"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "DB_POOL_TIMEOUT": "2",
+    }
     command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

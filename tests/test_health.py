@@ -63,8 +63,7 @@ def test_health_lists_each_dependency_and_is_ok_with_a_live_scheduler(client, db
     body = response.get_json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "rabbitmq", "redis", "scheduler",
-                                   "provider_breaker"}  # fmt: skip
+    assert set(body["checks"]) == {"database", "rabbitmq", "redis", "scheduler", "provider_breaker"}
     assert all(check["status"] == "ok" for check in body["checks"].values())
     assert body["checks"]["scheduler"]["leader"] == "host:1"
     assert body["checks"]["provider_breaker"]["state"] == "closed"
@@ -82,11 +81,13 @@ def test_health_is_503_when_the_scheduler_heartbeat_is_stale(client, db_url):
 
 def test_health_is_503_within_3_seconds_when_broker_and_redis_are_unreachable(db_url):
     _heartbeat(db_url, timedelta(seconds=5))
-    app = create_app({
-        "DATABASE_URL": db_url,
-        "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{_closed_port()}/%2F",
-        "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0",
-    })  # fmt: skip
+    app = create_app(
+        {
+            "DATABASE_URL": db_url,
+            "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{_closed_port()}/%2F",
+            "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0",
+        }
+    )
     try:
         started = time.monotonic()
         response = app.test_client().get("/health")

@@ -12,8 +12,9 @@ from log_setup import RequestIdFilter, build_formatter, configure_logging
 
 
 def _render(log_format: str, **extra) -> str:
-    record = logging.LogRecord("tasks.send", logging.INFO, __file__, 1, "greeting %s", ("SENT",),
-                               None)  # fmt: skip
+    record = logging.LogRecord(
+        "tasks.send", logging.INFO, __file__, 1, "greeting %s", ("SENT",), None
+    )
     for name, value in extra.items():
         setattr(record, name, value)
     return build_formatter(log_format).format(record)

@@ -10,15 +10,30 @@ import pytest
 from psycopg.rows import dict_row
 
 MESSAGE_FIELDS = {
-    "id", "user_id", "message_type", "occasion_date", "message_content", "scheduled_send_time",
-    "actual_send_time", "status", "retry_count", "api_response_code", "error_message",
+    "id",
+    "user_id",
+    "message_type",
+    "occasion_date",
+    "message_content",
+    "scheduled_send_time",
+    "actual_send_time",
+    "status",
+    "retry_count",
+    "api_response_code",
+    "error_message",
     "idempotency_key",
-}  # fmt: skip
+}
 
 
 def create_user(client, email: str, **overrides) -> dict:
-    body = {"first_name": "Ada", "last_name": "Lovelace", "email": email,
-            "timezone": "Europe/London", "birthday_date": "1990-12-10", **overrides}  # fmt: skip
+    body = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": email,
+        "timezone": "Europe/London",
+        "birthday_date": "1990-12-10",
+        **overrides,
+    }
     response = client.post("/users", json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()

@@ -7,8 +7,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-BODY = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
-        "timezone": "Europe/London", "birthday_date": "1990-12-10"}  # fmt: skip
+BODY = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@example.com",
+    "timezone": "Europe/London",
+    "birthday_date": "1990-12-10",
+}
 
 
 def scrape(client) -> dict[str, list]:
@@ -21,8 +26,11 @@ def scrape(client) -> dict[str, list]:
 
 def request_counts(client) -> dict[tuple, float]:
     samples = scrape(client)["http_requests"]
-    return {(s.labels["method"], s.labels["route"], s.labels["status"]): s.value
-            for s in samples if s.name == "http_requests_total"}  # fmt: skip
+    return {
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+        for s in samples
+        if s.name == "http_requests_total"
+    }
 
 
 def test_requests_are_counted_by_route_template_method_and_status(client):
@@ -48,8 +56,9 @@ def test_request_latency_is_a_histogram_in_seconds(client):
 
     samples = scrape(client)["http_request_duration_seconds"]
 
-    buckets = [s for s in samples if s.name.endswith("_bucket")
-               and s.labels["route"] == "/health/live"]  # fmt: skip
+    buckets = [
+        s for s in samples if s.name.endswith("_bucket") and s.labels["route"] == "/health/live"
+    ]
     assert buckets and buckets[-1].labels["le"] == "+Inf"
     assert buckets[-1].value >= 1
 

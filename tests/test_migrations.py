@@ -250,12 +250,11 @@ def test_new_command_creates_the_next_numbered_pair(empty_db_url, tmp_path):
 def test_every_migration_also_runs_with_psql(empty_db_url):
     if shutil.which("psql") is None:
         pytest.skip("psql is not installed")
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", empty_db_url]
     for migration in migrations.discover():
         result = subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", empty_db_url,
-             "-f", str(migration.up_path)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [*psql, "-f", str(migration.up_path)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
     with _connect(empty_db_url) as conn:
         assert conn.execute("SELECT count(*) AS n FROM time_zones").fetchone()["n"] > 300

@@ -10,19 +10,34 @@ from repositories import operator_views as views
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 QUERIES = {
-    "by day and status": (views._BY_DAY_AND_STATUS, {"statuses": views.ALL_STATUSES,
-                          "start": NOW, "end": NOW + timedelta(days=8)}),
-    "last hour": (views._OUTCOMES, {"statuses": views.ALL_STATUSES, "since": NOW,
-                  "now": NOW, "window_start": NOW - timedelta(hours=50)}),
-    "sent by hour": (views._SENT_BY_HOUR, {"since": NOW, "now": NOW,
-                     "window_start": NOW - timedelta(hours=50)}),
+    "by day and status": (
+        views._BY_DAY_AND_STATUS,
+        {"statuses": views.ALL_STATUSES, "start": NOW, "end": NOW + timedelta(days=8)},
+    ),
+    "last hour": (
+        views._OUTCOMES,
+        {
+            "statuses": views.ALL_STATUSES,
+            "since": NOW,
+            "now": NOW,
+            "window_start": NOW - timedelta(hours=50),
+        },
+    ),
+    "sent by hour": (
+        views._SENT_BY_HOUR,
+        {"since": NOW, "now": NOW, "window_start": NOW - timedelta(hours=50)},
+    ),
     "due by hour": (views._DUE_BY_HOUR, {"now": NOW, "until": NOW + timedelta(hours=48)}),
-    "upcoming": (f"SELECT m.id FROM message_logs m WHERE {views._UPCOMING_WHERE}",
-                 {"now": NOW, "until": NOW + timedelta(hours=24), "message_type": None}),
-    "failures": (f"SELECT id FROM message_logs WHERE {views._FAILURES_WHERE}",
-                 {"statuses": views.UNSENT_FINAL, "since": NOW - timedelta(days=7)}),
+    "upcoming": (
+        f"SELECT m.id FROM message_logs m WHERE {views._UPCOMING_WHERE}",
+        {"now": NOW, "until": NOW + timedelta(hours=24), "message_type": None},
+    ),
+    "failures": (
+        f"SELECT id FROM message_logs WHERE {views._FAILURES_WHERE}",
+        {"statuses": views.UNSENT_FINAL, "since": NOW - timedelta(days=7)},
+    ),
     "stuck": (f"SELECT id FROM message_logs WHERE {views._STUCK_WHERE}", {"now": NOW}),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", QUERIES)

@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from app import create_app
 from db.queries import transaction
 from repositories import message_lifecycle
+from tests import factories
 
 
 def add_months(day: date, months: int) -> date:
@@ -55,14 +56,9 @@ def drop_old(conn: psycopg.Connection, *args: Any) -> list[tuple[str, date]]:
 
 
 def make_user(conn: psycopg.Connection, email: str = "ada@example.com") -> Any:
-    return conn.execute(
-        """
-        INSERT INTO users (first_name, last_name, email, timezone, birthday_date)
-        VALUES ('Ada', 'Lovelace', %s, 'UTC', '1990-03-15')
-        RETURNING id
-        """,
-        (email,),
-    ).fetchone()["id"]
+    """The id of a new user in UTC, the owner the messages below need."""
+    user = factories.make_user(conn, email=email, timezone="UTC", birthday=date(1990, 3, 15))
+    return user["id"]
 
 
 def insert_message(conn: psycopg.Connection, user_id: Any, occasion_date: date) -> dict:

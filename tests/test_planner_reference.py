@@ -26,11 +26,27 @@ from services.user_rules import NOT_ZONES
 
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2030, 12, 31)
 DST_ZONES = [
-    "America/New_York", "America/St_Johns", "America/Santiago", "America/Havana",
-    "Europe/London", "Europe/Berlin", "Europe/Dublin", "Asia/Jerusalem", "Asia/Beirut",
-    "Australia/Sydney", "Australia/Lord_Howe", "Pacific/Auckland", "Pacific/Chatham",
-    "Africa/Casablanca", "Antarctica/Troll", "America/Nuuk", "CET", "EET", "MET", "WET",
-]  # fmt: skip
+    "America/New_York",
+    "America/St_Johns",
+    "America/Santiago",
+    "America/Havana",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Dublin",
+    "Asia/Jerusalem",
+    "Asia/Beirut",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "Pacific/Auckland",
+    "Pacific/Chatham",
+    "Africa/Casablanca",
+    "Antarctica/Troll",
+    "America/Nuuk",
+    "CET",
+    "EET",
+    "MET",
+    "WET",
+]
 
 
 def _mismatches(conn: psycopg.Connection, query: str, params: dict, expected) -> list:
@@ -49,6 +65,17 @@ def _mismatches(conn: psycopg.Connection, query: str, params: dict, expected) ->
 
 def _zoneinfo_zones() -> set[str]:
     return set(available_timezones()) - NOT_ZONES
+
+
+def _user_in(zone: str, email: str, last_name: str = "Check", birthday: str = "1990-01-01") -> dict:
+    """A POST /users body for a user living in `zone`."""
+    return {
+        "first_name": "Zone",
+        "last_name": last_name,
+        "email": email,
+        "timezone": zone,
+        "birthday_date": birthday,
+    }
 
 
 @pytest.mark.timeout(600)  # 1.5 million instants, on a machine shared with other work
@@ -79,8 +106,16 @@ def test_sql_matches_python_at_the_hours_clocks_change(conn):
         CROSS JOIN generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d
         WHERE z.name = ANY(%(zones)s::text[])
     """
-    times = [time(0, 0), time(0, 30), time(1, 0), time(1, 30), time(2, 0), time(2, 30),
-             time(3, 0), time(23, 30)]  # fmt: skip
+    times = [
+        time(0, 0),
+        time(0, 30),
+        time(1, 0),
+        time(1, 30),
+        time(2, 0),
+        time(2, 30),
+        time(3, 0),
+        time(23, 30),
+    ]
     params = {"zones": DST_ZONES, "times": times, "first": FIRST_DAY, "last": LAST_DAY}
 
     wrong = _mismatches(conn, query, params, send_instant)
@@ -98,11 +133,8 @@ def test_a_user_in_a_zone_that_is_also_an_abbreviation_is_greeted_at_nine_local(
     # Given users in the zone, one with a winter and one with a summer birthday
     instants = {}
     for season, birthday in (("winter", "1990-01-15"), ("summer", "1990-07-15")):
-        response = client.post(
-            "/users",
-            json={"first_name": "Zone", "last_name": season, "email": f"{season}@example.com",
-                  "timezone": zone, "birthday_date": birthday},
-        )  # fmt: skip
+        body = _user_in(zone, f"{season}@example.com", last_name=season, birthday=birthday)
+        response = client.post("/users", json=body)
         # Then each is created with the spelling sent, and planned at 09:00 local
         assert response.status_code == 201, response.get_json()
         assert response.get_json()["timezone"] == zone
@@ -120,13 +152,9 @@ def test_a_user_in_a_zone_that_is_also_an_abbreviation_is_greeted_at_nine_local(
 @pytest.mark.timeout(300)  # one request per zone, ~600
 def test_every_zone_zoneinfo_accepts_is_accepted_by_the_api(client):
     statuses = {
-        zone: client.post(
-            "/users",
-            json={"first_name": "Zone", "last_name": "Check", "email": f"{zone}@example.com",
-                  "timezone": zone, "birthday_date": "1990-01-01"},
-        ).status_code
+        zone: client.post("/users", json=_user_in(zone, f"{zone}@example.com")).status_code
         for zone in sorted(_zoneinfo_zones())
-    }  # fmt: skip
+    }
 
     assert len(statuses) > 590
     assert {zone for zone, status in statuses.items() if status != 201} == set()
@@ -134,11 +162,7 @@ def test_every_zone_zoneinfo_accepts_is_accepted_by_the_api(client):
 
 @pytest.mark.parametrize("zone", sorted(NOT_ZONES))
 def test_a_non_zone_is_refused_with_a_422_naming_the_field(client, zone):
-    response = client.post(
-        "/users",
-        json={"first_name": "Zone", "last_name": "Check", "email": "nonzone@example.com",
-              "timezone": zone, "birthday_date": "1990-01-01"},
-    )  # fmt: skip
+    response = client.post("/users", json=_user_in(zone, "nonzone@example.com"))
 
     assert response.status_code == 422
     assert "timezone" in response.get_json()["errors"]["json"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -14,22 +13,10 @@ from app import create_app
 from repositories import messages, users
 from services import planning
 from services import users as users_service
+from tests.factories import make_user
 from workflows import planning as batch_planning
 
 NINE = time(9, 0)
-_numbers = itertools.count()
-
-
-def make_user(conn: psycopg.Connection, **overrides) -> dict:
-    data = {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "email": f"user{next(_numbers)}@example.com",
-        "timezone": "Europe/London",
-        "birthday_date": date(1990, 12, 10),
-        **overrides,
-    }
-    return users.insert(conn, data)
 
 
 def rows(conn: psycopg.Connection, user_id, status: str | None = None) -> list[dict]:
@@ -47,7 +34,7 @@ def at_nine(day: date, zone: str) -> datetime:
 
 
 def test_a_user_gets_the_next_birthday_planned_at_nine_local(conn):
-    user = make_user(conn, timezone="Asia/Kathmandu", birthday_date=date(1990, 12, 10))
+    user = make_user(conn, timezone="Asia/Kathmandu", birthday=date(1990, 12, 10))
 
     planned = planning.plan_user(conn, user["id"], local("Asia/Kathmandu", 2026, 11, 26, 12), NINE)
 
@@ -62,7 +49,7 @@ def test_a_user_gets_the_next_birthday_planned_at_nine_local(conn):
 
 
 def test_birthday_and_anniversary_are_planned_separately(conn):
-    user = make_user(conn, anniversary_date=date(2015, 6, 20))
+    user = make_user(conn, anniversary=date(2015, 6, 20))
 
     planning.plan_user(conn, user["id"], datetime(2026, 11, 26, tzinfo=UTC), NINE)
 
@@ -71,7 +58,7 @@ def test_birthday_and_anniversary_are_planned_separately(conn):
 
 
 def test_a_user_created_at_15h_local_on_the_birthday_still_gets_today(conn):
-    user = make_user(conn, timezone="America/New_York", birthday_date=date(1990, 11, 26))
+    user = make_user(conn, timezone="America/New_York", birthday=date(1990, 11, 26))
     now = local("America/New_York", 2026, 11, 26, 15)
 
     planning.plan_user(conn, user["id"], now, NINE)
@@ -83,7 +70,7 @@ def test_a_user_created_at_15h_local_on_the_birthday_still_gets_today(conn):
 
 
 def test_a_user_created_the_day_after_gets_next_year(conn):
-    user = make_user(conn, timezone="America/New_York", birthday_date=date(1990, 11, 25))
+    user = make_user(conn, timezone="America/New_York", birthday=date(1990, 11, 25))
 
     planning.plan_user(conn, user["id"], local("America/New_York", 2026, 11, 26, 8), NINE)
 
@@ -99,7 +86,7 @@ def test_a_user_created_the_day_after_gets_next_year(conn):
     ],
 )
 def test_feb_29_falls_on_feb_28_in_non_leap_years(conn, now, expected):
-    user = make_user(conn, birthday_date=date(2000, 2, 29))
+    user = make_user(conn, birthday=date(2000, 2, 29))
 
     planning.plan_user(conn, user["id"], now, NINE)
 
@@ -109,8 +96,8 @@ def test_feb_29_falls_on_feb_28_in_non_leap_years(conn, now, expected):
 def test_the_users_local_date_decides_on_both_sides_of_the_date_line(conn):
     # 2027-03-04 11:00 UTC: already Mar 5 (01:00) in Kiritimati, still Mar 4 (00:00) in Pago Pago.
     now = datetime(2027, 3, 4, 11, 0, tzinfo=UTC)
-    kiritimati = make_user(conn, timezone="Pacific/Kiritimati", birthday_date=date(1990, 3, 4))
-    pago_pago = make_user(conn, timezone="Pacific/Pago_Pago", birthday_date=date(1990, 3, 4))
+    kiritimati = make_user(conn, timezone="Pacific/Kiritimati", birthday=date(1990, 3, 4))
+    pago_pago = make_user(conn, timezone="Pacific/Pago_Pago", birthday=date(1990, 3, 4))
 
     messages.plan_next_occurrences(conn, now, NINE)
 
@@ -123,7 +110,7 @@ def test_the_users_local_date_decides_on_both_sides_of_the_date_line(conn):
 
 
 def test_a_nine_oclock_inside_a_dst_gap_moves_forward(conn):
-    user = make_user(conn, timezone="America/New_York", birthday_date=date(1990, 3, 8))
+    user = make_user(conn, timezone="America/New_York", birthday=date(1990, 3, 8))
 
     planning.plan_user(conn, user["id"], datetime(2026, 3, 1, tzinfo=UTC), time(2, 30))
 
@@ -132,7 +119,7 @@ def test_a_nine_oclock_inside_a_dst_gap_moves_forward(conn):
 
 
 def test_planning_twice_plans_nothing_new(conn):
-    user = make_user(conn, anniversary_date=date(2015, 6, 20))
+    user = make_user(conn, anniversary=date(2015, 6, 20))
     now = datetime(2026, 11, 26, tzinfo=UTC)
 
     first = messages.plan_next_occurrences(conn, now, NINE)
@@ -143,7 +130,7 @@ def test_planning_twice_plans_nothing_new(conn):
 
 
 def test_after_this_years_greeting_is_sent_next_year_is_planned(conn):
-    user = make_user(conn, birthday_date=date(1990, 11, 26))
+    user = make_user(conn, birthday=date(1990, 11, 26))
     now = datetime(2026, 11, 26, 12, tzinfo=UTC)
     planning.plan_user(conn, user["id"], now, NINE)
     conn.execute("UPDATE message_logs SET status = 'SENT' WHERE user_id = %s", (user["id"],))
@@ -217,7 +204,7 @@ def test_an_unrelated_change_leaves_the_plan_alone(conn):
 
 
 def test_removing_the_anniversary_cancels_its_greeting(conn):
-    user = make_user(conn, anniversary_date=date(2015, 6, 20))
+    user = make_user(conn, anniversary=date(2015, 6, 20))
     now = datetime(2026, 11, 26, tzinfo=UTC)
     planning.plan_user(conn, user["id"], now, NINE)
 
@@ -228,7 +215,7 @@ def test_removing_the_anniversary_cancels_its_greeting(conn):
 
 
 def test_deleting_a_user_cancels_every_pending_greeting(conn):
-    user = make_user(conn, anniversary_date=date(2015, 6, 20))
+    user = make_user(conn, anniversary=date(2015, 6, 20))
     planning.plan_user(conn, user["id"], datetime(2026, 11, 26, tzinfo=UTC), NINE)
 
     users_service.delete_user(conn, user["id"])
@@ -253,7 +240,7 @@ def test_plan_all_plans_every_live_user_once_across_batches(db_url):
     pool.open(wait=True)
     try:
         with psycopg.connect(db_url, row_factory=dict_row) as conn:
-            ids = [make_user(conn, anniversary_date=date(2010, 5, 5))["id"] for _ in range(23)]
+            ids = [make_user(conn, anniversary=date(2010, 5, 5))["id"] for _ in range(23)]
             users.soft_delete(conn, ids[0])
             conn.commit()
 
@@ -278,9 +265,14 @@ def test_plan_all_plans_every_live_user_once_across_batches(db_url):
 def test_a_user_created_through_the_api_is_planned_in_the_same_request(client, db_url):
     response = client.post(
         "/users",
-        json={"first_name": "Grace", "last_name": "Hopper", "email": "grace@example.com",
-              "timezone": "America/New_York", "birthday_date": "1956-12-09"},
-    )  # fmt: skip
+        json={
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "email": "grace@example.com",
+            "timezone": "America/New_York",
+            "birthday_date": "1956-12-09",
+        },
+    )
 
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
         planned = messages.list_for_user(conn, response.get_json()["id"])

@@ -117,16 +117,23 @@ def test_rules_and_dashboard_query_only_metrics_the_processes_export(stack):
     # (the worker's counters appear with their first use)
     worker_port, scheduler_port = free_port(), free_port()
     stack.create_user()
-    stack.processes.start("scheduler", [sys.executable, "-m", "tasks.scheduler"],
-                          SCHEDULER_METRICS_PORT=str(scheduler_port))  # fmt: skip
+    stack.processes.start(
+        "scheduler",
+        [sys.executable, "-m", "tasks.scheduler"],
+        SCHEDULER_METRICS_PORT=str(scheduler_port),
+    )
     worker_command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1"]
     stack.processes.start("worker", worker_command, dramatiq_prom_port=str(worker_port))
     wait_until(lambda: stack.status_counts()["SENT"] == 1, 40, "a send")
     worker_url = f"http://127.0.0.1:{worker_port}/metrics"
-    worker = wait_until(lambda: (text := scrape(worker_url)) and "birthday_sends" in text and text,
-                        20, "the worker's metrics")  # fmt: skip
-    scheduler = wait_until(lambda: scrape(f"http://127.0.0.1:{scheduler_port}/metrics"), 20,
-                           "the scheduler's metrics")  # fmt: skip
+    worker = wait_until(
+        lambda: (text := scrape(worker_url)) and "birthday_sends" in text and text,
+        20,
+        "the worker's metrics",
+    )
+    scheduler = wait_until(
+        lambda: scrape(f"http://127.0.0.1:{scheduler_port}/metrics"), 20, "the scheduler's metrics"
+    )
     app = create_app({"DATABASE_URL": stack.db_url, "TESTING": True})
     try:
         app.test_client().get("/users/00000000-0000-4000-8000-000000000000")  # one 404
@@ -139,6 +146,10 @@ def test_rules_and_dashboard_query_only_metrics_the_processes_export(stack):
     queried = queried_names()
 
     # Then every queried name is exported by some process (or made by Prometheus)
-    assert {"birthday_sends_total", "birthday_due_backlog", "birthday_scheduler_is_leader",
-            "http_requests_total"} <= queried  # fmt: skip
+    assert {
+        "birthday_sends_total",
+        "birthday_due_backlog",
+        "birthday_scheduler_is_leader",
+        "http_requests_total",
+    } <= queried
     assert queried - exported - SYNTHETIC == set(), stack.processes.logs()

@@ -18,9 +18,15 @@ from tests.delivery_stack import free_port, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "secure-default-test-token-1"
 AUTH_VARIABLES = (
-    "API_TOKEN", "API_TOKENS", "API_READ_TOKENS", "METRICS_TOKENS", "API_TOKENS_FILE",
-    "API_READ_TOKENS_FILE", "METRICS_TOKENS_FILE", "ALLOW_ANONYMOUS",
-)  # fmt: skip
+    "API_TOKEN",
+    "API_TOKENS",
+    "API_READ_TOKENS",
+    "METRICS_TOKENS",
+    "API_TOKENS_FILE",
+    "API_READ_TOKENS_FILE",
+    "METRICS_TOKENS_FILE",
+    "ALLOW_ANONYMOUS",
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -49,9 +55,13 @@ def test_an_exposed_bind_without_a_token_is_refused_naming_the_variable():
 
 @pytest.mark.parametrize(
     "environ",
-    [{"API_TOKENS": TOKEN}, {"API_TOKEN": TOKEN}, {"API_READ_TOKENS": TOKEN},
-     {"ALLOW_ANONYMOUS": "1"}],
-)  # fmt: skip
+    [
+        {"API_TOKENS": TOKEN},
+        {"API_TOKEN": TOKEN},
+        {"API_READ_TOKENS": TOKEN},
+        {"ALLOW_ANONYMOUS": "1"},
+    ],
+)
 def test_a_token_or_allow_anonymous_lets_an_exposed_bind_start(environ):
     assert exposure.refusal(Settings.from_env(environ), ["0.0.0.0:8000"]) is None
 
@@ -64,8 +74,14 @@ def test_metrics_tokens_alone_do_not_protect_users():
 
 def _environment(db_url: str, tmp_path: Path, bind: str, **extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in AUTH_VARIABLES}
-    return {**base, "DATABASE_URL": db_url, "BIND": bind, "WEB_CONCURRENCY": "1",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), **extra}  # fmt: skip
+    return {
+        **base,
+        "DATABASE_URL": db_url,
+        "BIND": bind,
+        "WEB_CONCURRENCY": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        **extra,
+    }
 
 
 def _gunicorn(env: dict[str, str]) -> subprocess.Popen:

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from seed.loader import seed_database
 from tests.browser import Browser, chromium_binary
-from tests.status_data import ago, make_message, make_user
+from tests.factories import ago, make_message, make_user
 
 TOKEN = "browser-test-token-0123456789"
 
@@ -91,9 +91,15 @@ def test_an_operator_signs_in_checks_the_figures_and_retries_a_failed_greeting(
 ):
     # Given seeded users, one greeting due, and one that the provider refused
     make_message(db, make_user(db), status="SCHEDULED", scheduled=ago(minutes=3))
-    failed = make_message(db, make_user(db), status="FAILED", scheduled=ago(minutes=1),
-                          retry_count=5, api_response_code=400,
-                          api_response_body="address rejected")  # fmt: skip
+    failed = make_message(
+        db,
+        make_user(db),
+        status="FAILED",
+        scheduled=ago(minutes=1),
+        retry_count=5,
+        api_response_code=400,
+        api_response_body="address rejected",
+    )
 
     # When the operator signs in with the token
     sign_in(browser, server)

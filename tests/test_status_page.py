@@ -11,7 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from app import create_app
-from tests.status_data import ago, ahead, make_message, make_user
+from tests.factories import ago, ahead, make_message, make_user
 
 TOKEN = "status-token-for-tests-only"
 
@@ -36,12 +36,24 @@ def csrf_of(client, path: str = "/status/login") -> str:
 def test_the_overview_shows_backlog_and_last_hour_figures_from_the_database(client, db):
     make_message(db, make_user(db), status="SCHEDULED", scheduled=ago(minutes=20))
     make_message(db, make_user(db), status="RETRYING", scheduled=ago(minutes=5))
-    make_message(db, make_user(db), status="SENT", scheduled=ago(minutes=30),
-                 actual_send_time=ago(minutes=29))  # fmt: skip
-    make_message(db, make_user(db), status="SENT", scheduled=ago(hours=3),
-                 actual_send_time=ago(hours=3))  # fmt: skip
-    make_message(db, make_user(db), status="FAILED", scheduled=ago(minutes=40),
-                 retry_count=5, last_retry_at=ago(minutes=10))  # fmt: skip
+    make_message(
+        db,
+        make_user(db),
+        status="SENT",
+        scheduled=ago(minutes=30),
+        actual_send_time=ago(minutes=29),
+    )
+    make_message(
+        db, make_user(db), status="SENT", scheduled=ago(hours=3), actual_send_time=ago(hours=3)
+    )
+    make_message(
+        db,
+        make_user(db),
+        status="FAILED",
+        scheduled=ago(minutes=40),
+        retry_count=5,
+        last_retry_at=ago(minutes=10),
+    )
 
     html = client.get("/status").get_data(as_text=True)
 
@@ -70,8 +82,9 @@ def test_the_overview_counts_greetings_by_day_and_status(client, db):
 
 
 def test_the_charts_draw_one_bar_per_hour_and_count_the_sends(client, db):
-    make_message(db, make_user(db), status="SENT", scheduled=ago(hours=5),
-                 actual_send_time=ago(hours=5))  # fmt: skip
+    make_message(
+        db, make_user(db), status="SENT", scheduled=ago(hours=5), actual_send_time=ago(hours=5)
+    )
     make_message(db, make_user(db), status="SCHEDULED", scheduled=ahead(hours=3))
 
     html = client.get("/status").get_data(as_text=True)
@@ -127,9 +140,15 @@ def test_upcoming_pages_and_filters_by_type(client, db):
 
 
 def test_failures_show_the_providers_answer_and_a_retry_button(client, db):
-    failed = make_message(db, make_user(db), status="FAILED", scheduled=ago(hours=2),
-                          api_response_code=422, api_response_body="mailbox unknown",
-                          error_message="permanent")  # fmt: skip
+    failed = make_message(
+        db,
+        make_user(db),
+        status="FAILED",
+        scheduled=ago(hours=2),
+        api_response_code=422,
+        api_response_body="mailbox unknown",
+        error_message="permanent",
+    )
     make_message(db, make_user(db), status="SENT", scheduled=ago(hours=2))
 
     html = client.get("/status/failures").get_data(as_text=True)
@@ -143,29 +162,36 @@ def test_retry_makes_a_failed_greeting_due_now(client, db):
     failed = make_message(db, make_user(db), status="FAILED", scheduled=ago(hours=2))
     token = csrf_of(client)
 
-    response = client.post(f"/status/messages/{failed['id']}/retry",
-                           data={"csrf_token": token, "next": "/status/failures"})  # fmt: skip
+    response = client.post(
+        f"/status/messages/{failed['id']}/retry",
+        data={"csrf_token": token, "next": "/status/failures"},
+    )
 
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/status/failures?notice=retried")
-    row = db.execute("SELECT status, next_attempt_at FROM message_logs WHERE id = %s",
-                     (failed["id"],)).fetchone()  # fmt: skip
+    row = db.execute(
+        "SELECT status, next_attempt_at FROM message_logs WHERE id = %s", (failed["id"],)
+    ).fetchone()
     assert row["status"] == "SCHEDULED" and row["next_attempt_at"] <= datetime.now(UTC)
     notice = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f"Greeting {failed['id']} is due again" in notice
 
 
 def test_a_second_retry_from_the_same_page_shows_its_own_notice(client, db):
-    first, second = (make_message(db, make_user(db), status="FAILED", scheduled=ago(hours=h))
-                     for h in (1, 2))  # fmt: skip
+    first, second = (
+        make_message(db, make_user(db), status="FAILED", scheduled=ago(hours=h)) for h in (1, 2)
+    )
     token = csrf_of(client)
-    back = client.post(f"/status/messages/{first['id']}/retry", data={
-        "csrf_token": token, "next": "/status/failures?days=3"}).headers["Location"]  # fmt: skip
+    back = client.post(
+        f"/status/messages/{first['id']}/retry",
+        data={"csrf_token": token, "next": "/status/failures?days=3"},
+    ).headers["Location"]
     page = client.get(back).get_data(as_text=True)
     next_url = re.search(r'name="next" value="([^"]+)"', page).group(1).replace("&amp;", "&")
 
-    again = client.post(f"/status/messages/{second['id']}/retry",
-                        data={"csrf_token": token, "next": next_url})  # fmt: skip
+    again = client.post(
+        f"/status/messages/{second['id']}/retry", data={"csrf_token": token, "next": next_url}
+    )
 
     html = client.get(again.headers["Location"]).get_data(as_text=True)
     assert f"Greeting {second['id']} is due again" in html
@@ -187,8 +213,9 @@ def test_retry_without_the_csrf_token_changes_nothing(client, db):
 def test_retry_of_a_sent_greeting_is_refused_with_a_notice(client, db):
     sent = make_message(db, make_user(db), status="SENT", scheduled=ago(hours=2))
 
-    response = client.post(f"/status/messages/{sent['id']}/retry",
-                           data={"csrf_token": csrf_of(client)})  # fmt: skip
+    response = client.post(
+        f"/status/messages/{sent['id']}/retry", data={"csrf_token": csrf_of(client)}
+    )
 
     assert response.status_code == 303 and "notice=not-retryable" in response.headers["Location"]
     status = db.execute("SELECT status FROM message_logs WHERE id = %s", (sent["id"],))
@@ -199,17 +226,22 @@ def test_a_retry_form_from_another_origin_is_refused(client, db):
     failed = make_message(db, make_user(db), status="FAILED", scheduled=ago(hours=2))
     token = csrf_of(client)
 
-    response = client.post(f"/status/messages/{failed['id']}/retry", data={"csrf_token": token},
-                           headers={"Origin": "https://elsewhere.example"})  # fmt: skip
+    response = client.post(
+        f"/status/messages/{failed['id']}/retry",
+        data={"csrf_token": token},
+        headers={"Origin": "https://elsewhere.example"},
+    )
 
     assert response.status_code == 400
 
 
 def test_stuck_lists_expired_leases_only(client, db):
-    expired = make_message(db, make_user(db), status="SENDING", scheduled=ago(minutes=30),
-                           locked_until=ago(minutes=5))  # fmt: skip
-    active = make_message(db, make_user(db), status="QUEUED", scheduled=ago(minutes=1),
-                          locked_until=ahead(minutes=9))  # fmt: skip
+    expired = make_message(
+        db, make_user(db), status="SENDING", scheduled=ago(minutes=30), locked_until=ago(minutes=5)
+    )
+    active = make_message(
+        db, make_user(db), status="QUEUED", scheduled=ago(minutes=1), locked_until=ahead(minutes=9)
+    )
 
     html = client.get("/status/stuck").get_data(as_text=True)
 
@@ -250,8 +282,9 @@ def test_the_login_form_sets_an_httponly_session_cookie(secured):
     csrf = csrf_of(secured, "/status/login")
 
     wrong = secured.post("/status/login", data={"csrf_token": csrf, "token": "nope"})
-    right = secured.post("/status/login", data={"csrf_token": csrf, "token": TOKEN,
-                                                "next": "/status/stuck"})  # fmt: skip
+    right = secured.post(
+        "/status/login", data={"csrf_token": csrf, "token": TOKEN, "next": "/status/stuck"}
+    )
 
     assert wrong.status_code == 401
     assert right.status_code == 303 and right.headers["Location"] == "/status/stuck"
@@ -269,8 +302,9 @@ def test_a_forged_session_cookie_is_refused(secured):
 def test_login_never_redirects_off_the_status_page(secured):
     csrf = csrf_of(secured, "/status/login")
 
-    response = secured.post("/status/login", data={"csrf_token": csrf, "token": TOKEN,
-                                                   "next": "https://evil.example/"})  # fmt: skip
+    response = secured.post(
+        "/status/login", data={"csrf_token": csrf, "token": TOKEN, "next": "https://evil.example/"}
+    )
 
     assert response.headers["Location"] == "/status"
 

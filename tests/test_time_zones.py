@@ -45,10 +45,14 @@ def add_planned_user(conn: psycopg.Connection, zone: str, birthday: date) -> dic
     with conn.transaction():
         user = users.insert(
             conn,
-            {"first_name": "Zone", "last_name": f"User{next(_numbers)}",
-             "email": f"zone{next(_numbers)}@example.com", "timezone": zone,
-             "birthday_date": birthday},
-        )  # fmt: skip
+            {
+                "first_name": "Zone",
+                "last_name": f"User{next(_numbers)}",
+                "email": f"zone{next(_numbers)}@example.com",
+                "timezone": zone,
+                "birthday_date": birthday,
+            },
+        )
         planning.plan_user(conn, user["id"], NOW, NINE)
     return user
 
@@ -60,10 +64,13 @@ def instants(conn: psycopg.Connection) -> dict[tuple, tuple]:
         " next_attempt_at FROM message_logs"
     ).fetchall()
     return {
-        (r["user_id"], r["message_type"], r["occasion_date"]):
-            (r["status"], r["scheduled_send_time"], r["next_attempt_at"])
+        (r["user_id"], r["message_type"], r["occasion_date"]): (
+            r["status"],
+            r["scheduled_send_time"],
+            r["next_attempt_at"],
+        )
         for r in rows
-    }  # fmt: skip
+    }
 
 
 def point_zone_at(conn: psycopg.Connection, zone: str, compute_as: str) -> None:
@@ -87,16 +94,23 @@ def world(fresh_db_url):
         point_zone_at(conn, "Europe/London", "Asia/Tokyo")
         london = add_planned_user(conn, "Europe/London", date(1990, 7, 10))
         london_queued = add_planned_user(conn, "Europe/London", date(1990, 8, 10))
-        others = [add_planned_user(conn, zone, date(1990, 7, 10))
-                  for zone in ("Europe/Berlin", "CET", "EST")]  # fmt: skip
+        others = [
+            add_planned_user(conn, zone, date(1990, 7, 10))
+            for zone in ("Europe/Berlin", "CET", "EST")
+        ]
         with conn.transaction():
             conn.execute(
                 "UPDATE message_logs SET status = 'QUEUED' WHERE user_id = %(id)s",
                 {"id": london_queued["id"]},
             )
         before = instants(conn)
-    return {"url": fresh_db_url, "london": london, "london_queued": london_queued,
-            "others": others, "before": before}  # fmt: skip
+    return {
+        "url": fresh_db_url,
+        "london": london,
+        "london_queued": london_queued,
+        "others": others,
+        "before": before,
+    }
 
 
 def moved_keys(before: dict, after: dict) -> set[tuple]:
@@ -134,8 +148,8 @@ def test_refresh_zones_a_second_time_changes_nothing(world):
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 def test_refresh_tzdata_in_psql_moves_the_same_greetings_and_reports_them(world):
-    command = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", world["url"],
-               "-c", "SELECT * FROM refresh_tzdata('09:00')"]  # fmt: skip
+    psql = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", world["url"]]
+    command = [*psql, "-c", "SELECT * FROM refresh_tzdata('09:00')"]
 
     first = subprocess.run(command, capture_output=True, text=True, timeout=60)
     second = subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -156,7 +170,7 @@ def test_a_database_level_abbreviation_set_cannot_move_a_greeting(fresh_db_url):
             add_planned_user(conn, zone, date(1990, 1, 15))
             for zone in ("EST", "CET", "America/New_York", "Australia/Sydney")
         ]
-        before = instants(conn)  # fmt: skip
+        before = instants(conn)
 
     # When the database is set to the Australian set, where EST means +10:00
     with plain_connection(fresh_db_url) as conn:

@@ -1,4 +1,5 @@
-"""Rows for the status page tests: users and greetings in any state, written with SQL."""
+"""Test rows with defaults you override: users (through the repository) and greetings in any
+state (written with SQL)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,25 @@ from repositories import users
 _numbers = itertools.count()
 
 
-def make_user(conn: psycopg.Connection, **overrides) -> dict:
-    """A live user; override any field."""
+def make_user(
+    conn: psycopg.Connection,
+    *,
+    timezone: str = "Europe/London",
+    birthday: date | None = date(1990, 12, 10),
+    anniversary: date | None = None,
+    **fields,
+) -> dict:
+    """A live user Ada Lovelace with a unique email; `fields` set any other column."""
     n = next(_numbers)
-    data = {"first_name": "Ada", "last_name": f"Lovelace{n}", "email": f"status{n}@example.com",
-            "timezone": "Europe/London", "birthday_date": date(1990, 12, 10)}  # fmt: skip
-    data.update(overrides)
+    data = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"user{n}@example.com",
+        "timezone": timezone,
+        "birthday_date": birthday,
+        "anniversary_date": anniversary,
+        **fields,
+    }
     return users.insert(conn, data)
 
 
@@ -34,20 +48,26 @@ def make_message(
     """A greeting row of `user` in `status`, scheduled at `scheduled` (default: now)."""
     scheduled = scheduled or datetime.now(UTC)
     occasion = occasion_date or scheduled.astimezone(UTC).date()
-    values = {"next_attempt_at": scheduled, **columns}
+    values = {"message_content": "Hey", "next_attempt_at": scheduled, **columns}
     names = ", ".join(values)
     placeholders = ", ".join(f"%({name})s" for name in values)
     return conn.execute(
         f"""
-        INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+        INSERT INTO message_logs (user_id, message_type, occasion_date,
                                   scheduled_send_time, status, idempotency_key, {names})
-        VALUES (%(user_id)s, %(type)s, %(occasion)s, 'Hey', %(scheduled)s, %(status)s,
+        VALUES (%(user_id)s, %(type)s, %(occasion)s, %(scheduled)s, %(status)s,
                 message_idempotency_key(%(user_id)s, %(type)s, %(occasion)s), {placeholders})
         RETURNING *
         """,
-        {"user_id": user["id"], "type": message_type, "occasion": occasion,
-         "scheduled": scheduled, "status": status, **values},
-    ).fetchone()  # fmt: skip
+        {
+            "user_id": user["id"],
+            "type": message_type,
+            "occasion": occasion,
+            "scheduled": scheduled,
+            "status": status,
+            **values,
+        },
+    ).fetchone()
 
 
 def ago(**delta: float) -> datetime:
