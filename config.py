@@ -132,10 +132,16 @@ class Settings:
         _check_rabbitmq_url("RABBITMQ_URL", self.rabbitmq_url)
         for name in ("redis_url", "email_service_url"):
             _check_url(name.upper(), getattr(self, name))
-        for name in ("provider_rate_limit", "max_retries", "breaker_fail_max",
-                     "dispatch_batch_size", "dispatch_interval_seconds",
-                     "recovery_interval_seconds", "planning_interval_seconds",
-                     "partition_retry_interval_seconds"):  # fmt: skip
+        for name in (
+            "provider_rate_limit",
+            "max_retries",
+            "breaker_fail_max",
+            "dispatch_batch_size",
+            "dispatch_interval_seconds",
+            "recovery_interval_seconds",
+            "planning_interval_seconds",
+            "partition_retry_interval_seconds",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be >= 1")
         if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:

@@ -20,6 +20,7 @@ from marshmallow import (
 )
 
 from api.paging import Cursor, aware_datetime, refuse_page_with_cursor
+from domain import statuses
 from services.user_rules import is_known_timezone, occasion_date_errors
 
 NAME_LENGTH = validate.Length(min=1, max=100)
@@ -168,9 +169,8 @@ class UserListArgsSchema(PagedArgsSchema):
     after = Cursor(aware_datetime, UUID, metadata={"description": AFTER})
 
 
-MESSAGE_STATUSES = (
-    "SCHEDULED", "QUEUED", "SENDING", "SENT", "RETRYING", "FAILED", "CANCELLED", "EXPIRED",
-)  # fmt: skip
+# The state machine's names (domain/statuses.py), in its order.
+MESSAGE_STATUSES = tuple(status.value for status in statuses.ALL)
 
 
 class MessageSchema(Schema):

@@ -103,15 +103,20 @@ if os.environ.get("LOG_FORMAT", "json").lower() == "json":
         },
         # gunicorn's defaults refer to handlers named console and error_console.
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "json",
-                        "stream": "ext://sys.stderr"},
-            "error_console": {"class": "logging.StreamHandler", "formatter": "json",
-                              "stream": "ext://sys.stderr"},
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+            "error_console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
         },
         "root": {"level": "INFO", "handlers": ["console"]},
         "loggers": {
-            "gunicorn.error": {"handlers": ["error_console"], "level": "INFO",
-                               "propagate": False},
+            "gunicorn.error": {"handlers": ["error_console"], "level": "INFO", "propagate": False},
             "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
         },
-    }  # fmt: skip
+    }

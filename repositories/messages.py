@@ -204,10 +204,19 @@ def user_id_batch_end(conn: psycopg.Connection, after: UUID | None, size: int) -
 
 
 PUBLIC_COLUMNS = (
-    "id", "user_id", "message_type", "occasion_date", "message_content", "scheduled_send_time",
-    "actual_send_time", "status", "retry_count", "api_response_code", "error_message",
+    "id",
+    "user_id",
+    "message_type",
+    "occasion_date",
+    "message_content",
+    "scheduled_send_time",
+    "actual_send_time",
+    "status",
+    "retry_count",
+    "api_response_code",
+    "error_message",
     "idempotency_key",
-)  # fmt: skip
+)
 PUBLIC_SELECT = sql.SQL(", ").join(map(sql.Identifier, PUBLIC_COLUMNS))
 
 

@@ -25,13 +25,28 @@ from db.queries import (
 from errors import EmailTaken, InvalidField, UserNotFound
 
 COLUMNS = (
-    "id", "first_name", "last_name", "email", "timezone", "birthday_date",
-    "anniversary_date", "location_city", "location_country", "created_at", "updated_at",
-)  # fmt: skip
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "timezone",
+    "birthday_date",
+    "anniversary_date",
+    "location_city",
+    "location_country",
+    "created_at",
+    "updated_at",
+)
 WRITABLE = (
-    "first_name", "last_name", "email", "timezone", "birthday_date",
-    "anniversary_date", "location_city", "location_country",
-)  # fmt: skip
+    "first_name",
+    "last_name",
+    "email",
+    "timezone",
+    "birthday_date",
+    "anniversary_date",
+    "location_city",
+    "location_country",
+)
 _RETURNING = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 # Which field a violated constraint is about, for a 422 that names it.

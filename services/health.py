@@ -147,8 +147,11 @@ def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> 
     }
     last = dispatch["last_success_at"] if dispatch else None
     if last is None or now - last > allowed:
-        return {**report, "status": "unavailable",
-                "reason": f"no successful dispatch in the last {allowed}"}  # fmt: skip
+        return {
+            **report,
+            "status": "unavailable",
+            "reason": f"no successful dispatch in the last {allowed}",
+        }
     return {**report, "status": "ok"}
 
 

@@ -86,8 +86,10 @@ class Processes:
         log = open(self.log_dir / f"{name}-{len(self.running)}.log", "w")  # noqa: SIM115
         # Each process its own Prometheus port and directory (used by dramatiq workers),
         # so parallel or earlier workers never collide or add up.
-        own = {"dramatiq_prom_port": str(free_port()),
-               "dramatiq_prom_db": str(self.log_dir / f"metrics-{len(self.running)}")}  # fmt: skip
+        own = {
+            "dramatiq_prom_port": str(free_port()),
+            "dramatiq_prom_db": str(self.log_dir / f"metrics-{len(self.running)}"),
+        }
         process = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -101,14 +103,28 @@ class Processes:
 
     def supervised_worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
         """The worker exactly as the Procfile runs it: keep-running + start-worker."""
-        command = ["deploy/keep-running", "deploy/start-worker", "--processes", str(processes),
-                   "--threads", str(threads)]  # fmt: skip
+        command = [
+            "deploy/keep-running",
+            "deploy/start-worker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ]
         return self.start("supervised-worker", command)
 
     def worker(self, processes: int = 1, threads: int = 2, **env: str) -> subprocess.Popen:
         """`dramatiq tasks` with this stack's environment (plus `env`)."""
-        command = [sys.executable, "-m", "dramatiq", "tasks", "--processes", str(processes),
-                   "--threads", str(threads)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "tasks",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ]
         return self.start("worker", command, **env)
 
     def scheduler(self, **env: str) -> subprocess.Popen:
@@ -119,10 +135,12 @@ class Processes:
         """The API exactly as the Procfile runs it, on `port`, metrics in the log dir."""
         command = ["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
         return self.start(
-            "api", command, BIND=f"127.0.0.1:{port}",
+            "api",
+            command,
+            BIND=f"127.0.0.1:{port}",
             PROMETHEUS_MULTIPROC_DIR=str(self.log_dir / f"api-metrics-{len(self.running)}"),
             **extra_env,
-        )  # fmt: skip
+        )
 
     def kill_hard(self, process: subprocess.Popen) -> None:
         """SIGKILL the whole process group: a crash, no clean-up."""
@@ -152,12 +170,25 @@ class Provider:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "16",
-                   "-b", f"127.0.0.1:{self.port}", "provider.app:create_app()"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "--threads",
+            "16",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "provider.app:create_app()",
+        ]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            command,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         wait_until(self._healthy, 20, "the local provider to start")
 
     def _healthy(self) -> bool:
@@ -185,9 +216,15 @@ class Provider:
 
 def environment(db_url: str, amqp_url: str, provider_url: str, **overrides: str) -> dict:
     """What every test process gets: the test's database, vhost, Redis db and provider."""
-    return {**os.environ, **FAST_SETTINGS, "DATABASE_URL": db_url, "RABBITMQ_URL": amqp_url,
-            "REDIS_URL": REDIS_TEST_URL, "EMAIL_SERVICE_URL": provider_url,
-            **overrides}  # fmt: skip
+    return {
+        **os.environ,
+        **FAST_SETTINGS,
+        "DATABASE_URL": db_url,
+        "RABBITMQ_URL": amqp_url,
+        "REDIS_URL": REDIS_TEST_URL,
+        "EMAIL_SERVICE_URL": provider_url,
+        **overrides,
+    }
 
 
 def reset_shared_state(vhost: str) -> None:
@@ -199,10 +236,19 @@ def reset_shared_state(vhost: str) -> None:
 NINE = clock_time(9, 0)
 _numbers = itertools.count()
 CANDIDATE_ZONES = [
-    "UTC", "Europe/London", "Asia/Tokyo", "America/New_York", "Asia/Kolkata",
-    "America/Los_Angeles", "Australia/Sydney", "Pacific/Kiritimati", "Pacific/Pago_Pago",
-    "Asia/Kathmandu", "America/Sao_Paulo", "Pacific/Honolulu",
-]  # fmt: skip
+    "UTC",
+    "Europe/London",
+    "Asia/Tokyo",
+    "America/New_York",
+    "Asia/Kolkata",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+    "Pacific/Kiritimati",
+    "Pacific/Pago_Pago",
+    "Asia/Kathmandu",
+    "America/Sao_Paulo",
+    "Pacific/Honolulu",
+]
 
 
 def due_zone(now: datetime) -> str:
@@ -227,10 +273,14 @@ class Stack:
         """A user committed and planned as the API would, due now unless told otherwise."""
         now = now or datetime.now(UTC)
         zone = overrides.pop("timezone", None) or due_zone(now)
-        data = {"first_name": "Ada", "last_name": f"Lovelace{next(_numbers)}",
-                "email": f"e2e{next(_numbers)}@example.com", "timezone": zone,
-                "birthday_date": now.astimezone(ZoneInfo(zone)).date().replace(year=1990),
-                **overrides}  # fmt: skip
+        data = {
+            "first_name": "Ada",
+            "last_name": f"Lovelace{next(_numbers)}",
+            "email": f"e2e{next(_numbers)}@example.com",
+            "timezone": zone,
+            "birthday_date": now.astimezone(ZoneInfo(zone)).date().replace(year=1990),
+            **overrides,
+        }
         with self.connect() as conn, conn.transaction():
             user = users.insert(conn, data)
             planning.plan_user(conn, user["id"], now, NINE)

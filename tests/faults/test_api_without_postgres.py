@@ -87,8 +87,11 @@ def test_the_api_starts_with_postgres_down_answers_503_and_recovers_without_rest
         # When PostgreSQL comes back, the same processes serve normally
         private_postgres.start()
         back = time.monotonic()
-        wait_until(lambda: requests.get(f"{url}/users", timeout=5).status_code == 200, 15,
-                   "GET /users to answer 200 once PostgreSQL is back")  # fmt: skip
+        wait_until(
+            lambda: requests.get(f"{url}/users", timeout=5).status_code == 200,
+            15,
+            "GET /users to answer 200 once PostgreSQL is back",
+        )
         recovered_after = time.monotonic() - back
         _fresh_heartbeat(private_postgres.db_url)
         # Each gunicorn worker finds the database again on its own: wait for readiness
@@ -107,8 +110,10 @@ def test_the_api_starts_with_postgres_down_answers_503_and_recovers_without_rest
         log = (tmp_path / "api-0.log").read_text()
         assert log.count("Booting worker with pid") == 2, log[-3000:]
         assert "waiting for the database 127.0.0.1:" in log
-        print(f"live after {live_after:.2f} s, /health 503 after {health_after:.2f} s "
-              f"(took {health_took:.2f} s), GET /users 503 in {took:.2f} s, "
-              f"served {recovered_after:.2f} s after PostgreSQL returned")  # fmt: skip
+        print(
+            f"live after {live_after:.2f} s, /health 503 after {health_after:.2f} s "
+            f"(took {health_took:.2f} s), GET /users 503 in {took:.2f} s, "
+            f"served {recovered_after:.2f} s after PostgreSQL returned"
+        )
     finally:
         processes.stop_all()

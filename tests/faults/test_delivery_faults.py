@@ -58,9 +58,19 @@ class PrivateRedis:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        command = [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
-                   "--port", str(self.port), "--save", "", "--appendonly", "no",
-                   "--dir", str(self.directory)]  # fmt: skip
+        command = [
+            shutil.which("redis-server") or "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+        ]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -167,8 +177,11 @@ def test_a_worker_killed_mid_send_three_times_delivers_once_and_never_fails(stac
 
 def close_vhost_connections(vhost: str) -> int:
     listed = rabbitmqctl("list_connections", "pid", "vhost")
-    pids = [line.split()[0] for line in listed.stdout.splitlines()
-            if line.split() and line.split()[-1] == vhost]  # fmt: skip
+    pids = [
+        line.split()[0]
+        for line in listed.stdout.splitlines()
+        if line.split() and line.split()[-1] == vhost
+    ]
     for pid in pids:
         rabbitmqctl("close_connection", pid, "fault test")
     return len(pids)

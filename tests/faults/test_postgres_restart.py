@@ -49,11 +49,14 @@ def _insert_due_users(db_url: str, count: int) -> None:
 
 def _scheduler_holds_the_lock(db_url: str) -> bool:
     with psycopg.connect(db_url, autocommit=True, connect_timeout=2) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
-            " WHERE locktype = 'advisory' AND granted"
-            " AND application_name LIKE 'birthday-scheduler %%'"
-        ).fetchone()[0] == 1  # fmt: skip
+        return (
+            conn.execute(
+                "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+                " WHERE locktype = 'advisory' AND granted"
+                " AND application_name LIKE 'birthday-scheduler %%'"
+            ).fetchone()[0]
+            == 1
+        )
 
 
 def _timed(method: str, url: str, **kwargs) -> tuple[int, dict, float]:
@@ -69,8 +72,9 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
     reset_shared_state(vhost)
     provider.reset()
     db_url = private_postgres.db_url
-    env = environment(db_url, amqp_url, provider.url, PROVIDER_RATE_LIMIT=str(RATE),
-                      DB_POOL_TIMEOUT="2")  # fmt: skip
+    env = environment(
+        db_url, amqp_url, provider.url, PROVIDER_RATE_LIMIT=str(RATE), DB_POOL_TIMEOUT="2"
+    )
     processes = Processes(env, tmp_path)
     stack = Stack(db_url, vhost, processes, provider)
     try:
@@ -81,8 +85,11 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         api = processes.api(api_port, WEB_CONCURRENCY="1")
         scheduler = processes.scheduler()
         worker = processes.worker(processes=1, threads=4)
-        wait_until(lambda: len(provider.deliveries()) >= DOWN_AFTER, 60,
-                   f"{DOWN_AFTER} deliveries before the outage")  # fmt: skip
+        wait_until(
+            lambda: len(provider.deliveries()) >= DOWN_AFTER,
+            60,
+            f"{DOWN_AFTER} deliveries before the outage",
+        )
 
         # When PostgreSQL stops (a crash) for a while in the middle of the sends
         private_postgres.stop("immediate")
@@ -94,8 +101,13 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         assert status == 503, health
         assert health["checks"]["database"]["status"] == "unavailable"
         assert took < HEALTH_BOUND, f"/health took {took:.2f} s"
-        user = {"first_name": "Ada", "last_name": "Outage", "email": "outage@example.com",
-                "timezone": "UTC", "birthday_date": "1990-01-01"}  # fmt: skip
+        user = {
+            "first_name": "Ada",
+            "last_name": "Outage",
+            "email": "outage@example.com",
+            "timezone": "UTC",
+            "birthday_date": "1990-01-01",
+        }
         status, body, write_took = _timed("POST", f"{api_url}/users", json=user)
         assert status == 503, body
         assert body["code"] == 503
@@ -107,32 +119,44 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         private_postgres.start()
         back = time.monotonic()
         delivered_at_back = len(provider.deliveries())
-        wait_until(lambda: len(provider.deliveries()) > delivered_at_back, 30,
-                   "a first delivery after PostgreSQL returned")  # fmt: skip
+        wait_until(
+            lambda: len(provider.deliveries()) > delivered_at_back,
+            30,
+            "a first delivery after PostgreSQL returned",
+        )
         first_after = time.monotonic() - back
-        wait_until(lambda: len(provider.deliveries()) >= GREETINGS, 90,
-                   f"all {GREETINGS} greetings delivered")  # fmt: skip
+        wait_until(
+            lambda: len(provider.deliveries()) >= GREETINGS,
+            90,
+            f"all {GREETINGS} greetings delivered",
+        )
         all_after = time.monotonic() - back
-        wait_until(lambda: stack.status_counts()["SENT"] == GREETINGS, 30,
-                   "every greeting recorded SENT")  # fmt: skip
+        wait_until(
+            lambda: stack.status_counts()["SENT"] == GREETINGS, 30, "every greeting recorded SENT"
+        )
 
         # Then each greeting reached the provider once, none FAILED, none stuck
         keys = [d["idempotency_key"] for d in provider.deliveries()]
         attempts = Counter(r["idempotency_key"] for r in provider.requests_seen())
         repeated = sum(n - 1 for n in attempts.values())
         counts = stack.status_counts()
-        print(f"delivered {len(keys)} ({len(set(keys))} distinct), repeated provider "
-              f"requests {repeated}, statuses {dict(counts)}, first delivery "
-              f"{first_after:.2f} s and all {all_after:.2f} s after PostgreSQL returned "
-              f"({delivered_at_stop} delivered before the outage, {delivered_in_outage}"
-              " in flight during it)")  # fmt: skip
+        print(
+            f"delivered {len(keys)} ({len(set(keys))} distinct), repeated provider "
+            f"requests {repeated}, statuses {dict(counts)}, first delivery "
+            f"{first_after:.2f} s and all {all_after:.2f} s after PostgreSQL returned "
+            f"({delivered_at_stop} delivered before the outage, {delivered_in_outage}"
+            " in flight during it)"
+        )
         assert len(keys) == len(set(keys)) == GREETINGS
         assert counts == Counter({"SENT": GREETINGS, "SCHEDULED": GREETINGS}), counts
 
         # And the scheduler leads again, the API is ready, every process still runs
         wait_until(lambda: _scheduler_holds_the_lock(db_url), 15, "the leader lock")
-        wait_until(lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200,
-                   15, "/health 200 after the outage")  # fmt: skip
+        wait_until(
+            lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200,
+            15,
+            "/health 200 after the outage",
+        )
         assert [p.poll() for p in (api, scheduler, worker)] == [None, None, None]
         scheduler_log = (tmp_path / "scheduler-1.log").read_text()
         assert "waiting for the database to take the leader lock" in scheduler_log
@@ -162,8 +186,11 @@ def test_worker_and_scheduler_started_with_postgres_down_wait_then_deliver(
         scheduler_log = tmp_path / "scheduler-0.log"
 
         # Then both keep running, and the scheduler says what it waits for
-        wait_until(lambda: "waiting for the database to take the leader lock"
-                   in scheduler_log.read_text(), 15, "the scheduler's waiting line")  # fmt: skip
+        wait_until(
+            lambda: "waiting for the database to take the leader lock" in scheduler_log.read_text(),
+            15,
+            "the scheduler's waiting line",
+        )
         assert scheduler.poll() is None and worker.poll() is None
 
         # When PostgreSQL starts, the scheduler leads, plans and dispatches; the worker sends
