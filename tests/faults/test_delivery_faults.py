@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from repositories import messages
 from services import users as users_service
 from tests.delivery_stack import NINE, Stack, due_zone, free_port, rabbitmqctl, wait_until
 
@@ -124,19 +125,21 @@ def test_redis_unreachable_for_several_leases_fails_nothing_and_delivers_all_aft
 
 
 def test_workers_down_past_max_lateness_expire_queued_greetings_unsent(stack):
-    # Given greetings that are 20 s late, a 50 s MAX_LATENESS, and no worker running
-    # (30 s of margin for a loaded machine to queue them before they expire)
+    # Given greetings whose lateness window began 20 s ago, a 50 s MAX_LATENESS, and no
+    # worker running (30 s of margin for a loaded machine to queue them before they
+    # expire). The window is set before the scheduler starts, on `lateness_from` (as an
+    # operator's retry sets it): the planned 09:00 local is hours ago in a due zone, so
+    # counting from it the scheduler would expire them at its first dispatch.
     add_due_users(stack, 5)
     late = {"MAX_LATENESS": "50s"}
     with stack.connect() as conn:
-        conn.execute("SELECT 1")
-    stack.processes.scheduler(**late)
-    wait_until(lambda: len(stack.rows()) == 5, 20, "planning at start")
-    with stack.connect() as conn:
+        messages.plan_next_occurrences(conn, datetime.now(UTC), NINE)
         conn.execute(
-            "UPDATE message_logs SET scheduled_send_time = now() - interval '20 seconds',"
+            "UPDATE message_logs SET lateness_from = now() - interval '20 seconds',"
             " next_attempt_at = now() - interval '20 seconds'"
         )
+    assert len(stack.rows()) == 5
+    stack.processes.scheduler(**late)
     wait_until(lambda: stack.status_counts()["QUEUED"] == 5, 20, "5 greetings QUEUED")
 
     # When the workers come back only after the deadline
