@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
+import psycopg
 from flask.views import MethodView
 
 from api import paging
@@ -42,19 +43,15 @@ class Messages(MethodView):
             return _page_of_messages(conn, filters, args.get("after"), pagination_parameters)
 
 
-def _page_of_messages(conn, filters: dict, after, pagination_parameters):
-    rows, more = messages_service.list_messages(
-        conn,
-        filters,
-        page_size=pagination_parameters.page_size,
-        page=pagination_parameters.page,
-        after=after,
-    )
+def _page_of_messages(
+    conn: psycopg.Connection, filters: dict, after: tuple | None, pagination_parameters
+) -> tuple[list[dict], dict[str, str]]:
     return paging.answer(
-        rows,
-        more,
         pagination_parameters,
-        by_cursor=after is not None,
+        after,
+        fetch=lambda limit, offset, after: messages_service.list_messages(
+            conn, filters, limit=limit, offset=offset, after=after
+        ),
         count=lambda: messages_service.count_messages(conn, filters, paging.EXACT_COUNT_UP_TO),
         sort_key=lambda message: (message["occasion_date"], message["id"]),
     )

@@ -105,22 +105,25 @@ def refuse_page_with_cursor(arguments: dict, original: Any) -> None:
 
 
 def answer(
-    rows: list[dict],
-    more: bool,
     pagination: Any,
-    by_cursor: bool,
+    after: tuple | None,
+    fetch: Callable[[int, int, tuple | None], tuple[list[dict], bool]],
     count: Callable[[], Count],
     sort_key: Callable[[dict], Sequence[Any]],
 ) -> tuple[list[dict], dict[str, str]]:
-    """The rows and their paging headers: the next page's link while more follow; for
-    numbered pages the total (`count` is called only then) that X-Pagination reports."""
+    """One page and its paging headers. `fetch(limit, offset, after)` reads the rows
+    (a cursor page starts after `after`, a numbered page at its offset); while more
+    follow, the next page's link; for numbered pages the total (`count` is called only
+    then) that X-Pagination reports."""
+    offset = 0 if after is not None else (pagination.page - 1) * pagination.page_size
+    rows, more = fetch(pagination.page_size, offset, after)
     headers: dict[str, str] = {}
     if more and rows:
         cursor = encode_cursor(sort_key(rows[-1]))
         headers["Link"] = f'<{_next_page_url(cursor)}>; rel="next"'
         headers["X-Next-Cursor"] = cursor
-    pagination.by_cursor = by_cursor
-    if by_cursor:
+    pagination.by_cursor = after is not None
+    if pagination.by_cursor:
         pagination.item_count = len(rows)
         return rows, headers
     total = count()

@@ -73,19 +73,12 @@ class Users(MethodView):
         `after`) until it is absent; numbered pages work too (X-Pagination)."""
         search, timezone, after = args.get("q"), args.get("timezone"), args.get("after")
         with transaction(current_pool()) as conn:
-            rows, more = users_service.list_users(
-                conn,
-                search,
-                timezone,
-                page_size=pagination_parameters.page_size,
-                page=pagination_parameters.page,
-                after=after,
-            )
             return paging.answer(
-                rows,
-                more,
                 pagination_parameters,
-                by_cursor=after is not None,
+                after,
+                fetch=lambda limit, offset, after: users_service.list_users(
+                    conn, search, timezone, limit=limit, offset=offset, after=after
+                ),
                 count=lambda: users_service.count_users(
                     conn, search, timezone, paging.EXACT_COUNT_UP_TO
                 ),

@@ -37,16 +37,7 @@ COLUMNS = (
     "created_at",
     "updated_at",
 )
-WRITABLE = (
-    "first_name",
-    "last_name",
-    "email",
-    "timezone",
-    "birthday_date",
-    "anniversary_date",
-    "location_city",
-    "location_country",
-)
+WRITABLE = tuple(c for c in COLUMNS if c not in ("id", "created_at", "updated_at"))
 _RETURNING = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 # Which field a violated constraint is about, for a 422 that names it.
@@ -155,7 +146,7 @@ def _list_filter(
     if search:
         # Same expression as users_search_trgm_idx, so the trigram index answers it.
         conditions.append(SEARCH)
-        params["pattern"] = f"%{_escape_like(search.lower())}%"
+        params["pattern"] = _search_pattern(search)
     if timezone:
         conditions.append(sql.SQL("timezone = %(timezone)s"))
         params["timezone"] = timezone
@@ -192,7 +183,7 @@ def _search_live(
     after: tuple[datetime, UUID] | None,
 ) -> tuple[list[dict], bool]:
     base, params = _list_filter(None, timezone, after)
-    params = {**params, "pattern": _list_filter(search, None)[1]["pattern"]}
+    params = {**params, "pattern": _search_pattern(search)}
     wanted = {**params, "window": SEARCH_WINDOW, "wanted": min(offset + limit + 1, LARGEST_OFFSET)}
     in_window = sql.SQL(
         "SELECT {columns} FROM (SELECT * FROM users WHERE {base}"
@@ -227,6 +218,10 @@ def count_live(
     """How many live users match: exact up to `exact_up_to`, estimated above."""
     where, params = _list_filter(search, timezone)
     return count_up_to(conn, "users", where, params, exact_up_to)
+
+
+def _search_pattern(search: str) -> str:
+    return f"%{_escape_like(search.lower())}%"
 
 
 def _escape_like(text: str) -> str:

@@ -23,14 +23,13 @@ def get_message(conn: psycopg.Connection, message_id: int) -> dict:
 def list_messages(
     conn: psycopg.Connection,
     filters: dict,
-    page_size: int,
-    page: int = 1,
+    limit: int,
+    offset: int = 0,
     after: tuple[date, int] | None = None,
 ) -> tuple[list[dict], bool]:
-    """A page of messages matching the filters (numbered, or starting after a cursor's
-    key) and whether more follow."""
-    offset = 0 if after is not None else (page - 1) * page_size
-    return messages.list_page(conn, filters, limit=page_size, offset=offset, after=after)
+    """Up to `limit` messages matching the filters (from `offset`, or right after a
+    cursor's key) and whether more follow."""
+    return messages.list_page(conn, filters, limit=limit, offset=offset, after=after)
 
 
 def count_messages(conn: psycopg.Connection, filters: dict, exact_up_to: int) -> Count:

@@ -85,14 +85,13 @@ def list_users(
     conn: psycopg.Connection,
     search: str | None,
     timezone: str | None,
-    page_size: int,
-    page: int = 1,
+    limit: int,
+    offset: int = 0,
     after: tuple[datetime, UUID] | None = None,
 ) -> tuple[list[dict], bool]:
-    """A page of live users (numbered, or starting after a cursor's key) and whether
-    more follow."""
-    offset = 0 if after is not None else (page - 1) * page_size
-    return users.list_live(conn, search, timezone, limit=page_size, offset=offset, after=after)
+    """Up to `limit` live users (from `offset`, or right after a cursor's key) and
+    whether more follow."""
+    return users.list_live(conn, search, timezone, limit=limit, offset=offset, after=after)
 
 
 def count_users(

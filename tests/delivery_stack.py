@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -257,6 +258,28 @@ def due_zone(now: datetime) -> str:
         if 10 <= now.astimezone(ZoneInfo(name)).hour <= 21:
             return name
     raise AssertionError("no candidate zone is between 10:00 and 22:00")
+
+
+def insert_due_users(conn: psycopg.Connection, count: int, label: str = "Due") -> list:
+    """`count` users whose birthday is today where it is now past 09:00 (so their
+    greeting is due once planned), in one statement; their ids. Emails are unique per
+    call, so a test may add more users later."""
+    now = datetime.now(UTC)
+    zone = due_zone(now)
+    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
+    rows = conn.execute(
+        "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+        " SELECT %(label)s, 'User' || n, lower(%(label)s) || n || '.' || %(tag)s || '@example.com',"
+        " %(zone)s, %(birthday)s FROM generate_series(1, %(count)s) AS n RETURNING id",
+        {
+            "label": label,
+            "tag": uuid.uuid4().hex[:8],
+            "zone": zone,
+            "birthday": birthday,
+            "count": count,
+        },
+    ).fetchall()
+    return [row["id"] if isinstance(row, dict) else row[0] for row in rows]
 
 
 class Stack:

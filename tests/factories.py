@@ -12,6 +12,15 @@ from repositories import users
 
 _numbers = itertools.count()
 
+# A valid POST /users body (one fixed email: each test's database starts empty).
+ADA_BODY = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@example.com",
+    "timezone": "Europe/London",
+    "birthday_date": "1990-12-10",
+}
+
 
 def make_user(
     conn: psycopg.Connection,

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from app import create_app
+from tests.factories import ADA_BODY
 
 WRITE_TOKEN = "write-token-for-tests-0001"
 OTHER_WRITE_TOKEN = "write-token-for-tests-0002"
@@ -20,13 +21,7 @@ READ_TOKEN = "read-token-for-tests-00001"
 METRICS_TOKEN = "metrics-token-for-tests-01"
 OPEN_OPERATIONS = {("get", "/health/live"), ("get", "/health")}
 READ_METHODS = {"get", "head", "options"}
-BODY = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "email": "ada@example.com",
-    "timezone": "Europe/London",
-    "birthday_date": "1990-12-10",
-}
+BODY = ADA_BODY
 
 
 def bearer(token: str) -> dict[str, str]:

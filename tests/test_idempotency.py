@@ -14,16 +14,11 @@ from psycopg.rows import dict_row
 from errors import IdempotencyKeyTakenOver
 from repositories import idempotency_keys
 from services import idempotency
+from tests.factories import ADA_BODY
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
-BODY = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "email": "ada@example.com",
-    "timezone": "Europe/London",
-    "birthday_date": "1990-12-10",
-}
+BODY = ADA_BODY
 
 
 def _connect(url: str) -> psycopg.Connection:

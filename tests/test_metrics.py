@@ -7,13 +7,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-BODY = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "email": "ada@example.com",
-    "timezone": "Europe/London",
-    "birthday_date": "1990-12-10",
-}
+from tests.factories import ADA_BODY
+
+BODY = ADA_BODY
 
 
 def scrape(client) -> dict[str, list]:

@@ -14,29 +14,27 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from repositories import messages
 from services import users as users_service
-from tests.delivery_stack import NINE, Stack, due_zone, free_port, rabbitmqctl, wait_until
+from tests.delivery_stack import (
+    NINE,
+    Stack,
+    free_port,
+    insert_due_users,
+    rabbitmqctl,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
 
 def add_due_users(stack: Stack, count: int) -> None:
-    """`count` users whose birthday greeting is due now, planned as the scheduler would."""
-    now = datetime.now(UTC)
-    zone = due_zone(now)
-    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
+    """`count` users whose birthday greeting is due now (the scheduler plans them)."""
     with stack.connect() as conn:
-        conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " SELECT 'Fault', 'User' || n, 'fault' || n || '@example.com', %s, %s"
-            " FROM generate_series(1, %s) AS n",
-            (zone, birthday, count),
-        )
+        insert_due_users(conn, count, "Fault")
 
 
 def delivered_keys(stack: Stack) -> Counter:

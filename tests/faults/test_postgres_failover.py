@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -26,9 +25,9 @@ from tests.delivery_stack import (
     NINE,
     Processes,
     Provider,
-    due_zone,
     environment,
     free_port,
+    insert_due_users,
     reset_shared_state,
     wait_until,
 )
@@ -53,16 +52,9 @@ def _make_due(db_url: str, count: int) -> None:
     """`count` users whose birthday is today where it is past 09:00, planned as the service
     plans them (one set-based statement each)."""
     now = datetime.now(UTC)
-    zone = due_zone(now)
-    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1987)
     with psycopg.connect(db_url, row_factory=dict_row) as conn, conn.transaction():
-        rows = conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " SELECT 'Failover', 'User' || n, 'failover' || n || '@example.com', %s, %s"
-            " FROM generate_series(1, %s) AS n RETURNING id",
-            (zone, birthday, count),
-        ).fetchall()
-        planned = planning.plan_users(conn, [row["id"] for row in rows], now, NINE)
+        ids = insert_due_users(conn, count, "Failover")
+        planned = planning.plan_users(conn, ids, now, NINE)
     assert planned == count
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -16,9 +14,9 @@ import requests
 from tests.delivery_stack import (
     Processes,
     Stack,
-    due_zone,
     environment,
     free_port,
+    insert_due_users,
     reset_shared_state,
     wait_until,
 )
@@ -35,16 +33,8 @@ HEALTH_BOUND = 3.0
 def _insert_due_users(db_url: str, count: int) -> None:
     """`count` users whose birthday is today where it is now past 09:00; the scheduler
     plans them at start."""
-    now = datetime.now(UTC)
-    zone = due_zone(now)
-    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1988)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " SELECT 'Fault', 'User' || n, 'fault' || n || '@example.com', %s, %s"
-            " FROM generate_series(1, %s) AS n",
-            (zone, birthday, count),
-        )
+        insert_due_users(conn, count, "Fault")
 
 
 def _scheduler_holds_the_lock(db_url: str) -> bool:

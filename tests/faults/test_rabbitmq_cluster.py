@@ -11,17 +11,21 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pika
 import pika.exceptions
 import pytest
 
-from tests.delivery_stack import Processes, Provider, Stack, due_zone, environment, wait_until
+from tests.delivery_stack import (
+    Processes,
+    Provider,
+    Stack,
+    environment,
+    insert_due_users,
+    wait_until,
+)
 from tests.faults.rabbitmq_cluster import RabbitCluster, RabbitNode, can_run_nodes
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster]
@@ -80,16 +84,8 @@ def purge_queues(node: RabbitNode) -> None:
 
 def add_due_users(stack: Stack, count: int) -> None:
     """`count` more users whose birthday greeting is due now (the scheduler plans them)."""
-    now = datetime.now(UTC)
-    zone = due_zone(now)
-    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
     with stack.connect() as conn:
-        conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " SELECT 'Cluster', 'User' || n, 'cluster' || n || '.' || %s || '@example.com',"
-            " %s, %s FROM generate_series(1, %s) AS n",
-            (uuid.uuid4().hex[:8], zone, birthday, count),
-        )
+        insert_due_users(conn, count, "Cluster")
 
 
 def sent(stack: Stack) -> int:
@@ -162,7 +158,10 @@ def test_losing_one_node_at_a_time_delivers_every_greeting_once(cluster, cluster
     # Given 1,500 greetings due, sent by a worker and a scheduler that know all three nodes
     add_due_users(stack, 1500)
     fast_planning = {"PLANNING_INTERVAL_SECONDS": "2"}
-    worker = stack.processes.worker(processes=1, threads=8, **fast_planning)
+    # 100 sends/s: the spike lasts about 20 s, so the nodes are lost while it runs
+    worker = stack.processes.worker(
+        processes=1, threads=8, PROVIDER_RATE_LIMIT="100", **fast_planning
+    )
     scheduler = stack.processes.scheduler(**fast_planning)
     wait_until(lambda: sent(stack) >= 200, 90, "the first 200 greetings")
     members = queue_members(cluster)
@@ -172,7 +171,9 @@ def test_losing_one_node_at_a_time_delivers_every_greeting_once(cluster, cluster
     # When the node leading `greetings` is stopped while they are being sent
     leader = cluster.node(cluster.queues("leader")["greetings"][0])
     leader.stop()
-    first_loss = seconds_until_progress(stack, sent(stack) + 50, 90)
+    sent_at_stop = sent(stack)
+    assert sent_at_stop < 1450, f"{sent_at_stop} already SENT: the node was not lost mid-spike"
+    first_loss = seconds_until_progress(stack, sent_at_stop + 50, 90)
     leader.start()
     leader.await_startup()
 
