@@ -19,12 +19,14 @@ from domain.delivery_policy import Outcome, ProviderAnswer, classify, retry_afte
 class ProviderClient:
     """A pooled HTTP session to the provider with connect and read timeouts."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, threads: int = 16) -> None:
+        """Keeps up to `threads` connections open: one for each thread that sends."""
         self.url = settings.email_service_url.rstrip("/") + "/send-email"
         self.timeout = (settings.provider_connect_timeout, settings.provider_read_timeout)
         self.session = requests.Session()
-        self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
-        self.session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
+        for scheme in ("http://", "https://"):
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(threads, 1))
+            self.session.mount(scheme, adapter)
 
     def send(self, email: str, message: str, idempotency_key: str) -> ProviderAnswer:
         """One POST; never raises for network trouble, which is a transient answer."""

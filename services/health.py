@@ -16,7 +16,7 @@ import pika.exceptions
 import redis
 from psycopg_pool import ConnectionPool
 
-from adapters.provider_guards import BREAKER_NAMESPACE
+from adapters.provider_guards import BREAKER_STATE_KEY
 from config import Settings
 from db.pool import connection_unless_unreachable
 from repositories import heartbeats
@@ -101,7 +101,7 @@ def check_breaker(settings: Settings) -> dict[str, Any]:
     so it makes the service degraded rather than unavailable.
     """
     try:
-        raw = _redis(settings).get(f"{BREAKER_NAMESPACE}:pybreaker:state")
+        raw = _redis(settings).get(BREAKER_STATE_KEY)
     except redis.RedisError as error:
         return {"status": "unknown", "reason": str(error)}
     state = raw.decode() if raw else "closed"

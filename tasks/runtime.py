@@ -13,13 +13,11 @@ import logging
 import threading
 from dataclasses import dataclass
 
-import pybreaker
 from dramatiq.middleware import Middleware
-from dramatiq.rate_limits import WindowRateLimiter
 from psycopg_pool import ConnectionPool
 
 from adapters.email_provider import ProviderClient
-from adapters.provider_guards import build_breaker, build_rate_limiter, connect_redis
+from adapters.provider_guards import ProviderGuard, build_provider_guard, connect_redis
 from config import Settings
 from db.pool import create_pool, watch_database
 
@@ -34,8 +32,7 @@ class WorkerResources:
     settings: Settings
     pool: ConnectionPool
     provider: ProviderClient
-    breaker: pybreaker.CircuitBreaker
-    rate_limiter: WindowRateLimiter
+    guard: ProviderGuard  # the provider-wide breaker and rate limit
 
     @classmethod
     def build(cls, settings: Settings, threads: int) -> WorkerResources:
@@ -49,13 +46,11 @@ class WorkerResources:
         # Not waiting: with PostgreSQL down the worker still starts, and each send
         # waits up to DB_POOL_TIMEOUT for a connection (the message is retried).
         watch_database(pool, "worker")
-        client = connect_redis(settings)
         return cls(
             settings=settings,
             pool=pool,
-            provider=ProviderClient(settings),
-            breaker=build_breaker(settings, client),
-            rate_limiter=build_rate_limiter(settings, client),
+            provider=ProviderClient(settings, threads),
+            guard=build_provider_guard(settings, connect_redis(settings)),
         )
 
     def close(self) -> None:

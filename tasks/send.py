@@ -21,8 +21,8 @@ import time as clock
 from datetime import date, datetime, timedelta
 
 import dramatiq
-import pybreaker
 
+from adapters.provider_guards import Admission, AdmissionVerdict
 from config import Settings
 from domain.delivery_policy import (
     Decision,
@@ -52,14 +52,6 @@ _OUTCOME_NAMES = {
     Verdict.FAIL: "failed",
     Verdict.EXPIRE: "expired",
 }
-
-
-class TransientProviderError(Exception):
-    """Raised inside the circuit breaker so that transient answers count as failures."""
-
-    def __init__(self, answer: ProviderAnswer) -> None:
-        super().__init__(answer.error)
-        self.answer = answer
 
 
 class AttemptClock:
@@ -93,50 +85,53 @@ def _ids(message: dict) -> dict:
     }
 
 
-def _wait_for_rate_limit(resources: WorkerResources) -> bool:
-    """Block until the provider-wide rate limit lets one send through (bounded wait)."""
+def _admission(resources: WorkerResources) -> Admission:
+    """Ask the breaker and the rate limit; wait (bounded) while only the rate limit refuses."""
     limit_deadline = clock.monotonic() + RATE_LIMIT_WAIT.total_seconds()
-    while clock.monotonic() < limit_deadline:
-        with resources.rate_limiter.acquire(raise_on_failure=False) as acquired:
-            if acquired:
-                return True
+    while True:
+        admission = resources.guard.admit()
+        limited = admission.verdict is AdmissionVerdict.RATE_LIMITED
+        if not limited or clock.monotonic() > limit_deadline:
+            return admission
         clock.sleep(0.02)
-    return False
 
 
 def _call_provider(resources: WorkerResources, message: dict) -> ProviderAnswer:
-    def attempt() -> ProviderAnswer:
-        answer = resources.provider.send(
-            message["email"], message["message_content"], message["idempotency_key"]
-        )
-        if answer.outcome is Outcome.TRANSIENT:
-            raise TransientProviderError(answer)
-        return answer
-
     started = clock.perf_counter()
     try:
-        return resources.breaker.call(attempt)
-    except TransientProviderError as failure:
-        return failure.answer
+        return resources.provider.send(
+            message["email"], message["message_content"], message["idempotency_key"]
+        )
     finally:
         metrics.observe_provider_call(clock.perf_counter() - started)
+
+
+def _count_for_breaker(
+    resources: WorkerResources, admission: Admission, answer: ProviderAnswer
+) -> None:
+    """Tell the breaker how the call went; the answer stands even if Redis cannot hear it."""
+    try:
+        resources.guard.record(admission, transient_failure=answer.outcome is Outcome.TRANSIENT)
+    except Exception:  # the provider has answered: the answer is recorded, not this
+        log.warning("provider answer not counted by the circuit breaker", exc_info=True)
 
 
 def _attempt(
     resources: WorkerResources, message: dict, send_deadline: datetime, now: AttemptClock
 ) -> tuple[Decision, ProviderAnswer | None]:
-    """Rate limit, breaker, provider call; the decision that follows."""
+    """Breaker and rate limit, provider call; the decision that follows."""
     settings = resources.settings
-    if not _wait_for_rate_limit(resources):
+    admission = _admission(resources)
+    if admission.verdict is AdmissionVerdict.RATE_LIMITED:
         wait = settings.breaker_reset_timeout
         return postpone(now.now(), wait, send_deadline, "provider rate limit"), None
-    try:
+    if admission.verdict is AdmissionVerdict.OPEN:
         # An open breaker refuses the call without reaching the provider; once its
-        # reset timeout has passed it lets one call through to probe (half-open).
-        answer = _call_provider(resources, message)
-    except pybreaker.CircuitBreakerError:
+        # reset timeout has passed it lets one trial call through (half-open).
         wait = settings.breaker_reset_timeout
         return postpone(now.now(), wait, send_deadline, "provider circuit breaker open"), None
+    answer = _call_provider(resources, message)
+    _count_for_breaker(resources, admission, answer)
     decision = retry_policy(settings).decide(
         answer, message["retry_count"], now.now(), send_deadline
     )

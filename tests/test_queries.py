@@ -375,3 +375,54 @@ def test_a_logging_pool_also_hands_back_dict_rows(logging_pool):
         row = conn.execute("SELECT 1 AS one").fetchone()
 
     assert row == {"one": 1}
+
+
+def _backend_pid(pool) -> int:
+    with pool.connection() as conn:
+        return fetch_scalar(conn, "SELECT pg_backend_pid()")
+
+
+def _counting_checks(monkeypatch) -> list:
+    """Record each time the pool's check runs its query (the real check still runs)."""
+    from psycopg_pool import ConnectionPool
+
+    checked = []
+    real = ConnectionPool.check_connection
+
+    def check(conn):
+        checked.append(conn)
+        real(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(check))
+    return checked
+
+
+def test_a_quiet_pooled_connection_is_handed_out_without_a_test_query(db_url, monkeypatch):
+    checked = _counting_checks(monkeypatch)
+    one = create_pool(
+        Settings.from_env({}, database_url=db_url, db_pool_min_size=1, db_pool_max_size=1), "test"
+    )
+    one.open(wait=True)
+    try:
+        first, second = _backend_pid(one), _backend_pid(one)
+    finally:
+        one.close()
+    assert first == second
+    assert checked == []
+
+
+def test_a_pooled_connection_whose_backend_ended_is_replaced_on_checkout(db_url, monkeypatch):
+    checked = _counting_checks(monkeypatch)
+    one = create_pool(
+        Settings.from_env({}, database_url=db_url, db_pool_min_size=1, db_pool_max_size=1), "test"
+    )
+    one.open(wait=True)
+    try:
+        ended = _backend_pid(one)
+        with psycopg.connect(db_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 5000)", (ended,))
+        replacement = _backend_pid(one)  # no error: the dead connection was not handed out
+    finally:
+        one.close()
+    assert replacement != ended
+    assert len(checked) == 1
