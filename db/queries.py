@@ -116,6 +116,19 @@ def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+@contextmanager
+def single_statement(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """A pooled connection in autocommit, for work that is one statement: the server
+    commits it as it runs, with no BEGIN and COMMIT round trips around it."""
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.broken:
+                conn.autocommit = False
+
+
 def copy_rows(
     conn: psycopg.Connection,
     table: str,

@@ -172,7 +172,7 @@ _START_SENDING = sql.SQL(
                    extract(year FROM m.occasion_date)::integer
                ) IS NOT DISTINCT FROM m.occasion_date AS still_due,
                COALESCE(m.lateness_from, m.scheduled_send_time)
-                   >= %(now)s::timestamptz - %(max_lateness)s::interval AS in_time
+                   >= {now} - %(max_lateness)s::interval AS in_time
         FROM message_logs m
         LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
         WHERE m.id = %(id)s AND m.status = 'QUEUED' {same_day}
@@ -183,31 +183,38 @@ _START_SENDING = sql.SQL(
                       WHEN NOT t.in_time THEN 'EXPIRED'
                       ELSE 'SENDING' END,
         locked_until = CASE WHEN t.still_due AND t.in_time
-                            THEN %(now)s::timestamptz + %(lease)s::interval END,
+                            THEN {now} + %(lease)s::interval END,
         error_message = CASE
             WHEN NOT t.still_due THEN 'user deleted or changed before the send'
             WHEN NOT t.in_time
             THEN 'not sent within ' || %(max_lateness)s::interval || ' of its time'
             ELSE m.error_message END
     FROM target t
-    WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED'
-    RETURNING {returned}, t.email
+    WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED' {same_day}
+    RETURNING {returned}, t.email, {now} AS database_now
     """
 )
-# The message names its partition (occasion_date) so the statement reads one partition
-# instead of probing every month's primary key; messages published before it carried
-# the date still work.
+# The message names its partition (occasion_date) so the statement reads and updates
+# one partition instead of planning and probing every month's (the date is repeated in
+# the UPDATE's own WHERE: the planner prunes by parameters, not by what the CTE
+# returns); messages published before they carried the date still work.
+# `now` NULL: the database's clock (the statement's start), returned as database_now.
+_NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timestamp())")
 _START_SENDING_ON_DAY = _START_SENDING.format(
-    returned=_RETURNED, same_day=sql.SQL("AND m.occasion_date = %(day)s")
+    returned=_RETURNED,
+    same_day=sql.SQL("AND m.occasion_date = %(day)s"),
+    now=_NOW_OR_DATABASE_NOW,
 )
-_START_SENDING_ANY_DAY = _START_SENDING.format(returned=_RETURNED, same_day=sql.SQL(""))
+_START_SENDING_ANY_DAY = _START_SENDING.format(
+    returned=_RETURNED, same_day=sql.SQL(""), now=_NOW_OR_DATABASE_NOW
+)
 
 
 def start_sending(
     conn: psycopg.Connection,
     message_id: int,
     occasion_date: date | None,
-    now: datetime,
+    now: datetime | None,
     lease: timedelta,
     max_lateness: timedelta,
 ) -> dict | None:
@@ -215,7 +222,9 @@ def start_sending(
 
     Else -> CANCELLED (user deleted or changed) or EXPIRED (too late), returned with
     that status. None when the row was not QUEUED (a duplicate or redelivered
-    message that lost the race). The row's `locked_until` is the lease token.
+    message that lost the race). The row's `locked_until` is the lease token. With
+    `now` None the database's clock is used; the row carries the instant used as
+    `database_now`.
     """
     params = {
         "id": message_id,

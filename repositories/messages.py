@@ -50,7 +50,7 @@ WITH occasions AS (
           WHERE p.user_id = u.id AND p.message_type = o.message_type AND {pending_users}
             AND p.status IN {pending})
     FOR SHARE OF u
-), chosen AS (
+), chosen AS MATERIALIZED (
     SELECT c.*,
            CASE WHEN EXISTS (
                     SELECT 1 FROM message_logs f
@@ -117,6 +117,21 @@ def plan_next_occurrences(
     return execute(conn, query, params)
 
 
+# Force a generic plan for one statement: the first statement keeps the mode in force
+# (in a setting of our own) and the second puts it back, neither reading it in Python.
+_FORCE_GENERIC_PLAN = """
+SELECT set_config('birthday.plan_cache_mode', current_setting('plan_cache_mode'), true),
+       set_config('plan_cache_mode', 'force_generic_plan', true)
+"""
+# (In autocommit, where a local setting ends with its statement, nothing was kept.)
+_RESTORE_PLAN_CACHE_MODE = """
+SELECT set_config('plan_cache_mode',
+                  COALESCE(NULLIF(current_setting('birthday.plan_cache_mode', true), ''),
+                           current_setting('plan_cache_mode')),
+                  true)
+"""
+
+
 def _plan_one_user(conn: psycopg.Connection, query: sql.Composable, params: dict) -> int:
     """Run the one-user planning statement from a generic plan kept by the connection.
 
@@ -125,12 +140,11 @@ def _plan_one_user(conn: psycopg.Connection, query: sql.Composable, params: dict
     on each connection's first executions before settling on the generic plan. Both
     the API (each POST/PUT/PATCH) and the worker (after each send) run it for one user.
     """
-    previous = fetch_scalar(conn, "SELECT current_setting('plan_cache_mode')")
-    execute(conn, "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+    execute(conn, _FORCE_GENERIC_PLAN)
     planned = conn.execute(query, params, prepare=True).rowcount
     # Only this statement: the caller's next ones plan as before. (On an error the
     # transaction rolls back, and the SET LOCAL with it.)
-    execute(conn, "SELECT set_config('plan_cache_mode', %s, true)", (previous,))
+    execute(conn, _RESTORE_PLAN_CACHE_MODE)
     return planned
 
 

@@ -1,9 +1,9 @@
 """The database side of one send attempt: take the greeting, then record what happened.
 
-Three short transactions per attempt, none held open across the provider call:
-take the row (QUEUED -> SENDING with a lease), record the answer (or a
-postponement), and in the second one plan next year's greeting when this one is
-finished.
+Two short steps per attempt, neither held open across the provider call: take the
+row (QUEUED -> SENDING with a lease: one statement, committed as it runs), then record
+the answer (or a postponement) and, in the same transaction, plan next year's
+greeting when this one is finished.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from datetime import date, datetime, time, timedelta
 
 from psycopg_pool import ConnectionPool
 
-from db.queries import transaction
+from db.queries import single_statement, transaction
 from domain.delivery_policy import Decision, ProviderAnswer, Verdict
 from domain.statuses import Status
-from repositories import message_lifecycle, server
+from repositories import message_lifecycle
 from services import planning
 
 
@@ -36,14 +36,16 @@ def begin_send(
     With `now` None the database's clock is used; the row then carries it as
     `database_now`.
     """
-    with transaction(pool) as conn:
-        now = now or server.database_now(conn)
+    with single_statement(pool) as conn:
         message = message_lifecycle.start_sending(
             conn, message_id, occasion_date, now, lease, max_lateness
         )
-        if message is not None and message["status"] == Status.EXPIRED:
-            planning.plan_users(conn, [message["user_id"]], now, send_time)
-        return None if message is None else {**message, "database_now": now}
+    if message is not None and message["status"] == Status.EXPIRED:
+        # A transaction of its own: a crash in between leaves the user to the hourly
+        # planning, as for the greetings the dispatcher expires.
+        with transaction(pool) as conn:
+            planning.plan_users(conn, [message["user_id"]], message["database_now"], send_time)
+    return message
 
 
 def record_outcome(
