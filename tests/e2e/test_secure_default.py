@@ -15,7 +15,7 @@ import exposure
 from config import Settings
 from tests.delivery_stack import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "secure-default-test-token-1"
 AUTH_VARIABLES = (
     "API_TOKEN",
