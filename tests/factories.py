@@ -1,10 +1,15 @@
 """Test rows with defaults you override: users (through the repository) and greetings in any
-state (written with SQL)."""
+state (written with SQL); for the /users API tests, request bodies and checks of the JSON
+error shape."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
 
 import psycopg
 
@@ -87,3 +92,103 @@ def ago(**delta: float) -> datetime:
 def ahead(**delta: float) -> datetime:
     """Now plus a timedelta."""
     return datetime.now(UTC) + timedelta(**delta)
+
+
+# --- the /users API ------------------------------------------------------------------------
+
+USER_FIELDS = {
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "timezone",
+    "birthday_date",
+    "anniversary_date",
+    "location_city",
+    "location_country",
+    "created_at",
+    "updated_at",
+}
+OMIT = object()
+_sequence = itertools.count(1)
+
+
+def user_payload(**overrides: Any) -> dict[str, Any]:
+    """A valid POST body with a unique email; an override of OMIT drops the field."""
+    number = next(_sequence)
+    payload: dict[str, Any] = {
+        "first_name": "Grace",
+        "last_name": "Hopper",
+        "email": f"user{number}-{uuid.uuid4().hex[:8]}@example.com",
+        "timezone": "Europe/London",
+        "birthday_date": "1990-12-10",
+        "anniversary_date": "2015-06-20",
+        "location_city": "London",
+        "location_country": "United Kingdom",
+    }
+    payload.update(overrides)
+    return {key: value for key, value in payload.items() if value is not OMIT}
+
+
+def create_user(client, **overrides: Any) -> dict[str, Any]:
+    response = client.post("/users", json=user_payload(**overrides))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def delete_user(client, user_id: str) -> None:
+    response = client.delete(f"/users/{user_id}")
+    assert response.status_code == 204
+
+
+def count_users(db_url: str) -> int:
+    """Every row of users, live or deleted."""
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+
+
+def stored_user(db_url: str, user_id: str) -> dict[str, Any]:
+    with psycopg.connect(db_url, row_factory=psycopg.rows.dict_row) as conn:
+        row = conn.execute("SELECT * FROM users WHERE id = %s", (user_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def assert_error(response, code: int) -> dict[str, Any]:
+    """The JSON error shape: integer code, string status and string message."""
+    assert response.status_code == code
+    assert response.is_json, response.data[:200]
+    body = response.get_json()
+    assert body["code"] == code
+    assert isinstance(body["code"], int)
+    assert body["status"] == HTTPStatus(code).phrase
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    return body
+
+
+def assert_field_error(response, field: str, location: str = "json") -> list[str]:
+    """A 422 whose errors name `field` (under `location`); returns its messages."""
+    body = assert_error(response, 422)
+    messages = body["errors"][location][field]
+    assert messages
+    return messages
+
+
+def assert_rejected(client, db_url: str, payload: dict[str, Any], field: str) -> list[str]:
+    """POST is refused with a 422 naming `field`, and nothing is stored."""
+    messages = assert_field_error(client.post("/users", json=payload), field)
+    assert count_users(db_url) == 0
+    return messages
+
+
+def utc_today_plus(days: int) -> str:
+    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+
+
+def pagination(response) -> dict[str, Any]:
+    return json.loads(response.headers["X-Pagination"])
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from domain.delivery_policy import Decision, Verdict
 from services import messages as messages_service
 from services import users as users_service
-from tests.test_dispatch import (
+from tests.db.test_dispatch import (
     DUE,
     NINE,
     NOW,

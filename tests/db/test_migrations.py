@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from app import create_app
 from schema import migrations
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_TABLES = {"schema_migrations", "time_zones", "users", "message_logs", "idempotency_keys"}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from domain import statuses
 from domain.statuses import Status
 
-MIGRATION = Path(__file__).resolve().parent.parent / "sql/migrations/0002_message_logs.up.sql"
+MIGRATION = Path(__file__).resolve().parents[2] / "sql/migrations/0002_message_logs.up.sql"
 
 
 def test_the_check_constraint_allows_exactly_the_statuses_of_the_lifecycle():
