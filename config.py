@@ -144,6 +144,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be >= 1")
+        if self.dispatch_interval_seconds > 3600:
+            # Greetings falling due within the hour wake the scheduler (migration 0012);
+            # later ones must be found by a regular dispatch before they are due.
+            raise ConfigError("DISPATCH_INTERVAL_SECONDS must be <= 3600")
         if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:
             raise ConfigError("PROVIDER_CONNECT_TIMEOUT and PROVIDER_READ_TIMEOUT must be > 0")
         if self.sending_lease <= timedelta(seconds=self.provider_read_timeout):

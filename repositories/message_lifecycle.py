@@ -19,7 +19,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from db.queries import execute, fetch_all, fetch_optional
+from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
 from domain import statuses
 from domain.statuses import Status
 
@@ -118,6 +118,20 @@ def claim_due(
     """
     params = {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease}
     return fetch_all(conn, _CLAIM, params)
+
+
+_NEXT_DUE = _statement(
+    """
+    SELECT extract(epoch FROM min(next_attempt_at) - statement_timestamp())::float8
+    FROM message_logs WHERE status IN {waiting}
+    """
+)
+
+
+def seconds_until_next_due(conn: psycopg.Connection) -> float | None:
+    """Seconds from the database's now until the earliest waiting greeting is due
+    (negative: one is due already); None when none waits. Read from the due index."""
+    return fetch_scalar(conn, _NEXT_DUE)
 
 
 _RECLAIM = _statement(

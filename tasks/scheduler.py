@@ -2,9 +2,13 @@
 
 A `schedule` loop whose jobs only run while this process holds the leader lock,
 so any number of schedulers may be started and exactly one acts. Jobs: dispatch
-due greetings, recover stale ones, plan everyone (at start and hourly), partition
-maintenance, Idempotency-Key cleanup and the time-zone refresh (daily). At start it
-logs a warning naming any zone users have where PostgreSQL and zoneinfo disagree.
+due greetings (every DISPATCH_INTERVAL_SECONDS, and between two runs at the instant
+the earliest waiting greeting falls due: after each dispatch the loop notes that
+instant and sleeps until it, and a write that makes one due sooner wakes it through
+LISTEN/NOTIFY, see tasks/due_watch.py), recover stale ones, plan everyone (at start
+and hourly), partition maintenance, Idempotency-Key cleanup and the time-zone refresh
+(daily). At start it logs a warning naming any zone users have where PostgreSQL and
+zoneinfo disagree.
 Each job's start and end are written to scheduler_heartbeats; a job that raises is
 logged and the loop goes on. Partition maintenance that gives up waiting for a lock
 (PARTITION_LOCK_TIMEOUT) is tried again after PARTITION_RETRY_INTERVAL_SECONDS instead
@@ -29,14 +33,18 @@ from config import Settings
 from db.pool import connect, create_pool, database_label
 from db.queries import transaction
 from log_setup import configure_logging
-from repositories import heartbeats, partitions, server
+from repositories import heartbeats, message_lifecycle, partitions, server
 from services import idempotency, time_zones
+from tasks.due_watch import DueWatch
 from tasks.leader import LeaderLock
 from workflows import dispatch, planning
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_SECONDS = 1.0
+# Between two dispatches that a due greeting brings forward, at least this long (a row
+# another transaction holds locked stays due until it is released).
+MIN_DISPATCH_GAP_SECONDS = 0.1
 
 # Served on SCHEDULER_METRICS_PORT (0: not served) by every scheduler process.
 IS_LEADER = Gauge("birthday_scheduler_is_leader", "1 while this scheduler process leads.")
@@ -64,6 +72,10 @@ class Scheduler:
         self.leader = LeaderLock(settings, self.name)
         self.jobs = schedule.Scheduler()
         self.partition_retry: schedule.Job | None = None
+        self.due_watch = DueWatch(settings)
+        # When (time.monotonic()) the earliest waiting greeting falls due, if sooner
+        # than the next regular dispatch; None: nothing due before it.
+        self.next_due_at: float | None = None
         self.stopping = False
 
     def register_jobs(self) -> None:
@@ -82,6 +94,38 @@ class Scheduler:
     def dispatch(self, now: datetime) -> None:
         result = dispatch.dispatch_due(self.pool, self.enqueue, now, self.settings)
         EXPIRED.inc(result.expired)
+        self.look_for_next_due()
+
+    def look_for_next_due(self) -> None:
+        """Note when the earliest waiting greeting falls due, to dispatch it then."""
+        with transaction(self.pool) as conn:
+            seconds = message_lifecycle.seconds_until_next_due(conn)
+        if seconds is None or seconds > self.settings.dispatch_interval_seconds:
+            self.next_due_at = None  # the regular dispatch comes first
+            return
+        self.next_due_at = time.monotonic() + max(seconds, MIN_DISPATCH_GAP_SECONDS)
+
+    def _dispatch_if_due(self) -> None:
+        if self.next_due_at is not None and time.monotonic() >= self.next_due_at:
+            self.next_due_at = None
+            self._run("dispatch", self.dispatch)
+
+    def _pause(self) -> float:
+        """How long to wait: until the next job, or the next due greeting, at most 1 s."""
+        idle = self.jobs.idle_seconds
+        pause = min(MAX_SLEEP_SECONDS, max(0.05, idle if idle is not None else 1.0))
+        if self.next_due_at is not None:
+            pause = min(pause, max(0.0, self.next_due_at - time.monotonic()))
+        return pause
+
+    def _wait(self) -> None:
+        """Wait for the next thing to do; a NOTIFY that something fell due cuts it short."""
+        if not self.due_watch.wait(self._pause()):
+            return
+        try:
+            self.look_for_next_due()
+        except Exception:  # the regular dispatch still comes; the loop must go on
+            log.exception("could not look for the next due greeting")
 
     def recover(self, now: datetime) -> None:
         dispatch.recover_stale(self.pool, self.enqueue, now, self.settings)
@@ -185,6 +229,7 @@ class Scheduler:
             leading = self.leader.refresh()
             IS_LEADER.set(1 if leading else 0)
             if not leading:
+                self.next_due_at = None
                 time.sleep(MAX_SLEEP_SECONDS)  # a follower only asks for the lock now and then
                 continue
             if first_round:
@@ -193,8 +238,9 @@ class Scheduler:
                 first_round = False
             else:
                 self.jobs.run_pending()
-            idle = self.jobs.idle_seconds
-            time.sleep(min(MAX_SLEEP_SECONDS, max(0.05, idle if idle is not None else 1.0)))
+                self._dispatch_if_due()
+            self._wait()
+        self.due_watch.close()
         self.leader.close()
         self.pool.close()
         log.info("scheduler %s stopped", self.name)

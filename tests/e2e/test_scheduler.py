@@ -498,3 +498,71 @@ def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(st
     assert metrics["birthday_scheduler_is_leader"].value == 1
     assert metrics["birthday_sends_expired_total"].value == 1
     assert metrics["birthday_scheduler_job_last_success_timestamp_seconds"].value > 1.7e9
+
+
+def _insert_due(stack: SchedulerStack, name: str, due_at: datetime) -> int:
+    """A user and a greeting of theirs waiting to be retried at `due_at` (RETRYING: the
+    planning at start leaves it where it is, as it would not a SCHEDULED row off
+    SEND_TIME)."""
+    with stack.connect() as conn:
+        user_id = conn.execute(
+            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
+            " VALUES (%(n)s, 'Due', %(n)s || '@example.com', 'UTC', '1990-06-15') RETURNING id",
+            {"n": name},
+        ).fetchone()["id"]
+        return conn.execute(
+            "INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,"
+            " scheduled_send_time, next_attempt_at, status, retry_count, idempotency_key)"
+            " VALUES (%(u)s, 'BIRTHDAY', %(t)s::date, 'Hey', %(t)s, %(t)s, 'RETRYING', 1,"
+            " message_idempotency_key(%(u)s, 'BIRTHDAY', %(t)s::date)) RETURNING id",
+            {"u": user_id, "t": due_at},
+        ).fetchone()["id"]
+
+
+def _database_now(stack: SchedulerStack) -> datetime:
+    with stack.connect() as conn:
+        return conn.execute("SELECT now()").fetchone()["now"]
+
+
+def _queued_late_by(stack: SchedulerStack, message_id: int) -> timedelta | None:
+    with stack.connect() as conn:
+        row = conn.execute(
+            "SELECT queued_at - next_attempt_at AS late FROM message_logs"
+            " WHERE id = %s AND status = 'QUEUED'",
+            (message_id,),
+        ).fetchone()
+    return row["late"] if row else None
+
+
+def test_greetings_falling_due_between_two_dispatches_are_queued_at_their_instant(stack):
+    # Given a dispatch interval far longer than the test, and a greeting that falls due
+    # 6 s after the scheduler starts (known to it from its first look)
+    known = _insert_due(stack, "known", _database_now(stack) + timedelta(seconds=6))
+    stack.start(DISPATCH_INTERVAL_SECONDS="600", QUEUED_LEASE="10m")
+    wait_until(lambda: finished(stack.heartbeat("dispatch")), 20, "the first dispatch")
+
+    # When another is written, after that first look, to fall due in 3 s (a NOTIFY)
+    written = _insert_due(stack, "written", _database_now(stack) + timedelta(seconds=3))
+
+    # Then each is queued at its instant (give or take a loaded machine), not 600 s on
+    lateness = {}
+    for name, message_id in (("written", written), ("known", known)):
+        lateness[name] = wait_until(
+            lambda m=message_id: _queued_late_by(stack, m), 30, f"the {name} greeting QUEUED"
+        )
+    assert all(timedelta(0) <= late < timedelta(seconds=3) for late in lateness.values()), lateness
+
+
+def test_a_greeting_written_due_later_than_the_hour_does_not_wake_the_scheduler(stack):
+    # Given a scheduler that has made its first round, with a long dispatch interval
+    stack.record_heartbeat_writes()
+    stack.start(DISPATCH_INTERVAL_SECONDS="600")
+    wait_until(lambda: finished(stack.heartbeat("dispatch")), 20, "the first dispatch")
+    runs_before = len(stack.job_starts("dispatch"))
+
+    # When a greeting due in two hours is written
+    _insert_due(stack, "later", datetime.now(UTC) + timedelta(hours=2))
+    time.sleep(3)
+
+    # Then no dispatch ran for it: the next regular one finds it in time
+    assert len(stack.job_starts("dispatch")) == runs_before
