@@ -138,7 +138,7 @@ _RECLAIM = _statement(
     """
     WITH stale AS (
         SELECT id, occasion_date FROM message_logs
-        WHERE status IN {in_flight} AND locked_until < %(now)s
+        WHERE status = ANY(%(statuses)s) AND locked_until < %(now)s
           AND COALESCE(lateness_from, scheduled_send_time)
               >= %(now)s::timestamptz - %(max_lateness)s::interval
         ORDER BY locked_until
@@ -163,17 +163,34 @@ _RECLAIM = _statement(
 
 
 def reclaim_stale(
-    conn: psycopg.Connection, now: datetime, lease: timedelta, max_lateness: timedelta, limit: int
+    conn: psycopg.Connection,
+    now: datetime,
+    lease: timedelta,
+    max_lateness: timedelta,
+    limit: int,
+    which: tuple[Status, ...] = statuses.IN_FLIGHT,
 ) -> list[dict]:
-    """QUEUED rows never picked up and SENDING rows whose worker died: QUEUED again.
+    """QUEUED rows never picked up and SENDING rows whose worker died: QUEUED again
+    (`which` narrows it to one of the two), oldest lease first.
 
     A lost worker is our fault, not the provider's: it uses up no retry, and the
     provider's Idempotency-Key makes the resend harmless if the first one reached
     it. A QUEUED row still waiting in a long queue gets a lease as long as it has
     already waited, so its extra copies double their interval instead of piling up.
     """
-    params = {"now": now, "lease": lease, "max_lateness": max_lateness, "limit": limit}
+    params = {
+        "now": now,
+        "lease": lease,
+        "max_lateness": max_lateness,
+        "limit": limit,
+        "statuses": [status.value for status in which],
+    }
     return fetch_all(conn, _RECLAIM, params)
+
+
+def count_queued(conn: psycopg.Connection) -> int:
+    """Greetings handed to the queue and not yet taken by a worker (any lease)."""
+    return fetch_scalar(conn, "SELECT count(*) FROM message_logs WHERE status = 'QUEUED'")
 
 
 _START_SENDING = sql.SQL(

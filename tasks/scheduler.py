@@ -23,7 +23,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import schedule
 from prometheus_client import Counter, Gauge, start_http_server
@@ -34,7 +34,7 @@ from db.pool import connect, create_pool, database_label
 from db.queries import transaction
 from log_setup import configure_logging
 from repositories import heartbeats, message_lifecycle, partitions, server
-from services import idempotency, time_zones
+from services import health, idempotency, time_zones
 from tasks.due_watch import DueWatch
 from tasks.leader import LeaderLock
 from workflows import dispatch, planning
@@ -56,6 +56,11 @@ JOB_SUCCESS = Gauge(
 JOB_FAILURES = Counter("birthday_scheduler_job_failures_total", "Jobs that raised.", ["job"])
 EXPIRED = Counter(
     "birthday_sends_expired_total", "Greetings found later than MAX_LATENESS and expired."
+)
+PUBLISHED = Counter(
+    "birthday_greetings_published_total",
+    "Greetings this scheduler published to the work queue, by the job that did.",
+    ["job"],
 )
 
 
@@ -91,8 +96,17 @@ class Scheduler:
         self.jobs.every().day.do(self._run, "cleanup_keys", self.clean_up_keys)
         self.jobs.every().day.do(self._run, "refresh_zones", self.refresh_zones)
 
+    def _publisher(self, job: str) -> dispatch.Enqueue:
+        """`enqueue`, counted under `job`."""
+
+        def publish(message_id: int, occasion_date: date) -> None:
+            self.enqueue(message_id, occasion_date)
+            PUBLISHED.labels(job).inc()
+
+        return publish
+
     def dispatch(self, now: datetime) -> None:
-        result = dispatch.dispatch_due(self.pool, self.enqueue, now, self.settings)
+        result = dispatch.dispatch_due(self.pool, self._publisher("dispatch"), now, self.settings)
         EXPIRED.inc(result.expired)
         self.look_for_next_due()
 
@@ -128,7 +142,16 @@ class Scheduler:
             log.exception("could not look for the next due greeting")
 
     def recover(self, now: datetime) -> None:
-        dispatch.recover_stale(self.pool, self.enqueue, now, self.settings)
+        publish = self._publisher("recover")
+        dispatch.recover_stale(self.pool, publish, now, self.settings, self.messages_in_queue)
+
+    def messages_in_queue(self) -> int | None:
+        """Messages waiting in the work queue and its delay queue; None if RabbitMQ cannot say."""
+        depths = health.queue_depths(self.settings)
+        ready = depths[self.settings.queue_name]
+        if ready is None:
+            return None
+        return ready + (depths[f"{self.settings.queue_name}.DQ"] or 0)
 
     def plan(self, now: datetime) -> None:
         planning.plan_all(self.pool, now, self.settings.send_time)

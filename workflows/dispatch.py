@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from db.queries import transaction
+from domain.statuses import Status
 from repositories import message_lifecycle
 from services import planning
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 # Publishes one greeting: its id and occasion_date (the partition it lives in).
 Enqueue = Callable[[int, date], None]
 Claim = Callable[[psycopg.Connection], list[dict]]
+# Messages waiting in the work queue and its delay queue; None when RabbitMQ cannot say.
+QueueCount = Callable[[], int | None]
+QUEUED = (Status.QUEUED,)
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,15 @@ def expire_overdue(pool: ConnectionPool, now: datetime, settings: Settings) -> i
 
 
 def _claim_and_enqueue(
-    pool: ConnectionPool, claim: Claim, enqueue: Enqueue, batch_size: int, note: str | None = None
+    pool: ConnectionPool,
+    claim: Claim,
+    enqueue: Enqueue,
+    batch_size: int,
+    note: str | None = None,
+    once: bool = False,
 ) -> int:
-    """Claim rows batch by batch, each batch committed before its ids are published."""
+    """Claim rows batch by batch (one batch if `once`), each committed before its ids
+    are published."""
     total = 0
     while True:
         with transaction(pool) as conn:
@@ -106,25 +116,72 @@ def _claim_and_enqueue(
                 )
             enqueue(row["id"], row["occasion_date"])
         total += len(claimed)
-        if len(claimed) < batch_size:
+        if once or len(claimed) < batch_size:
             return total
 
 
 def recover_stale(
-    pool: ConnectionPool, enqueue: Enqueue, now: datetime, settings: Settings
+    pool: ConnectionPool,
+    enqueue: Enqueue,
+    now: datetime,
+    settings: Settings,
+    messages_in_queue: QueueCount | None = None,
 ) -> RecoveryResult:
     """Re-queue greetings stuck in QUEUED or SENDING past their lease, within their deadline.
 
-    Those past it are left to `expire_overdue`. A lost worker never makes a greeting
-    FAILED: only the provider's answers do.
+    A SENDING row past its lease lost its worker: it is always queued again. A QUEUED
+    row past its lease may simply be waiting its turn behind a long queue (20,000 due at
+    once under a rate limit): given `messages_in_queue`, only as many of them as the
+    queue lacks messages for QUEUED rows are published again, oldest first; with the
+    count unknown (RabbitMQ unreachable, so a publish would fail too) none are. Without
+    `messages_in_queue` every stale QUEUED row is published again. Those past their
+    deadline are left to `expire_overdue`. A lost worker never makes a greeting FAILED:
+    only the provider's answers do.
     """
-    requeued = _claim_and_enqueue(
-        pool,
-        lambda conn: message_lifecycle.reclaim_stale(
-            conn, now, settings.queued_lease, settings.max_lateness, settings.dispatch_batch_size
-        ),
-        enqueue,
-        settings.dispatch_batch_size,
-        note="re-queued stale greeting",
-    )
+    requeued = _reclaim(pool, enqueue, now, settings, (Status.SENDING,), None)
+    if messages_in_queue is None:
+        return RecoveryResult(requeued + _reclaim(pool, enqueue, now, settings, QUEUED, None))
+    missing = _missing_from_queue(pool, messages_in_queue)
+    if missing:
+        requeued += _reclaim(pool, enqueue, now, settings, QUEUED, missing)
     return RecoveryResult(requeued=requeued)
+
+
+def _missing_from_queue(pool: ConnectionPool, messages_in_queue: QueueCount) -> int:
+    """QUEUED rows beyond the messages waiting in the queue (0 when the count is unknown)."""
+    in_queue = messages_in_queue()
+    if in_queue is None:
+        log.warning("queue depth unknown: stale QUEUED greetings are left for the next round")
+        return 0
+    with transaction(pool) as conn:
+        queued = message_lifecycle.count_queued(conn)
+    return max(0, queued - in_queue)
+
+
+def _reclaim(
+    pool: ConnectionPool,
+    enqueue: Enqueue,
+    now: datetime,
+    settings: Settings,
+    which: tuple[Status, ...],
+    at_most: int | None,
+) -> int:
+    """Queue again up to `at_most` (None: every) stale row in the statuses `which`."""
+    batch = settings.dispatch_batch_size
+    total = 0
+    while at_most is None or total < at_most:
+        limit = batch if at_most is None else min(batch, at_most - total)
+        claimed = _claim_and_enqueue(
+            pool,
+            lambda conn, limit=limit: message_lifecycle.reclaim_stale(
+                conn, now, settings.queued_lease, settings.max_lateness, limit, which
+            ),
+            enqueue,
+            limit,
+            note="re-queued stale greeting",
+            once=True,
+        )
+        total += claimed
+        if claimed < limit:
+            break
+    return total

@@ -319,6 +319,52 @@ def test_a_lost_sending_row_is_never_failed_however_often_its_worker_died(db_url
     assert (recovered["status"], recovered["retry_count"]) == ("QUEUED", 3)
 
 
+def _stale_queued(db, count: int) -> list[int]:
+    """`count` QUEUED rows whose leases ran out one second apart, oldest first."""
+    return [
+        add_message(db, status="QUEUED", locked_until=NOW - timedelta(seconds=count - n))
+        for n in range(count)
+    ]
+
+
+def test_stale_queued_rows_that_the_queue_still_holds_messages_for_are_not_published_again(
+    db, pool, settings
+):
+    _stale_queued(db, 3)
+    enqueue = Recorder()
+
+    result = dispatch.recover_stale(pool, enqueue, NOW, settings, messages_in_queue=lambda: 3)
+
+    assert enqueue.ids == []
+    assert result == dispatch.RecoveryResult(requeued=0)
+    assert {row["status"] for row in db.execute("SELECT status FROM message_logs")} == {"QUEUED"}
+
+
+def test_only_as_many_stale_queued_rows_as_the_queue_lacks_are_published_again_oldest_first(
+    db, pool, settings
+):
+    oldest, second, _newest = _stale_queued(db, 3)
+    enqueue = Recorder()
+
+    result = dispatch.recover_stale(pool, enqueue, NOW, settings, messages_in_queue=lambda: 1)
+
+    assert enqueue.ids == [oldest, second]
+    assert result == dispatch.RecoveryResult(requeued=2)
+
+
+def test_with_the_queue_depth_unknown_stale_queued_rows_wait_but_lost_workers_rows_do_not(
+    db, pool, settings
+):
+    _stale_queued(db, 2)
+    lost = add_message(db, status="SENDING", locked_until=NOW - timedelta(seconds=1))
+    enqueue = Recorder()
+
+    result = dispatch.recover_stale(pool, enqueue, NOW, settings, messages_in_queue=lambda: None)
+
+    assert enqueue.ids == [lost]
+    assert result == dispatch.RecoveryResult(requeued=1)
+
+
 def test_rows_whose_lease_is_still_running_are_left_alone(db, pool, settings):
     ids = [
         add_message(db, status=status, locked_until=NOW + timedelta(seconds=1))

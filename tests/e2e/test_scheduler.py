@@ -566,3 +566,20 @@ def test_a_greeting_written_due_later_than_the_hour_does_not_wake_the_scheduler(
 
     # Then no dispatch ran for it: the next regular one finds it in time
     assert len(stack.job_starts("dispatch")) == runs_before
+
+
+def test_recovery_publishes_a_stale_queued_greeting_again_only_once_the_queue_lost_it(stack):
+    # Given a due greeting, no worker to take it, 3 s leases and recovery every second
+    _insert_due(stack, "waiting", _database_now(stack) - timedelta(seconds=1))
+    stack.start()
+    wait_until(lambda: stack.queue_depths().get("greetings") == 1, 20, "one message queued")
+
+    # When its lease runs out several times while its message still waits in the queue
+    time.sleep(8)
+
+    # Then it was not published again
+    assert stack.queue_depths().get("greetings") == 1
+
+    # And when the queue loses that message, the next recovery publishes it once more
+    assert rabbitmqctl("purge_queue", "-p", stack.vhost, "greetings").returncode == 0
+    wait_until(lambda: stack.queue_depths().get("greetings") == 1, 20, "the message again")
