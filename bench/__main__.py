@@ -1,7 +1,7 @@
 """Every benchmark in one run, written to bench/RESULTS.md (`make bench`).
 
-    python -m bench [--users 1000000] [--sends 6000] [--greetings 1000] [--workers 2]
-                    [--threads 8] [--seconds 10] [--output bench/RESULTS.md]
+    python -m bench [--users 1000000] [--sends 6000] [--greetings 1000] [--spike 20000]
+                    [--workers 2] [--threads 8] [--seconds 10] [--output bench/RESULTS.md]
 
 Each figure runs on scratch resources of its own (database, RabbitMQ vhost, Redis db,
 ports) that are removed at the end. The planning benchmark's database (users seeded,
@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import api_reads, e2e_sends, on_time, plan_all
+from bench import api_reads, e2e_sends, on_time, plan_all, spike
 from bench.common import SERVER, scratch_database
 from bench.report import Figure, machine, write_results
 from workflows import planning
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--sends", type=int, default=6_000)
     parser.add_argument("--greetings", type=int, default=1_000, help="for the on-time figures")
+    parser.add_argument("--spike", type=int, default=20_000, help="greetings due at once")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=10)
@@ -49,7 +50,9 @@ def main() -> None:
     _show(sends)
     punctual = on_time.measure(args.greetings, args.workers, args.threads)
     _show(punctual)
-    figures = sends + punctual + _planning_and_api(args.users, args.seconds)
+    spiked = spike.measure(args.spike, spike.RATE, args.workers, args.threads)
+    _show(spiked)
+    figures = sends + punctual + spiked + _planning_and_api(args.users, args.seconds)
     command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
     write_results(args.output, figures, machine(f"{SERVER}/postgres"), command)
     print(f"wrote {args.output}")
