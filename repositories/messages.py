@@ -148,6 +148,32 @@ def _plan_one_user(conn: psycopg.Connection, query: sql.Composable, params: dict
     return planned
 
 
+# Users with an occasion and no pending greeting for it: those a planning pass would
+# plan. One anti-join over the pending rows (a hash of them, not a probe per user).
+_MISSING_AN_OCCURRENCE = """
+SELECT DISTINCT u.id
+FROM users u
+CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
+                           ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
+WHERE u.deleted_at IS NULL AND o.original IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM message_logs p
+      WHERE p.user_id = u.id AND p.message_type = o.message_type AND p.status IN {pending})
+LIMIT %(limit)s
+"""
+
+
+def users_missing_an_occurrence(conn: psycopg.Connection, limit: int) -> list[UUID]:
+    """Up to `limit` live users with an occasion that has no pending greeting."""
+    query = sql.SQL(_MISSING_AN_OCCURRENCE).format(pending=_status_list(statuses.PENDING))
+    return [row["id"] for row in fetch_all(conn, query, {"limit": limit})]
+
+
+def refresh_statistics(conn: psycopg.Connection) -> None:
+    """ANALYZE message_logs (a role that does not own it gets a warning, not an error)."""
+    execute(conn, "ANALYZE message_logs")
+
+
 def retime_scheduled(
     conn: psycopg.Connection,
     send_time: time,

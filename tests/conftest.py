@@ -24,7 +24,13 @@ from db.pool import create_pool
 from schema import admin, migrations
 
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
-DATA_TABLES = ("message_logs", "users", "idempotency_keys", "scheduler_heartbeats")
+DATA_TABLES = (
+    "message_logs",
+    "users",
+    "idempotency_keys",
+    "scheduler_heartbeats",
+    "planning_state",
+)
 
 
 def _new_database_url(prefix: str) -> str:

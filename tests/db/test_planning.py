@@ -10,7 +10,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from app import create_app
-from repositories import messages, users
+from repositories import messages, planning_state, users
 from services import planning
 from services import users as users_service
 from tests.factories import make_user
@@ -320,3 +320,58 @@ def test_retiming_leaves_rows_already_at_the_right_time_untouched(conn):
 
     assert messages.retime_scheduled(conn, NINE) == 0
     assert messages.retime_scheduled(conn, time(10, 0)) == 1
+
+
+def _plan_all(db_url: str, send_time: time, batch_size: int = 5) -> int:
+    pool_app = create_app({"DATABASE_URL": db_url})
+    pool = pool_app.extensions["db_pool"]
+    pool.open(wait=True)
+    try:
+        return batch_planning.plan_all(
+            pool, datetime(2026, 11, 26, tzinfo=UTC), send_time, batch_size=batch_size
+        )
+    finally:
+        pool.close()
+
+
+def test_a_user_whose_greetings_went_missing_is_planned_again_alone(db_url):
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        ids = [make_user(conn, anniversary=date(2010, 5, 5))["id"] for _ in range(12)]
+        conn.commit()
+    assert _plan_all(db_url, NINE) == 24  # more users than a batch: planned by id range
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        conn.execute("DELETE FROM message_logs WHERE user_id = %s", (ids[3],))
+        conn.commit()
+        before = conn.execute("SELECT id, user_id FROM message_logs ORDER BY id").fetchall()
+
+    assert _plan_all(db_url, NINE) == 2
+
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        after = conn.execute("SELECT id, user_id FROM message_logs ORDER BY id").fetchall()
+    assert after[: len(before)] == before  # the others untouched
+    assert {row["user_id"] for row in after[len(before) :]} == {ids[3]}
+
+
+def test_planning_retimes_greetings_only_when_send_time_changed_since_its_last_run(db_url):
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        user = make_user(conn, timezone="Asia/Kathmandu")
+        conn.commit()
+    _plan_all(db_url, NINE)
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        assert planning_state.retimed_to(conn) == NINE
+        # Off SEND_TIME by hand: the daily zone refresh would put it back, not planning
+        conn.execute("UPDATE message_logs SET scheduled_send_time = scheduled_send_time + '1h'")
+        conn.commit()
+        [off] = rows(conn, user["id"])
+
+    _plan_all(db_url, NINE)
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        [unchanged] = rows(conn, user["id"])
+    _plan_all(db_url, time(7, 30))
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        [moved] = rows(conn, user["id"])
+        recorded = planning_state.retimed_to(conn)
+
+    assert unchanged["scheduled_send_time"] == off["scheduled_send_time"]
+    assert moved["scheduled_send_time"] == datetime(2026, 12, 10, 1, 45, tzinfo=UTC)
+    assert recorded == time(7, 30)

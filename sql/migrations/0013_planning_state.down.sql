@@ -1,0 +1,3 @@
+-- Undo 0013.
+
+DROP TABLE IF EXISTS planning_state;
