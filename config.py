@@ -30,16 +30,20 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    # Units: a timedelta where the variable takes a duration with its unit ("30s",
+    # "10m"); otherwise the unit is in the name (_seconds, _ms, _months, _bytes) or
+    # beside the field. The three spellings follow the environment variables operators
+    # already set, which keep their names and formats.
     database_url: str = DEFAULT_DATABASE_URL
     migrations_dir: str = DEFAULT_MIGRATIONS_DIR
     db_pool_min_size: int = 2
     db_pool_max_size: int = 20
-    db_pool_max_idle: float = 30.0
-    db_pool_timeout: float = 5.0
-    db_connect_timeout: int = 2
-    db_reconnect_timeout: float = 5.0
+    db_pool_max_idle: float = 30.0  # seconds
+    db_pool_timeout: float = 5.0  # seconds
+    db_connect_timeout: int = 2  # seconds (libpq's connect_timeout)
+    db_reconnect_timeout: float = 5.0  # seconds
     db_statement_timeout_ms: int = 30_000
-    health_db_timeout: float = 2.0
+    health_db_timeout: float = 2.0  # seconds
     sql_log: bool = False
     send_time: time = time(9, 0)
     max_lateness: timedelta = timedelta(hours=48)
@@ -63,14 +67,14 @@ class Settings:
     idempotency_stale_after: timedelta = timedelta(seconds=60)
     # Read here only to check IDEMPOTENCY_STALE_AFTER against it; deploy/gunicorn.conf.py
     # reads the same variable (with the same default) for gunicorn's worker timeout.
-    gunicorn_timeout: int = 30
+    gunicorn_timeout: int = 30  # seconds
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     redis_url: str = "redis://127.0.0.1:6379/0"
     email_service_url: str = "http://127.0.0.1:8025"
     queue_name: str = "greetings"
-    provider_rate_limit: int = 50
-    provider_connect_timeout: float = 2.0
-    provider_read_timeout: float = 10.0
+    provider_rate_limit: int = 50  # sends per second, all workers together
+    provider_connect_timeout: float = 2.0  # seconds
+    provider_read_timeout: float = 10.0  # seconds
     max_retries: int = 5
     retry_base_delay: timedelta = timedelta(seconds=30)
     retry_max_delay: timedelta = timedelta(hours=1)
@@ -361,53 +365,20 @@ def _check_database_url(name: str, url: str) -> None:
         raise ConfigError(f"{name} must name a database, got {url!r}")
 
 
+# How each setting is read from its environment variable: by the field's type, except
+# where a setting has a vocabulary of its own.
+_PARSERS_BY_TYPE = {
+    "str": _parse_str,
+    "str | None": _parse_str,
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "time": _parse_time,
+    "timedelta": _parse_duration,
+    "tuple[str, ...]": _parse_tokens,
+}
+_PARSERS_BY_NAME = {"log_level": _parse_log_level, "log_format": _parse_log_format}
 _PARSERS = {
-    "database_url": _parse_str,
-    "migrations_dir": _parse_str,
-    "db_pool_min_size": _parse_int,
-    "db_pool_max_size": _parse_int,
-    "db_pool_max_idle": _parse_float,
-    "db_pool_timeout": _parse_float,
-    "db_connect_timeout": _parse_int,
-    "db_reconnect_timeout": _parse_float,
-    "db_statement_timeout_ms": _parse_int,
-    "health_db_timeout": _parse_float,
-    "sql_log": _parse_bool,
-    "send_time": _parse_time,
-    "max_lateness": _parse_duration,
-    "message_retention_months": _parse_int,
-    "partitions_ahead": _parse_int,
-    "partition_lock_timeout": _parse_duration,
-    "partition_retry_interval_seconds": _parse_int,
-    "log_level": _parse_log_level,
-    "log_format": _parse_log_format,
-    "api_token": _parse_str,
-    "api_tokens": _parse_tokens,
-    "api_read_tokens": _parse_tokens,
-    "metrics_tokens": _parse_tokens,
-    "allow_anonymous": _parse_bool,
-    "max_request_bytes": _parse_int,
-    "idempotency_key_retention": _parse_duration,
-    "idempotency_stale_after": _parse_duration,
-    "gunicorn_timeout": _parse_int,
-    "rabbitmq_url": _parse_str,
-    "redis_url": _parse_str,
-    "email_service_url": _parse_str,
-    "queue_name": _parse_str,
-    "provider_rate_limit": _parse_int,
-    "provider_connect_timeout": _parse_float,
-    "provider_read_timeout": _parse_float,
-    "max_retries": _parse_int,
-    "retry_base_delay": _parse_duration,
-    "retry_max_delay": _parse_duration,
-    "breaker_fail_max": _parse_int,
-    "breaker_reset_timeout": _parse_duration,
-    "dependency_retry_delay": _parse_duration,
-    "dispatch_batch_size": _parse_int,
-    "queued_lease": _parse_duration,
-    "sending_lease": _parse_duration,
-    "dispatch_interval_seconds": _parse_int,
-    "recovery_interval_seconds": _parse_int,
-    "planning_interval_seconds": _parse_int,
-    "scheduler_metrics_port": _parse_int,
+    setting.name: _PARSERS_BY_NAME.get(setting.name) or _PARSERS_BY_TYPE[str(setting.type)]
+    for setting in fields(Settings)
 }

@@ -14,7 +14,6 @@ import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -22,7 +21,7 @@ import requests
 from app import create_app
 from tests.delivery_stack import (
     Stack,
-    due_zone,
+    insert_due_users,
     rabbitmqctl,
     wait_until,
 )
@@ -156,16 +155,8 @@ def test_a_provider_outage_opens_the_breaker_and_loses_nothing(stack):
 
 
 def test_two_schedulers_and_two_workers_deliver_each_greeting_once(stack):
-    now = datetime.now(UTC)
-    zone = due_zone(now)
-    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
     with stack.connect() as conn:
-        conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " SELECT 'Load', 'User' || n, 'load' || n || '@example.com', %s, %s"
-            " FROM generate_series(1, 500) AS n",
-            (zone, birthday),
-        )
+        insert_due_users(conn, 500, "Load")
     for _ in range(2):
         stack.processes.scheduler()  # each plans everyone at start; one leads
         stack.processes.worker(processes=1, threads=8)

@@ -111,3 +111,28 @@ def test_a_comma_inside_one_rabbitmq_url_query_does_not_split_it():
 def test_a_bad_address_anywhere_in_rabbitmq_url_stops_startup_naming_it(raw):
     with pytest.raises(ConfigError, match="RABBITMQ_URL"):
         Settings.from_env({"RABBITMQ_URL": raw})
+
+
+def _as_text(value: object) -> str | None:
+    """A default as an operator would write it in the environment (None: no such text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds())}s"
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return None  # no token lists or absent tokens by default
+
+
+def test_every_setting_reads_its_default_written_as_text_back_as_the_default():
+    from dataclasses import fields
+
+    defaults = Settings()
+    for setting in fields(Settings):
+        text = _as_text(getattr(defaults, setting.name))
+        if text is None:
+            continue
+        read = Settings.from_env({setting.name.upper(): text})
+        assert getattr(read, setting.name) == getattr(defaults, setting.name), setting.name
