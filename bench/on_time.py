@@ -32,6 +32,8 @@ import requests
 from bench.common import ROOT, free_port, scratch_database, start, stop
 from bench.e2e_sends import REDIS_URL, _environment, _start_provider, _wait, scratch_vhost
 from bench.report import Figure
+from config import Settings
+from repositories import messages
 
 COMMAND = "python -m bench.on_time"
 
@@ -85,9 +87,6 @@ def _sent(url: str) -> int:
 
 def _spread_over_a_minute(url: str, count: int, first: datetime) -> None:
     """Plan `count` greetings for tomorrow, then move their instants into one minute."""
-    from config import Settings
-    from repositories import messages
-
     with psycopg.connect(url) as conn:
         messages.plan_next_occurrences(conn, datetime.now(UTC), Settings.from_env({}).send_time)
         conn.execute(

@@ -36,7 +36,7 @@ class DueWatch:
             time.sleep(seconds)
             return False
         try:
-            if not any(True for _ in conn.notifies(timeout=seconds, stop_after=1)):
+            if next(conn.notifies(timeout=seconds, stop_after=1), None) is None:
                 return False
             for _ in conn.notifies(timeout=0):  # several writes: one look is enough
                 pass

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from db.queries import transaction
+from domain import statuses
 from domain.statuses import Status
 from repositories import message_lifecycle
 from services import planning
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # Publishes one greeting: its id and occasion_date (the partition it lives in).
 Enqueue = Callable[[int, date], None]
-Claim = Callable[[psycopg.Connection], list[dict]]
+# Claims (and commits) up to `limit` rows.
+Claim = Callable[[psycopg.Connection, int], list[dict]]
 # Messages waiting in the work queue and its delay queue; None when RabbitMQ cannot say.
 QueueCount = Callable[[], int | None]
 QUEUED = (Status.QUEUED,)
@@ -52,8 +54,8 @@ def dispatch_due(
     expired = expire_overdue(pool, now, settings)
     queued = _claim_and_enqueue(
         pool,
-        lambda conn: message_lifecycle.claim_due(
-            conn, now, settings.max_lateness, settings.dispatch_batch_size, settings.queued_lease
+        lambda conn, limit: message_lifecycle.claim_due(
+            conn, now, settings.max_lateness, limit, settings.queued_lease
         ),
         enqueue,
         settings.dispatch_batch_size,
@@ -98,14 +100,15 @@ def _claim_and_enqueue(
     enqueue: Enqueue,
     batch_size: int,
     note: str | None = None,
-    once: bool = False,
+    at_most: int | None = None,
 ) -> int:
-    """Claim rows batch by batch (one batch if `once`), each committed before its ids
-    are published."""
+    """Claim rows batch by batch, at most `at_most` in all (None: every one), each
+    batch committed before its ids are published."""
     total = 0
-    while True:
+    while at_most is None or total < at_most:
+        limit = batch_size if at_most is None else min(batch_size, at_most - total)
         with transaction(pool) as conn:
-            claimed = claim(conn)
+            claimed = claim(conn, limit)
         for row in claimed:
             if note:
                 log.warning(
@@ -116,8 +119,9 @@ def _claim_and_enqueue(
                 )
             enqueue(row["id"], row["occasion_date"])
         total += len(claimed)
-        if once or len(claimed) < batch_size:
-            return total
+        if len(claimed) < limit:
+            break
+    return total
 
 
 def recover_stale(
@@ -138,9 +142,9 @@ def recover_stale(
     deadline are left to `expire_overdue`. A lost worker never makes a greeting FAILED:
     only the provider's answers do.
     """
-    requeued = _reclaim(pool, enqueue, now, settings, (Status.SENDING,), None)
     if messages_in_queue is None:
-        return RecoveryResult(requeued + _reclaim(pool, enqueue, now, settings, QUEUED, None))
+        return RecoveryResult(_reclaim(pool, enqueue, now, settings, statuses.IN_FLIGHT, None))
+    requeued = _reclaim(pool, enqueue, now, settings, (Status.SENDING,), None)
     missing = _missing_from_queue(pool, messages_in_queue)
     if missing:
         requeued += _reclaim(pool, enqueue, now, settings, QUEUED, missing)
@@ -167,21 +171,13 @@ def _reclaim(
     at_most: int | None,
 ) -> int:
     """Queue again up to `at_most` (None: every) stale row in the statuses `which`."""
-    batch = settings.dispatch_batch_size
-    total = 0
-    while at_most is None or total < at_most:
-        limit = batch if at_most is None else min(batch, at_most - total)
-        claimed = _claim_and_enqueue(
-            pool,
-            lambda conn, limit=limit: message_lifecycle.reclaim_stale(
-                conn, now, settings.queued_lease, settings.max_lateness, limit, which
-            ),
-            enqueue,
-            limit,
-            note="re-queued stale greeting",
-            once=True,
-        )
-        total += claimed
-        if claimed < limit:
-            break
-    return total
+    return _claim_and_enqueue(
+        pool,
+        lambda conn, limit: message_lifecycle.reclaim_stale(
+            conn, now, settings.queued_lease, settings.max_lateness, limit, which
+        ),
+        enqueue,
+        settings.dispatch_batch_size,
+        note="re-queued stale greeting",
+        at_most=at_most,
+    )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from config import Settings
 from tasks.due_watch import DueWatch
 from tests.factories import make_message, make_user
 
@@ -63,8 +64,8 @@ def test_a_rolled_back_write_wakes_nobody(conn, watch):
     assert watch.wait(0.5) is False
 
 
-def test_without_postgresql_the_listener_sleeps_instead_of_failing(settings):
-    away = settings.__class__.from_env(
+def test_without_postgresql_the_listener_sleeps_instead_of_failing():
+    away = Settings.from_env(
         {}, database_url="postgresql://postgres@127.0.0.1:1/none", db_connect_timeout=1
     )
     listener = DueWatch(away)

@@ -55,9 +55,9 @@ def count_users(url: str) -> int:
         return other.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
-def make_pool(url: str, sql_log: bool = False):
+def make_pool(url: str, sql_log: bool = False, max_size: int = 2):
     settings = Settings.from_env(
-        {}, database_url=url, sql_log=sql_log, db_pool_min_size=1, db_pool_max_size=2
+        {}, database_url=url, sql_log=sql_log, db_pool_min_size=1, db_pool_max_size=max_size
     )
     return create_pool(settings, "test")
 
@@ -397,32 +397,33 @@ def _counting_checks(monkeypatch) -> list:
     return checked
 
 
-def test_a_quiet_pooled_connection_is_handed_out_without_a_test_query(db_url, monkeypatch):
-    checked = _counting_checks(monkeypatch)
-    one = create_pool(
-        Settings.from_env({}, database_url=db_url, db_pool_min_size=1, db_pool_max_size=1), "test"
-    )
-    one.open(wait=True)
+@pytest.fixture
+def one_connection_pool(db_url) -> Iterator:
+    """A pool of exactly one connection: every checkout hands out the same one."""
+    pool = make_pool(db_url, max_size=1)
+    pool.open(wait=True)
     try:
-        first, second = _backend_pid(one), _backend_pid(one)
+        yield pool
     finally:
-        one.close()
+        pool.close()
+
+
+def test_a_quiet_pooled_connection_is_handed_out_without_a_test_query(
+    one_connection_pool, monkeypatch
+):
+    checked = _counting_checks(monkeypatch)
+    first, second = _backend_pid(one_connection_pool), _backend_pid(one_connection_pool)
     assert first == second
     assert checked == []
 
 
-def test_a_pooled_connection_whose_backend_ended_is_replaced_on_checkout(db_url, monkeypatch):
+def test_a_pooled_connection_whose_backend_ended_is_replaced_on_checkout(
+    db_url, one_connection_pool, monkeypatch
+):
     checked = _counting_checks(monkeypatch)
-    one = create_pool(
-        Settings.from_env({}, database_url=db_url, db_pool_min_size=1, db_pool_max_size=1), "test"
-    )
-    one.open(wait=True)
-    try:
-        ended = _backend_pid(one)
-        with psycopg.connect(db_url, autocommit=True) as other:
-            other.execute("SELECT pg_terminate_backend(%s, 5000)", (ended,))
-        replacement = _backend_pid(one)  # no error: the dead connection was not handed out
-    finally:
-        one.close()
+    ended = _backend_pid(one_connection_pool)
+    with psycopg.connect(db_url, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", (ended,))
+    replacement = _backend_pid(one_connection_pool)  # no error: the dead one was not handed out
     assert replacement != ended
     assert len(checked) == 1

@@ -9,7 +9,14 @@ from datetime import timedelta
 import pytest
 import redis
 
-from adapters.provider_guards import CLOSED, HALF_OPEN, OPEN, AdmissionVerdict, ProviderGuard
+from adapters.provider_guards import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Admission,
+    AdmissionVerdict,
+    ProviderGuard,
+)
 
 ADMITTED, REFUSED, LIMITED = (
     AdmissionVerdict.ADMITTED,
@@ -165,3 +172,25 @@ def test_an_unreachable_redis_raises_instead_of_admitting():
     )
     with pytest.raises(redis.ConnectionError):
         g.admit()
+
+
+def test_an_answer_the_breaker_cannot_count_is_logged_and_the_send_still_stands(caplog):
+    from domain.delivery_policy import Outcome, ProviderAnswer
+    from tasks.runtime import WorkerResources
+    from tasks.send import _count_for_breaker
+
+    away = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    unreachable = ProviderGuard(
+        away,
+        sends_per_second=10,
+        fail_max=3,
+        reset_timeout=timedelta(seconds=1),
+        trial_timeout=timedelta(seconds=1),
+    )
+    resources = WorkerResources(settings=None, pool=None, provider=None, guard=unreachable)
+    admitted_after_failures = Admission(ADMITTED, CLOSED, failures=2)  # so it must count
+    answer = ProviderAnswer(Outcome.SENT, 200, "{}", None)
+
+    _count_for_breaker(resources, admitted_after_failures, answer)  # does not raise
+
+    assert "not counted by the circuit breaker" in caplog.text

@@ -289,18 +289,7 @@ def test_dispatch_runs_again_and_again_never_sooner_than_its_interval(stack):
 
 def test_a_due_message_is_dispatched_by_the_scheduler_alone(stack):
     due_at = datetime.now(UTC) - timedelta(minutes=1)
-    with stack.connect() as conn:
-        user_id = conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " VALUES ('Grace', 'Hopper', 'grace@example.com', 'UTC', '1990-06-15') RETURNING id"
-        ).fetchone()["id"]
-        message_id = conn.execute(
-            "INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,"
-            " scheduled_send_time, next_attempt_at, idempotency_key)"
-            " VALUES (%(u)s, 'BIRTHDAY', %(d)s, 'Hey, Grace Hopper it''s your birthday',"
-            " %(t)s, %(t)s, message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s)) RETURNING id",
-            {"u": user_id, "d": due_at.date(), "t": due_at},
-        ).fetchone()["id"]
+    message_id = _insert_greeting(stack, "grace", due_at)
 
     stack.start(QUEUED_LEASE="10m")  # no re-publish by recovery during the test
 
@@ -465,19 +454,7 @@ def test_at_start_a_zone_computed_unlike_zoneinfo_is_named_and_its_greeting_re_t
 def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(stack):
     from prometheus_client.parser import text_string_to_metric_families
 
-    old = datetime.now(UTC) - timedelta(days=4)
-    with stack.connect() as conn:
-        user_id = conn.execute(
-            "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
-            " VALUES ('Old', 'Greeting', 'old@example.com', 'UTC', '1990-06-15') RETURNING id"
-        ).fetchone()["id"]
-        conn.execute(
-            "INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,"
-            " scheduled_send_time, next_attempt_at, idempotency_key)"
-            " VALUES (%(u)s, 'BIRTHDAY', %(d)s, 'Hey', %(t)s, %(t)s,"
-            " message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s))",
-            {"u": user_id, "d": old.date(), "t": old},
-        )
+    _insert_greeting(stack, "old", datetime.now(UTC) - timedelta(days=4))
     port = free_port()
     stack.start(SCHEDULER_METRICS_PORT=str(port))
 
@@ -500,10 +477,14 @@ def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(st
     assert metrics["birthday_scheduler_job_last_success_timestamp_seconds"].value > 1.7e9
 
 
-def _insert_due(stack: SchedulerStack, name: str, due_at: datetime) -> int:
-    """A user and a greeting of theirs waiting to be retried at `due_at` (RETRYING: the
-    planning at start leaves it where it is, as it would not a SCHEDULED row off
-    SEND_TIME)."""
+def _insert_greeting(
+    stack: SchedulerStack, name: str, due_at: datetime, status: str = "SCHEDULED"
+) -> int:
+    """A user and a greeting of theirs in `status`, due at `due_at`; the greeting's id.
+
+    RETRYING stays where it is at the scheduler's first planning, as a SCHEDULED row
+    off SEND_TIME would not (it is retimed).
+    """
     with stack.connect() as conn:
         user_id = conn.execute(
             "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
@@ -513,9 +494,15 @@ def _insert_due(stack: SchedulerStack, name: str, due_at: datetime) -> int:
         return conn.execute(
             "INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,"
             " scheduled_send_time, next_attempt_at, status, retry_count, idempotency_key)"
-            " VALUES (%(u)s, 'BIRTHDAY', %(t)s::date, 'Hey', %(t)s, %(t)s, 'RETRYING', 1,"
-            " message_idempotency_key(%(u)s, 'BIRTHDAY', %(t)s::date)) RETURNING id",
-            {"u": user_id, "t": due_at},
+            " VALUES (%(u)s, 'BIRTHDAY', %(d)s, 'Hey', %(t)s, %(t)s, %(status)s, %(retries)s,"
+            " message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s)) RETURNING id",
+            {
+                "u": user_id,
+                "d": due_at.astimezone(UTC).date(),
+                "t": due_at,
+                "status": status,
+                "retries": 1 if status == "RETRYING" else 0,
+            },
         ).fetchone()["id"]
 
 
@@ -537,12 +524,16 @@ def _queued_late_by(stack: SchedulerStack, message_id: int) -> timedelta | None:
 def test_greetings_falling_due_between_two_dispatches_are_queued_at_their_instant(stack):
     # Given a dispatch interval far longer than the test, and a greeting that falls due
     # 6 s after the scheduler starts (known to it from its first look)
-    known = _insert_due(stack, "known", _database_now(stack) + timedelta(seconds=6))
+    known = _insert_greeting(
+        stack, "known", _database_now(stack) + timedelta(seconds=6), "RETRYING"
+    )
     stack.start(DISPATCH_INTERVAL_SECONDS="600", QUEUED_LEASE="10m")
     wait_until(lambda: finished(stack.heartbeat("dispatch")), 20, "the first dispatch")
 
     # When another is written, after that first look, to fall due in 3 s (a NOTIFY)
-    written = _insert_due(stack, "written", _database_now(stack) + timedelta(seconds=3))
+    written = _insert_greeting(
+        stack, "written", _database_now(stack) + timedelta(seconds=3), "RETRYING"
+    )
 
     # Then each is queued at its instant (give or take a loaded machine), not 600 s on
     lateness = {}
@@ -561,7 +552,7 @@ def test_a_greeting_written_due_later_than_the_hour_does_not_wake_the_scheduler(
     runs_before = len(stack.job_starts("dispatch"))
 
     # When a greeting due in two hours is written
-    _insert_due(stack, "later", datetime.now(UTC) + timedelta(hours=2))
+    _insert_greeting(stack, "later", datetime.now(UTC) + timedelta(hours=2), "RETRYING")
     time.sleep(3)
 
     # Then no dispatch ran for it: the next regular one finds it in time
@@ -570,7 +561,7 @@ def test_a_greeting_written_due_later_than_the_hour_does_not_wake_the_scheduler(
 
 def test_recovery_publishes_a_stale_queued_greeting_again_only_once_the_queue_lost_it(stack):
     # Given a due greeting, no worker to take it, 3 s leases and recovery every second
-    _insert_due(stack, "waiting", _database_now(stack) - timedelta(seconds=1))
+    _insert_greeting(stack, "waiting", _database_now(stack) - timedelta(seconds=1), "RETRYING")
     stack.start()
     wait_until(lambda: stack.queue_depths().get("greetings") == 1, 20, "one message queued")
 
