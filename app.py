@@ -1,4 +1,5 @@
-"""The application factory: settings, the database pool, blueprints and CLI."""
+"""The web process's composition root: the application factory builds its settings,
+pool and the rest of `WebResources` once, then the blueprints and CLI that use them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 import api
-from api import auth, docs
+from api import auth, docs, resources
 from api.errors import JsonErrorApi
 from commands import database as db_commands
 from config import Settings
@@ -22,6 +23,8 @@ from db.queries import transaction
 from log_setup import configure_logging
 from schema.migrations import discover
 from services import time_zones
+from services.metrics import ServiceStateCollector
+from services.status_page import SummaryCache
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +59,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
     app.config.update(config)
-    app.extensions["settings"] = settings
-    app.extensions["migrations"] = discover(Path(settings.migrations_dir))
-
-    pool = create_pool(settings, application_name="birthday-api")
-    app.extensions["db_pool"] = pool
-    atexit.register(pool.close)
+    resources.install(app, build_web_resources(settings))
+    atexit.register(resources.resources_of(app).pool.close)
 
     api.register(app, JsonErrorApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDocPlugin()]}))
     db_commands.init_app(app)
     return app
+
+
+def build_web_resources(settings: Settings) -> resources.WebResources:
+    """What one web process holds: its pool (not opened yet), the migration files, the
+    scrape-time state collector and the status page's cache."""
+    pool = create_pool(settings, application_name="birthday-api")
+    return resources.WebResources(
+        settings=settings,
+        pool=pool,
+        migrations=discover(Path(settings.migrations_dir)),
+        state_collector=ServiceStateCollector(pool, settings),
+        status_summary=SummaryCache(),
+    )
 
 
 def check_zone_agreement(app: Flask) -> list[str]:
@@ -74,11 +86,11 @@ def check_zone_agreement(app: Flask) -> list[str]:
     Never fails the boot; returns the zones that differ (empty when the check could
     not run).
     """
-    settings = app.extensions["settings"]
+    web = resources.resources_of(app)
     try:
-        with transaction(app.extensions["db_pool"]) as conn:
+        with transaction(web.pool) as conn:
             return time_zones.warn_about_disagreeing_zones(
-                conn, datetime.now(UTC), settings.send_time
+                conn, datetime.now(UTC), web.settings.send_time
             )
     except Exception:  # the API still serves; health checks report the database
         log.exception("could not compare time zones with the database")

@@ -154,6 +154,12 @@ class ProviderGuard:
             log.warning("provider circuit breaker %s -> %s", before.decode(), after.decode())
 
 
+def breaker_state(client: redis.Redis) -> str:
+    """closed, open or half-open, as the workers share it (closed until first opened)."""
+    raw = client.get(BREAKER_STATE_KEY)
+    return raw.decode() if raw else CLOSED
+
+
 def connect_redis(settings: Settings) -> redis.Redis:
     """A Redis client with short timeouts: an unreachable Redis fails fast."""
     return redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)

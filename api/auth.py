@@ -21,9 +21,10 @@ import logging
 from typing import Any
 
 from apispec import BasePlugin
-from flask import current_app, g, request
+from flask import g, request
 from flask_smorest import abort
 
+from api import resources
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _refuse(code: int, message: str) -> None:
 
 def require_token() -> None:
     """Refuse a request whose token is missing (401) or does not allow it (403)."""
-    settings = current_app.extensions["settings"]
+    settings = resources.current_settings()
     given = _presented_token()
     g.token_scope = token_scope(settings, given) if given else None
     if request.blueprint in SELF_GUARDED_BLUEPRINTS:
@@ -106,7 +107,7 @@ def require_token() -> None:
 
 def may_see_details() -> bool:
     """Whether this caller may see more than statuses (no tokens set, or a read token)."""
-    settings = current_app.extensions["settings"]
+    settings = resources.current_settings()
     return not settings.requires_token or g.get("token_scope") in {WRITE, READ}
 
 

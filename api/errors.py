@@ -11,12 +11,13 @@ import logging
 from http import HTTPStatus
 
 import psycopg
-from flask import Flask, current_app, g, jsonify
+from flask import Flask, g, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from api import resources
 from db.pool import database_label
 from errors import Conflict, DomainError, InvalidField, NotFound
 
@@ -68,7 +69,7 @@ def handle_domain_error(error: DomainError) -> ResponseReturnValue:
 
 def handle_database_unavailable(error: Exception) -> ResponseReturnValue:
     """No database connection in time, or it broke mid-request: unavailable, not broken."""
-    label = database_label(current_app.extensions["db_pool"])
+    label = database_label(resources.current().pool)
     log.error("database %s unavailable: %s: %s", label, type(error).__name__, error)
     payload = {
         "code": 503,

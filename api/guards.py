@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_smorest import abort
 
-from api import auth
+from api import auth, resources
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The status page (api/status.py) checks its own access and CSRF token: its forms
@@ -28,4 +28,4 @@ def register(app: Flask) -> None:
     """Run both checks before every request; warn when the API is open to anyone."""
     app.before_request(auth.require_token)
     app.before_request(require_json_body)
-    auth.warn_when_open(app.extensions["settings"])
+    auth.warn_when_open(resources.resources_of(app).settings)

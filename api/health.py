@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 
-import psycopg
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
-from psycopg_pool import PoolTimeout
 
-from api import auth
-from api.pool import current_pool
+from api import auth, resources
 from services import health
-from services.database_health import check_database
-
-READINESS_DEADLINE = 2.7
 
 blp = Blueprint(
     "health",
@@ -61,48 +51,27 @@ class LiveSchema(Schema):
 
 
 def _database_report() -> dict:
-    return check_database(
-        current_pool(),
-        current_app.extensions["migrations"],
-        timeout=current_app.extensions["settings"].health_db_timeout,
+    web = resources.current()
+    return health.check_database(
+        resources.current_pool(), web.migrations, timeout=web.settings.health_db_timeout
     )
 
 
-def _scheduler_report(app) -> dict:
-    settings = app.extensions["settings"]
-    try:
-        return health.check_scheduler(app.extensions["db_pool"], settings, datetime.now(UTC))
-    except (PoolTimeout, psycopg.Error) as error:
-        return {"status": "unknown", "reason": f"database unavailable: {error}"}
-
-
-def _run_checks(app) -> dict[str, dict]:
+def _run_checks(web: resources.WebResources) -> dict[str, dict]:
     """Every dependency at once, each bounded, so the answer comes within 3 s."""
-    settings = app.extensions["settings"]
-    app.extensions["db_pool"].open()
-    checks = {
-        "database": lambda: _in_app(app, _database_report),
-        "rabbitmq": lambda: health.check_rabbitmq(settings),
-        "redis": lambda: health.check_redis(settings),
-        "scheduler": lambda: _scheduler_report(app),
-        "provider_breaker": lambda: health.check_breaker(settings),
-    }
-    executor = ThreadPoolExecutor(max_workers=len(checks))
-    futures = {name: executor.submit(check) for name, check in checks.items()}
-    deadline = time.monotonic() + READINESS_DEADLINE
-    results = {}
-    for name, future in futures.items():
-        try:
-            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
-            results[name] = {"status": "unavailable", "reason": "no answer in time"}
-    executor.shutdown(wait=False, cancel_futures=True)
-    return results
-
-
-def _in_app(app, check):
-    with app.app_context():
-        return check()
+    settings, pool = web.settings, web.pool
+    pool.open()
+    return health.run_checks(
+        {
+            "database": lambda: health.check_database(
+                pool, web.migrations, timeout=settings.health_db_timeout
+            ),
+            "rabbitmq": lambda: health.check_rabbitmq(settings),
+            "redis": lambda: health.check_redis(settings),
+            "scheduler": lambda: health.check_scheduler(pool, settings, datetime.now(UTC)),
+            "provider_breaker": lambda: health.check_breaker(settings),
+        }
+    )
 
 
 @blp.route("/health/live")
@@ -123,14 +92,9 @@ class Readiness(MethodView):
         503 when one is unavailable; an open breaker only makes the service degraded.
         Open to anyone; with tokens configured, only a token's holder sees the reasons.
         """
-        checks = _run_checks(current_app._get_current_object())
-        statuses = {check["status"] for check in checks.values()}
-        if statuses & {"unavailable", "unknown"}:
-            overall, code = "unavailable", 503
-        elif "degraded" in statuses:
-            overall, code = "degraded", 200
-        else:
-            overall, code = "ok", 200
+        checks = _run_checks(resources.current())
+        overall = health.overall_status(checks)
+        code = 503 if overall == "unavailable" else 200
         if not auth.may_see_details():
             # Statuses only: reasons can name hosts, users and error texts.
             checks = {name: {"status": check["status"]} for name, check in checks.items()}

@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from api import paging
 from api.paging import Blueprint
-from api.pool import current_pool
+from api.resources import current_pool
 from api.schemas import MessageListArgsSchema, MessageSchema, UserMessageListArgsSchema
 from db.queries import transaction
 from services import messages as messages_service

@@ -25,7 +25,6 @@ from urllib.parse import urlencode, urlsplit
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -33,7 +32,8 @@ from flask import (
     url_for,
 )
 
-from api.pool import current_pool
+from api import resources
+from api.resources import current_pool
 from api.status_charts import hourly_bars
 from db.queries import transaction
 from errors import DomainError, NotFound
@@ -64,13 +64,13 @@ blp = Blueprint(
 
 def _read_tokens() -> list[str]:
     """Tokens that may read the status page: read and read-write tokens."""
-    settings = current_app.extensions["settings"]
+    settings = resources.current_settings()
     return [*settings.api_read_tokens, *settings.read_write_tokens]
 
 
 def _write_tokens() -> list[str]:
     """Tokens that may press Retry: read-write tokens only."""
-    return list(current_app.extensions["settings"].read_write_tokens)
+    return list(resources.current_settings().read_write_tokens)
 
 
 def _session_signature(token: str, expires: int) -> str:
@@ -185,8 +185,8 @@ def _notice() -> str | None:
 
 
 def _summary() -> dict:
-    settings = current_app.extensions["settings"]
-    return current_app.extensions["status_summary"].get(
+    settings = resources.current_settings()
+    return resources.current().status_summary.get(
         lambda: status_page.read_summary(current_pool(), settings, datetime.now(UTC))
     )
 
@@ -194,13 +194,13 @@ def _summary() -> dict:
 @blp.get("")
 def overview() -> str:
     """Figures at a glance: greetings by status and day, backlog, sends, scheduler, queues."""
-    settings = current_app.extensions["settings"]
+    settings = resources.current_settings()
     summary = _summary()
     return render_template(
         "status/overview.html",
         s=summary,
         settings=settings,
-        cache_seconds=current_app.extensions["status_summary"].seconds,
+        cache_seconds=resources.current().status_summary.seconds,
         sent_chart=hourly_bars(summary["sent_hourly"]),
         due_chart=hourly_bars(summary["due_hourly"]),
         notice=_notice(),
@@ -305,5 +305,4 @@ def logout() -> Response:
 
 def init_app(app) -> None:
     """Register the page and its per-process summary cache."""
-    app.extensions["status_summary"] = status_page.SummaryCache()
     app.register_blueprint(blp)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from flask import current_app, jsonify, request, url_for
+from flask import jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from api import paging
+from api import paging, resources
 from api.paging import Blueprint
-from api.pool import current_pool
+from api.resources import current_pool
 from api.schemas import (
     USER_EXAMPLE,
     UserInputSchema,
@@ -48,7 +48,7 @@ def _idempotency_key() -> str | None:
 
 def _clock_and_send_time():
     """Now, and the configured local send time: the inputs of planning."""
-    return datetime.now(UTC), current_app.extensions["settings"].send_time
+    return datetime.now(UTC), resources.current_settings().send_time
 
 
 def _created(status: int, body: dict, replayed: bool):
@@ -109,7 +109,7 @@ class Users(MethodView):
         key = _idempotency_key()
         pool = current_pool()
 
-        settings = current_app.extensions["settings"]
+        settings = resources.current_settings()
 
         def create(conn):
             user = users_service.create_user(conn, data, datetime.now(UTC), settings.send_time)

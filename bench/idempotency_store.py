@@ -14,7 +14,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -24,6 +24,9 @@ from bench.common import scratch_database
 from config import Settings
 from repositories import idempotency_keys
 from services import idempotency
+
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
 def _latencies(operation: Callable[[int], object], count: int) -> list[float]:
@@ -49,16 +52,25 @@ def _operation_latencies(conn: psycopg.Connection, ops: int) -> None:
     keys = [str(uuid.uuid4()) for _ in range(ops)]
     baseline = _latencies(lambda n: conn.execute("SELECT 1").fetchone(), ops)
     base_p99 = sorted(baseline)[int(ops * 0.99) - 1]
-    marked = _latencies(
-        lambda n: idempotency_keys.mark_processed(conn, "bench", keys[n], "fp", 201, {"n": n}),
+    claims: list[datetime | None] = []
+
+    def claim(n: int) -> None:
+        claims.append(idempotency_keys.claim(conn, "bench", keys[n], "fp", MINUTE, DAY))
+
+    claimed = _latencies(claim, ops)
+    completed = _latencies(
+        lambda n: idempotency_keys.complete(conn, "bench", keys[n], claims[n], 201, {"n": n}),
         ops,
     )
-    looked_up = _latencies(lambda n: idempotency_keys.is_processed(conn, "bench", keys[n]), ops)
-    lost = _latencies(lambda n: idempotency_keys.mark_processed(conn, "bench", keys[n]), ops)
+    looked_up = _latencies(lambda n: idempotency_keys.find(conn, "bench", keys[n]), ops)
+    lost = _latencies(
+        lambda n: idempotency_keys.claim(conn, "bench", keys[n], "fp", MINUTE, DAY), ops
+    )
     print(_summary("SELECT 1 (baseline)", baseline, base_p99))
-    print(_summary("mark_processed (new key)", marked, base_p99))
-    print(_summary("is_processed", looked_up, base_p99))
-    print(_summary("mark_processed (duplicate)", lost, base_p99))
+    print(_summary("claim (new key)", claimed, base_p99))
+    print(_summary("complete", completed, base_p99))
+    print(_summary("find", looked_up, base_p99))
+    print(_summary("claim (completed key)", lost, base_p99))
 
 
 def _fill_expired(conn: psycopg.Connection, count: int) -> float:

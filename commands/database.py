@@ -12,10 +12,11 @@ from pathlib import Path
 
 import click
 import psycopg
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
-from api.pool import current_pool
+from api import resources
+from api.resources import current_pool
 from config import Settings
 from db.pool import connect
 from db.queries import transaction
@@ -23,7 +24,7 @@ from repositories import idempotency_keys, partitions, server
 from schema import admin, migrations
 from seed import loader as seed
 from services import idempotency, time_zones
-from services.database_health import check_database
+from services.health import check_database
 
 db_group = AppGroup("db", help="Database: create, migrate, partitions, time zones, seed, health.")
 
@@ -34,7 +35,7 @@ def init_app(app: Flask) -> None:
 
 
 def _settings() -> Settings:
-    return current_app.extensions["settings"]
+    return resources.current_settings()
 
 
 def _migration_files() -> list[migrations.Migration]:
@@ -171,7 +172,7 @@ def health_command() -> None:
     """Print the database health report; exit 1 when unhealthy."""
     report = check_database(
         current_pool(),
-        current_app.extensions["migrations"],
+        resources.current().migrations,
         timeout=_settings().health_db_timeout,
     )
     click.echo(json.dumps(report, indent=2, default=str))

@@ -60,9 +60,9 @@ def refuse_anonymous_exposure(server):
 
 def child_exit(server, worker):
     """Let prometheus_client drop the live gauges of a worker that exited."""
-    from prometheus_client import multiprocess
+    from services.metrics import forget_process
 
-    multiprocess.mark_process_dead(worker.pid)
+    forget_process(worker.pid)
 
 
 def post_worker_init(worker):
@@ -73,9 +73,10 @@ def post_worker_init(worker):
     serves normally. The pool connects in the background; a daemon thread logs what
     the worker waits for.
     """
+    from api.resources import resources_of
     from db.pool import watch_database
 
-    watch_database(worker.wsgi.extensions["db_pool"], "api")
+    watch_database(resources_of(worker.wsgi).pool, "api")
     from app import check_zone_agreement
 
     # In the background: with PostgreSQL down it would hold up the first requests.
@@ -86,7 +87,9 @@ def worker_exit(server, worker):
     """Close the pool so PostgreSQL sees the sessions end cleanly."""
     app = getattr(worker, "wsgi", None)
     if app is not None:
-        app.extensions["db_pool"].close()
+        from api.resources import resources_of
+
+        resources_of(app).pool.close()
 
 
 # gunicorn's own lines (start-up, access log) in the same JSON shape as the app's.

@@ -51,8 +51,3 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.EXPIRED: frozenset({Status.SCHEDULED}),
     Status.SENT: frozenset(),
 }
-
-
-def may_follow(current: Status, new: Status) -> bool:
-    """Whether the lifecycle allows `current` -> `new`."""
-    return new in TRANSITIONS[current]

@@ -28,41 +28,6 @@ def find(conn: psycopg.Connection, scope: str, key: str) -> dict | None:
     )
 
 
-def is_processed(conn: psycopg.Connection, scope: str, key: str) -> bool:
-    """Whether the key has a stored result."""
-    row = find(conn, scope, key)
-    return row is not None and row["response_status"] is not None
-
-
-def mark_processed(
-    conn: psycopg.Connection,
-    scope: str,
-    key: str,
-    fingerprint: str | None = None,
-    status: int = 200,
-    body: Any = None,
-) -> bool:
-    """Record the key with its result; True only for the caller that recorded it first."""
-    row = fetch_optional(
-        conn,
-        """
-        INSERT INTO idempotency_keys
-            (scope, key, request_fingerprint, response_status, response_body, completed_at)
-        VALUES (%(scope)s, %(key)s, %(fingerprint)s, %(status)s, %(body)s, now())
-        ON CONFLICT (scope, key) DO NOTHING
-        RETURNING id
-        """,
-        {
-            "scope": scope,
-            "key": key,
-            "fingerprint": fingerprint,
-            "status": status,
-            "body": Jsonb(body),
-        },
-    )
-    return row is not None
-
-
 def claim(
     conn: psycopg.Connection,
     scope: str,

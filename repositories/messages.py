@@ -222,16 +222,6 @@ def _user_bounds(
     return sql.SQL(" AND ").join(conditions)
 
 
-def list_for_user(conn: psycopg.Connection, user_id: UUID) -> list[dict]:
-    """Every message of a user, newest occasion first."""
-    return fetch_all(
-        conn,
-        "SELECT * FROM message_logs WHERE user_id = %(user_id)s"
-        " ORDER BY occasion_date DESC, message_type",
-        {"user_id": user_id},
-    )
-
-
 def user_id_batch_end(conn: psycopg.Connection, after: UUID | None, size: int) -> UUID | None:
     """The id closing a batch of `size` live users after `after` (None when none are left)."""
     return fetch_scalar(

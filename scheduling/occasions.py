@@ -61,6 +61,9 @@ def previous_occasion_date(original: date, local_today: date) -> date | None:
     return occasion if occasion > original else None
 
 
+# The whole rule stated in Python. The service plans in SQL (repositories/messages.py);
+# this stays as the reference the unit tests pin the rule on (DST nights, Feb 29,
+# +14:00 and -12:00 zones), composed of the two pieces the service itself uses.
 def next_occurrence(original: date, zone: ZoneInfo, now: datetime, send_time: time) -> Occurrence:
     """The first occurrence whose local date is today or later, as seen in `zone` at `now`."""
     occasion = next_occasion_date(original, now.astimezone(zone).date())

@@ -32,6 +32,8 @@ def ensure_database(database_url: str, template: str | None = None) -> bool:
         return True
 
 
+# No operator command drops a database (`flask db` never destroys data): the tests and
+# benchmarks drop their scratch databases with this, the inverse of create_database.
 def drop_database(database_url: str) -> None:
     """Drop the database named in the URL, closing its sessions first."""
     name = database_name(database_url)

@@ -1,77 +1,143 @@
-"""Readiness checks of the dependencies other than PostgreSQL, each bounded in time.
+"""Every readiness check of the service, each bounded in time, and the runner that
+asks them all at once.
 
-/health runs them in parallel with the database check, so it answers within 3 s
-even when every dependency hangs.
+/health (api/health.py) runs `run_checks` over all of them, `flask db health` runs
+`check_database`, the status page shows the breaker; each check returns a report
+whose `status` is ok, degraded, unavailable or unknown. The probes they use live
+below: adapters/broker_probe.py (RabbitMQ), adapters/provider_guards.py (the
+breaker's state in Redis), repositories/server.py and schema/migrations.py (PostgreSQL).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import pika
-import pika.exceptions
+import psycopg
 import redis
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from adapters.provider_guards import BREAKER_STATE_KEY
+from adapters import broker_probe
+from adapters.provider_guards import breaker_state
 from config import Settings
-from db.pool import connection_unless_unreachable
-from repositories import heartbeats
+from db.pool import DatabaseUnreachable, connection_unless_unreachable, database_label
+from repositories import heartbeats, server
+from schema.migrations import Migration, read_status
 
 CHECK_TIMEOUT = 2.0
+# Every check at once, each bounded: the whole answer comes within 3 s.
+READINESS_DEADLINE = 2.7
+
+Report = dict[str, Any]
 
 
 def _timed(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-class BrokerUnreachable(Exception):
-    """No address of RABBITMQ_URL answered; the message says why for each."""
-
-
-def _broker_parameters(address: str, timeout: float) -> pika.URLParameters:
-    parameters = pika.URLParameters(address)
-    parameters.socket_timeout = timeout
-    parameters.stack_timeout = timeout
-    parameters.blocked_connection_timeout = timeout
-    parameters.connection_attempts = 1
-    return parameters
-
-
-def _open_broker_connection(settings: Settings) -> pika.BlockingConnection:
-    """A connection to the first RABBITMQ_URL address that answers, all within CHECK_TIMEOUT.
-
-    Each address gets an even share of what is left, so one node that hangs cannot
-    use up the time another node needs to answer.
-    """
-    addresses = settings.rabbitmq_urls
-    deadline = time.monotonic() + CHECK_TIMEOUT
-    failures = []
-    for index, address in enumerate(addresses):
-        share = max(0.2, (deadline - time.monotonic()) / (len(addresses) - index))
+def run_checks(
+    checks: Mapping[str, Callable[[], Report]], deadline: float = READINESS_DEADLINE
+) -> dict[str, Report]:
+    """Run every check in parallel; one that has not answered by `deadline` s is unavailable."""
+    executor = ThreadPoolExecutor(max_workers=len(checks))
+    futures = {name: executor.submit(check) for name, check in checks.items()}
+    until = time.monotonic() + deadline
+    results = {}
+    for name, future in futures.items():
         try:
-            return pika.BlockingConnection(_broker_parameters(address, share))
-        except Exception as error:  # pika raises many unrelated types for "unreachable"
-            failures.append(f"{_broker_label(address)}: {type(error).__name__}: {error}")
-    raise BrokerUnreachable("; ".join(failures))
+            results[name] = future.result(timeout=max(0.0, until - time.monotonic()))
+        except FutureTimeout:
+            results[name] = {"status": "unavailable", "reason": "no answer in time"}
+    executor.shutdown(wait=False, cancel_futures=True)
+    return results
 
 
-def _broker_label(address: str) -> str:
-    """host:port of one address, never its credentials."""
-    parts = urlsplit(address)
-    return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+def overall_status(reports: Mapping[str, Report]) -> str:
+    """unavailable if any check is unavailable or unknown, else degraded if any is, else ok."""
+    statuses = {report["status"] for report in reports.values()}
+    if statuses & {"unavailable", "unknown"}:
+        return "unavailable"
+    return "degraded" if "degraded" in statuses else "ok"
 
 
-def check_rabbitmq(settings: Settings) -> dict[str, Any]:
+# --- PostgreSQL ------------------------------------------------------------------
+
+
+def pool_stats(pool: ConnectionPool) -> dict[str, int]:
+    """Size, idle connections and waiting clients of the pool."""
+    stats = pool.get_stats()
+    return {
+        "min": stats.get("pool_min", 0),
+        "max": stats.get("pool_max", 0),
+        "size": stats.get("pool_size", 0),
+        "available": stats.get("pool_available", 0),
+        "waiting": stats.get("requests_waiting", 0),
+    }
+
+
+def check_database(pool: ConnectionPool, migrations: list[Migration], timeout: float) -> Report:
+    """Reachability, latency, version, pool and migration state; `status` is ok or unavailable.
+
+    Bounded by `timeout` for the pool checkout plus the same as a statement timeout,
+    so a dead or hung server is reported instead of hanging the caller.
+    """
+    report: Report = {
+        "status": "ok",
+        "latency_ms": None,
+        "server_version": None,
+        "pool": pool_stats(pool),
+        "migrations": {"current": None, "pending": None, "drifted": []},
+    }
+    started = time.perf_counter()
+    try:
+        with connection_unless_unreachable(pool, timeout) as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                (f"{int(timeout * 1000)}ms",),
+            )
+            server.ping(conn)
+            report["latency_ms"] = _timed(started)
+            report["server_version"] = server.server_version(conn)
+            status = read_status(conn, migrations)
+    except DatabaseUnreachable as error:
+        return _unavailable(report, f"no database connection to {database_label(pool)}: {error}")
+    except PoolTimeout:
+        return _unavailable(
+            report, f"no database connection to {database_label(pool)} within {timeout:g} s"
+        )
+    except psycopg.Error as error:
+        detail = error.diag.message_primary or str(error).strip()
+        return _unavailable(report, f"database {database_label(pool)} error: {detail}")
+    report["migrations"] = {
+        "current": status.current,
+        "pending": len(status.pending),
+        "drifted": status.drifted,
+    }
+    if status.pending:
+        return _unavailable(report, f"{len(status.pending)} migration(s) pending")
+    return report
+
+
+def _unavailable(report: Report, reason: str) -> Report:
+    report["status"] = "unavailable"
+    report["reason"] = reason
+    return report
+
+
+# --- RabbitMQ and Redis -------------------------------------------------------------
+
+
+def check_rabbitmq(settings: Settings) -> Report:
     """Open and close an AMQP connection: ready when any RABBITMQ_URL address answers."""
     started = time.perf_counter()
     try:
-        connection = _open_broker_connection(settings)
+        connection = broker_probe.open_connection(settings, CHECK_TIMEOUT)
         connection.close()
-    except BrokerUnreachable as error:
+    except broker_probe.BrokerUnreachable as error:
         return {"status": "unavailable", "reason": str(error)}
     except Exception as error:  # closing a connection that broke meanwhile
         return {"status": "unavailable", "reason": f"{type(error).__name__}: {error}"}
@@ -84,7 +150,7 @@ def _redis(settings: Settings) -> redis.Redis:
     )
 
 
-def check_redis(settings: Settings) -> dict[str, Any]:
+def check_redis(settings: Settings) -> Report:
     """PING the Redis that holds the rate limit and the breaker state."""
     started = time.perf_counter()
     try:
@@ -94,18 +160,20 @@ def check_redis(settings: Settings) -> dict[str, Any]:
     return {"status": "ok", "latency_ms": _timed(started)}
 
 
-def check_breaker(settings: Settings) -> dict[str, Any]:
+def check_breaker(settings: Settings) -> Report:
     """The provider circuit breaker shared by the workers: closed, open or half-open.
 
     An open breaker means the provider is failing: greetings wait, nothing is lost,
     so it makes the service degraded rather than unavailable.
     """
     try:
-        raw = _redis(settings).get(BREAKER_STATE_KEY)
+        state = breaker_state(_redis(settings))
     except redis.RedisError as error:
         return {"status": "unknown", "reason": str(error)}
-    state = raw.decode() if raw else "closed"
     return {"status": "ok" if state == "closed" else "degraded", "state": state}
+
+
+# --- The scheduler ----------------------------------------------------------------
 
 
 def dispatch_allowance(settings: Settings) -> timedelta:
@@ -113,35 +181,19 @@ def dispatch_allowance(settings: Settings) -> timedelta:
     return timedelta(seconds=max(3 * settings.dispatch_interval_seconds, 90))
 
 
-def queue_depths(settings: Settings) -> dict[str, int | None]:
-    """Messages ready in the work queue and its delay and dead-letter queues (None: unknown)."""
-    names = [settings.queue_name, f"{settings.queue_name}.DQ", f"{settings.queue_name}.XQ"]
-    depths: dict[str, int | None] = dict.fromkeys(names)
-    try:
-        connection = _open_broker_connection(settings)
-    except BrokerUnreachable:
-        return depths
-    try:
-        for name in names:
-            # A passive declare of a missing queue closes the channel: one channel each.
-            channel = connection.channel()
-            try:
-                depths[name] = channel.queue_declare(name, passive=True).method.message_count
-            except pika.exceptions.ChannelClosedByBroker:
-                continue
-            channel.close()
-    finally:
-        connection.close()
-    return depths
+def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> Report:
+    """The elected scheduler's heartbeat: its dispatch job must have succeeded lately.
 
-
-def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> dict[str, Any]:
-    """The elected scheduler's heartbeat: its dispatch job must have succeeded lately."""
+    unknown (not unavailable) when the database cannot be asked.
+    """
+    try:
+        with connection_unless_unreachable(pool, CHECK_TIMEOUT) as conn:
+            jobs = {row["job"]: row for row in heartbeats.list_all(conn)}
+    except (PoolTimeout, psycopg.Error) as error:
+        return {"status": "unknown", "reason": f"database unavailable: {error}"}
     allowed = dispatch_allowance(settings)
-    with connection_unless_unreachable(pool, CHECK_TIMEOUT) as conn:
-        jobs = {row["job"]: row for row in heartbeats.list_all(conn)}
     dispatch = jobs.get("dispatch")
-    report: dict[str, Any] = {
+    report: Report = {
         "leader": dispatch["leader"] if dispatch else None,
         "jobs": {name: _job_summary(row) for name, row in jobs.items()},
     }

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from adapters import broker_probe
 from config import Settings
 from repositories import heartbeats, operator_views, partitions, service_state
 from services import health
@@ -111,7 +112,7 @@ def read_summary(pool: ConnectionPool, settings: Settings, now: datetime) -> dic
         "due": due,
         "scheduler": _scheduler(jobs, settings, now),
         "breaker": health.check_breaker(settings),
-        "queues": health.queue_depths(settings),
+        "queues": broker_probe.queue_depths(settings),
         "partitions": _partitions(partition_rows, default_has_rows, today),
     }
 

@@ -26,15 +26,17 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import schedule
-from prometheus_client import Counter, Gauge, start_http_server
 from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
 
+from adapters import broker_probe
 from config import Settings
 from db.pool import connect, create_pool, database_label
 from db.queries import transaction
 from log_setup import configure_logging
 from repositories import heartbeats, message_lifecycle, partitions, server
-from services import health, idempotency, time_zones
+from services import idempotency, time_zones
+from services import metrics as service_metrics
 from tasks.due_watch import DueWatch
 from tasks.leader import LeaderLock
 from workflows import dispatch, planning
@@ -46,42 +48,58 @@ MAX_SLEEP_SECONDS = 1.0
 # another transaction holds locked stays due until it is released).
 MIN_DISPATCH_GAP_SECONDS = 0.1
 
-# Served on SCHEDULER_METRICS_PORT (0: not served) by every scheduler process.
-IS_LEADER = Gauge("birthday_scheduler_is_leader", "1 while this scheduler process leads.")
-JOB_SUCCESS = Gauge(
-    "birthday_scheduler_job_last_success_timestamp_seconds",
-    "When each job last succeeded in this process.",
-    ["job"],
-)
-JOB_FAILURES = Counter("birthday_scheduler_job_failures_total", "Jobs that raised.", ["job"])
-EXPIRED = Counter(
-    "birthday_sends_expired_total", "Greetings found later than MAX_LATENESS and expired."
-)
-PUBLISHED = Counter(
-    "birthday_greetings_published_total",
-    "Greetings this scheduler published to the work queue, by the job that did.",
-    ["job"],
-)
-
 
 class PartitionMaintenanceDeferred(Exception):
     """Partition maintenance gave up waiting for a lock; it is tried again later."""
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, enqueue: dispatch.Enqueue) -> None:
+    """One scheduler process: the loop, its jobs, and what they are given to work with.
+
+    `Scheduler.build` is the process's composition root: it makes the pool, the
+    leader lock, the LISTEN connection and the metrics; `__init__` only takes them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        enqueue: dispatch.Enqueue,
+        *,
+        name: str,
+        pool: ConnectionPool,
+        leader: LeaderLock,
+        due_watch: DueWatch,
+        messages_in_queue: dispatch.QueueCount,
+    ) -> None:
         self.settings = settings
         self.enqueue = enqueue
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.pool = create_pool(settings, application_name="birthday-scheduler")
-        self.leader = LeaderLock(settings, self.name)
+        self.name = name
+        self.pool = pool
+        self.leader = leader
+        self.due_watch = due_watch
+        self.messages_in_queue = messages_in_queue
+        self.metrics = service_metrics.scheduler()
         self.jobs = schedule.Scheduler()
         self.partition_retry: schedule.Job | None = None
-        self.due_watch = DueWatch(settings)
         # When (time.monotonic()) the earliest waiting greeting falls due, if sooner
         # than the next regular dispatch; None: nothing due before it.
         self.next_due_at: float | None = None
         self.stopping = False
+
+    @classmethod
+    def build(cls, settings: Settings, enqueue: dispatch.Enqueue) -> Scheduler:
+        """A scheduler named host:pid, with a pool, leader lock and LISTEN of its own;
+        none of them connects before `run_forever`."""
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        return cls(
+            settings,
+            enqueue,
+            name=name,
+            pool=create_pool(settings, application_name="birthday-scheduler"),
+            leader=LeaderLock(settings, name),
+            due_watch=DueWatch(settings),
+            messages_in_queue=lambda: broker_probe.messages_waiting(settings),
+        )
 
     def register_jobs(self) -> None:
         every = self.settings
@@ -101,13 +119,13 @@ class Scheduler:
 
         def publish(message_id: int, occasion_date: date) -> None:
             self.enqueue(message_id, occasion_date)
-            PUBLISHED.labels(job).inc()
+            self.metrics.published.labels(job).inc()
 
         return publish
 
     def dispatch(self, now: datetime) -> None:
         result = dispatch.dispatch_due(self.pool, self._publisher("dispatch"), now, self.settings)
-        EXPIRED.inc(result.expired)
+        self.metrics.expired.inc(result.expired)
         self.look_for_next_due()
 
     def look_for_next_due(self) -> None:
@@ -144,14 +162,6 @@ class Scheduler:
     def recover(self, now: datetime) -> None:
         publish = self._publisher("recover")
         dispatch.recover_stale(self.pool, publish, now, self.settings, self.messages_in_queue)
-
-    def messages_in_queue(self) -> int | None:
-        """Messages waiting in the work queue and its delay queue; None if RabbitMQ cannot say."""
-        depths = health.queue_depths(self.settings)
-        ready = depths[self.settings.queue_name]
-        if ready is None:
-            return None
-        return ready + (depths[f"{self.settings.queue_name}.DQ"] or 0)
 
     def plan(self, now: datetime) -> None:
         planning.plan_all(self.pool, now, self.settings.send_time)
@@ -224,10 +234,10 @@ class Scheduler:
             job(now)
         except Exception as error:  # a failing job is reported, the loop carries on
             log.exception("scheduler job %s failed", name)
-            JOB_FAILURES.labels(name).inc()
+            self.metrics.job_failures.labels(name).inc()
             self._record_end(name, f"{type(error).__name__}: {error}")
             return
-        JOB_SUCCESS.labels(name).set_to_current_time()
+        self.metrics.job_success.labels(name).set_to_current_time()
         self._record_end(name, None)
 
     def _record_end(self, name: str, error: str | None) -> None:
@@ -250,7 +260,7 @@ class Scheduler:
         first_round = True
         while not self.stopping:
             leading = self.leader.refresh()
-            IS_LEADER.set(1 if leading else 0)
+            self.metrics.is_leader.set(1 if leading else 0)
             if not leading:
                 self.next_due_at = None
                 time.sleep(MAX_SLEEP_SECONDS)  # a follower only asks for the lock now and then
@@ -274,7 +284,7 @@ class Scheduler:
         if not port:
             return
         try:
-            start_http_server(port)
+            service_metrics.serve(port)
         except OSError as error:
             log.warning("scheduler metrics not served on port %d: %s", port, error)
 
@@ -288,7 +298,7 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     from tasks.send import enqueue  # the broker module comes first (tasks/__init__)
 
-    Scheduler(settings, enqueue).run_forever()
+    Scheduler.build(settings, enqueue).run_forever()
 
 
 if __name__ == "__main__":

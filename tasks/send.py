@@ -34,7 +34,8 @@ from domain.delivery_policy import (
     postpone,
 )
 from domain.statuses import Status
-from tasks import metrics, runtime
+from services import metrics
+from tasks import runtime
 from tasks.runtime import WorkerResources
 from workflows import delivery
 

@@ -18,6 +18,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from api.resources import resources_of
 from app import create_app
 from config import Settings
 from db.pool import create_pool
@@ -135,9 +136,9 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture
 def app(db_url: str):
     application = create_app({"DATABASE_URL": db_url, "TESTING": True})
-    application.extensions["db_pool"].open(wait=True, timeout=10)  # as gunicorn's hook does
+    resources_of(application).pool.open(wait=True, timeout=10)  # as gunicorn's hook does
     yield application
-    application.extensions["db_pool"].close()
+    resources_of(application).pool.close()
 
 
 @pytest.fixture

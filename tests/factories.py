@@ -84,6 +84,14 @@ def make_message(
     ).fetchone()
 
 
+def messages_of(conn: psycopg.Connection, user_id: Any) -> list[dict]:
+    """Every message of a user, newest occasion first."""
+    return conn.execute(
+        "SELECT * FROM message_logs WHERE user_id = %s ORDER BY occasion_date DESC, message_type",
+        (user_id,),
+    ).fetchall()
+
+
 def ago(**delta: float) -> datetime:
     """Now minus a timedelta."""
     return datetime.now(UTC) - timedelta(**delta)

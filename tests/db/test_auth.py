@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from api.resources import resources_of
 from app import create_app
 from tests.factories import ADA_BODY
 
@@ -30,7 +31,7 @@ def bearer(token: str) -> dict[str, str]:
 
 def build_client(db_url: str, **settings: str):
     app = create_app({"DATABASE_URL": db_url, **settings})  # not TESTING: errors render
-    app.extensions["db_pool"].open(wait=True, timeout=10)  # as gunicorn's hook does
+    resources_of(app).pool.open(wait=True, timeout=10)  # as gunicorn's hook does
     return app, app.test_client()
 
 
@@ -43,7 +44,7 @@ def secured(db_url):
         METRICS_TOKENS=METRICS_TOKEN,
     )
     yield client
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
 
 
 def _example_url(path: str, path_item: dict, operation: dict) -> str:
@@ -232,7 +233,7 @@ def test_api_token_alone_still_reads_and_writes(db_url):
         assert client.post("/users", json=BODY, headers=bearer(WRITE_TOKEN)).status_code == 201
         assert client.get("/users", headers=bearer(WRITE_TOKEN)).status_code == 200
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
 
 def test_rotation_two_tokens_both_work_and_a_removed_one_fails(db_url, monkeypatch):
@@ -241,12 +242,12 @@ def test_rotation_two_tokens_both_work_and_a_removed_one_fails(db_url, monkeypat
     monkeypatch.setenv("API_TOKENS", f"{old},{new}")
     app, client = build_client(db_url)
     both = [client.get("/users", headers=bearer(t)).status_code for t in (old, new)]
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
     # Step 2: clients moved; the old token removed and the processes restarted.
     monkeypatch.setenv("API_TOKENS", new)
     app, client = build_client(db_url)
     after = [client.get("/users", headers=bearer(t)).status_code for t in (old, new)]
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
 
     assert both == [200, 200]
     assert after == [401, 200]
@@ -259,11 +260,11 @@ def test_rotation_through_a_secret_file(db_url, monkeypatch, tmp_path):
     monkeypatch.setenv("API_TOKENS_FILE", str(secret))
     app, client = build_client(db_url)
     both = [client.get("/users", headers=bearer(t)).status_code for t in (old, new)]
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
     secret.write_text(f"{new}\n")
     app, client = build_client(db_url)  # as each gunicorn worker does after a HUP
     after = [client.get("/users", headers=bearer(t)).status_code for t in (old, new)]
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
 
     assert both == [200, 200]
     assert after == [401, 200]

@@ -6,6 +6,7 @@ import logging
 import socket
 import time
 
+from api.resources import resources_of
 from app import create_app
 
 
@@ -19,7 +20,7 @@ def test_an_unexpected_exception_is_a_json_500(db_url):
     try:
         response = app.test_client().get("/explode", headers={"X-Request-ID": "crash-1"})
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     assert response.status_code == 500
     body = response.get_json()
@@ -32,10 +33,10 @@ def test_an_unexpected_exception_is_a_json_500(db_url):
 
 def test_a_database_error_is_a_500_without_its_sql(db_url, caplog):
     app = create_app({"DATABASE_URL": db_url})
-    app.extensions["db_pool"].open(wait=True, timeout=10)
+    resources_of(app).pool.open(wait=True, timeout=10)
 
     def bad_query():
-        with app.extensions["db_pool"].connection() as conn:
+        with resources_of(app).pool.connection() as conn:
             conn.execute("SELECT secret_column FROM users")
         return "unreachable"
 
@@ -44,7 +45,7 @@ def test_a_database_error_is_a_500_without_its_sql(db_url, caplog):
         with caplog.at_level(logging.ERROR):
             response = app.test_client().get("/bad-query")
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     text = response.get_data(as_text=True)
     assert response.status_code == 500
@@ -67,7 +68,7 @@ def test_an_unreachable_database_is_a_json_503_not_a_hang():
         response = app.test_client().get("/users")
         elapsed = time.monotonic() - started
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     assert response.status_code == 503
     assert response.get_json()["code"] == 503

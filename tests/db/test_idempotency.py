@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from api.resources import resources_of
 from errors import IdempotencyKeyTakenOver
 from repositories import idempotency_keys
 from services import idempotency
@@ -33,33 +34,38 @@ def _count(url: str, table: str) -> int:
 # --- the repository ---------------------------------------------------------------------
 
 
-def test_mark_processed_records_a_key_once(conn):
-    first = idempotency_keys.mark_processed(conn, "email", "k1", "fp", 200, {"ok": True})
-    second = idempotency_keys.mark_processed(conn, "email", "k1", "fp", 200, {"ok": False})
+def _claim(conn, scope: str, key: str, fingerprint: str = "fp"):
+    return idempotency_keys.claim(conn, scope, key, fingerprint, MINUTE, DAY)
 
-    assert (first, second) == (True, False)
-    assert idempotency_keys.is_processed(conn, "email", "k1")
-    assert idempotency_keys.find(conn, "email", "k1")["response_body"] == {"ok": True}
+
+def test_a_completed_key_keeps_its_first_result(conn):
+    claimed_at = _claim(conn, "email", "k1")
+    first = idempotency_keys.complete(conn, "email", "k1", claimed_at, 200, {"ok": True})
+    second = _claim(conn, "email", "k1")
+
+    assert (first, second) == (True, None)
+    row = idempotency_keys.find(conn, "email", "k1")
+    assert (row["response_status"], row["response_body"]) == (200, {"ok": True})
 
 
 def test_the_same_key_in_another_scope_is_a_different_key(conn):
-    idempotency_keys.mark_processed(conn, "email", "shared", "fp")
+    _claim(conn, "email", "shared")
 
-    assert idempotency_keys.mark_processed(conn, "http", "shared", "fp")
-    assert not idempotency_keys.is_processed(conn, "sms", "shared")
+    assert _claim(conn, "http", "shared") is not None
+    assert idempotency_keys.find(conn, "sms", "shared") is None
 
 
-def test_concurrent_marks_of_one_key_have_exactly_one_winner(db_url):
+def test_concurrent_claims_of_one_key_have_exactly_one_winner(db_url):
     threads = 8
     barrier = threading.Barrier(threads)
 
-    def mark(_: int) -> bool:
+    def claim(_: int) -> bool:
         with _connect(db_url) as conn:
             barrier.wait(timeout=10)
-            return idempotency_keys.mark_processed(conn, "race", "the-key", "fp", 200, None)
+            return _claim(conn, "race", "the-key") is not None
 
     with ThreadPoolExecutor(threads) as executor:
-        results = list(executor.map(mark, range(threads)))
+        results = list(executor.map(claim, range(threads)))
 
     assert results.count(True) == 1
     assert _count(db_url, "idempotency_keys") == 1
@@ -70,7 +76,7 @@ def test_a_claim_in_progress_is_not_processed_and_cannot_be_claimed_twice(conn):
     second = idempotency_keys.claim(conn, "http", "k", "fp", MINUTE, DAY)
 
     assert first is not None and second is None
-    assert not idempotency_keys.is_processed(conn, "http", "k")
+    assert idempotency_keys.find(conn, "http", "k")["response_status"] is None
 
 
 def test_a_stale_claim_is_taken_over(conn):
@@ -117,9 +123,9 @@ def test_a_claim_taken_over_can_neither_be_completed_nor_released_by_its_first_o
 
 
 def test_stats_count_keys_by_scope_with_the_oldest(conn):
-    idempotency_keys.mark_processed(conn, "http", "a")
-    idempotency_keys.mark_processed(conn, "http", "b")
-    idempotency_keys.mark_processed(conn, "email", "c")
+    _claim(conn, "http", "a")
+    _claim(conn, "http", "b")
+    _claim(conn, "email", "c")
     conn.execute("UPDATE idempotency_keys SET created_at = '2026-01-01T00:00:00Z' WHERE key = 'c'")
 
     stats = idempotency_keys.stats(conn)
@@ -143,7 +149,7 @@ def test_cleanup_deletes_only_keys_older_than_the_retention_in_batches(app, db_u
     monkeypatch.setattr(idempotency, "CLEANUP_BATCH", 10)
 
     deleted = idempotency.clean_up_expired(
-        app.extensions["db_pool"], datetime.now(UTC), timedelta(hours=24)
+        resources_of(app).pool, datetime.now(UTC), timedelta(hours=24)
     )
 
     assert deleted == 25
@@ -244,7 +250,7 @@ def test_a_second_request_with_the_key_in_flight_gets_409_and_creates_nothing(ap
 
 
 def test_a_request_whose_key_was_taken_over_rolls_back_and_reports_a_conflict(app, db_url):
-    pool = app.extensions["db_pool"]
+    pool = resources_of(app).pool
 
     def slow_work(conn: psycopg.Connection) -> tuple[int, dict]:
         conn.execute(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.resources import resources_of
 from tests.factories import ADA_BODY
 
 BODY = ADA_BODY
@@ -102,7 +103,7 @@ def test_scheduler_breaker_and_pool_families_are_present(client, db_url):
 
 def test_partition_gauges_report_future_months_and_a_filled_default(client, db_url):
     assert scrape(client)["birthday_partition_default_has_rows"][0].value == 0
-    client.application.extensions["state_collector"]._cached = None
+    resources_of(client.application).state_collector.forget()
     user = client.post("/users", json=BODY).get_json()
     with psycopg.connect(db_url) as conn:
         conn.execute(
@@ -111,7 +112,7 @@ def test_partition_gauges_report_future_months_and_a_filled_default(client, db_u
             " %(d)s::date + time '09:00', message_idempotency_key(%(u)s, 'BIRTHDAY', %(d)s))",
             {"u": user["id"], "d": "2100-01-05"},
         )
-    client.application.extensions["state_collector"]._cached = None
+    resources_of(client.application).state_collector.forget()
 
     metrics = scrape(client)
 

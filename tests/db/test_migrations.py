@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from api.resources import resources_of
 from app import create_app
 from schema import migrations
 
@@ -190,7 +191,7 @@ def _cli(url: str, *args: str, migrations_dir: Path | None = None):
     try:
         return app.test_cli_runner().invoke(args=list(args))
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
 
 def test_status_exits_1_while_pending_and_0_when_current(empty_db_url):

@@ -16,6 +16,7 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
+from api.resources import resources_of
 from app import create_app
 from db.queries import transaction
 from repositories import message_lifecycle
@@ -367,7 +368,7 @@ def cli(fresh_db_url: str):
     try:
         yield app.test_cli_runner()
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
 
 def test_cli_partitions_dry_run_exits_zero_and_changes_nothing(db, cli, year_2020):
@@ -502,7 +503,7 @@ def test_sends_and_api_reads_go_on_while_maintenance_waits_behind_a_long_reader(
         {"u": user, "d": today},
     ).fetchone()["id"]
     app = create_app({"DATABASE_URL": fresh_db_url, "TESTING": True})
-    pool = app.extensions["db_pool"]
+    pool = resources_of(app).pool
     pool.open(wait=True, timeout=10)
 
     def send() -> str:

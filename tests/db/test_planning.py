@@ -9,18 +9,19 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from api.resources import resources_of
 from app import create_app
 from repositories import messages, planning_state, users
 from services import planning
 from services import users as users_service
-from tests.factories import make_user
+from tests.factories import make_user, messages_of
 from workflows import planning as batch_planning
 
 NINE = time(9, 0)
 
 
 def rows(conn: psycopg.Connection, user_id, status: str | None = None) -> list[dict]:
-    found = messages.list_for_user(conn, user_id)
+    found = messages_of(conn, user_id)
     return [row for row in found if status is None or row["status"] == status]
 
 
@@ -236,7 +237,7 @@ def test_a_message_in_a_workers_hands_is_not_cancelled(conn):
 
 def test_plan_all_plans_every_live_user_once_across_batches(db_url):
     pool_app = create_app({"DATABASE_URL": db_url})
-    pool = pool_app.extensions["db_pool"]
+    pool = resources_of(pool_app).pool
     pool.open(wait=True)
     try:
         with psycopg.connect(db_url, row_factory=dict_row) as conn:
@@ -275,7 +276,7 @@ def test_a_user_created_through_the_api_is_planned_in_the_same_request(client, d
     )
 
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
-        planned = messages.list_for_user(conn, response.get_json()["id"])
+        planned = messages_of(conn, response.get_json()["id"])
     assert response.status_code == 201
     assert [(r["message_type"], r["status"]) for r in planned] == [("BIRTHDAY", "SCHEDULED")]
     assert planned[0]["occasion_date"].month == 12 and planned[0]["occasion_date"].day == 9
@@ -292,7 +293,7 @@ def test_seeded_history_agrees_with_the_sql_planner(conn):
 
 def test_a_send_time_change_moves_scheduled_greetings_in_place(db_url):
     pool_app = create_app({"DATABASE_URL": db_url})
-    pool = pool_app.extensions["db_pool"]
+    pool = resources_of(pool_app).pool
     pool.open(wait=True)
     now = datetime(2026, 11, 26, tzinfo=UTC)
     try:
@@ -324,7 +325,7 @@ def test_retiming_leaves_rows_already_at_the_right_time_untouched(conn):
 
 def _plan_all(db_url: str, send_time: time, batch_size: int = 5) -> int:
     pool_app = create_app({"DATABASE_URL": db_url})
-    pool = pool_app.extensions["db_pool"]
+    pool = resources_of(pool_app).pool
     pool.open(wait=True)
     try:
         return batch_planning.plan_all(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 from repositories import messages, users
+from tests.factories import messages_of
 
 
 def _user(conn, email: str) -> dict:
@@ -28,7 +29,7 @@ def test_planning_one_user_again_and_again_plans_the_same_rows(conn):
     for _ in range(3):
         conn.execute("DELETE FROM message_logs WHERE user_id = %s", (user["id"],))
         planned.append(messages.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]]))
-        found = messages.list_for_user(conn, user["id"])
+        found = messages_of(conn, user["id"])
         assert {row["occasion_date"] for row in found} == {date(2026, 12, 10), date(2027, 6, 20)}
 
     assert planned == [2, 2, 2]

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from api.resources import resources_of
 from app import create_app
 from tests.factories import ago, ahead, make_message, make_user
 
@@ -98,7 +99,7 @@ def test_the_charts_draw_one_bar_per_hour_and_count_the_sends(client, db):
 
 def test_a_default_partition_holding_rows_is_warned_about(client, db):
     assert "default-partition-warning" not in client.get("/status").get_data(as_text=True)
-    client.application.extensions["status_summary"].seconds = 0
+    resources_of(client.application).status_summary.seconds = 0
 
     make_message(db, make_user(db), scheduled=datetime(2100, 1, 5, 9, tzinfo=UTC))
 
@@ -261,7 +262,7 @@ def test_the_page_is_not_cached_and_cannot_be_framed(client):
 def secured(db_url):
     app = create_app({"DATABASE_URL": db_url, "API_TOKEN": TOKEN, "TESTING": True})
     yield app.test_client()
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
 
 
 def test_with_a_token_set_the_page_asks_for_it(secured):

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from api.resources import resources_of
 from app import check_zone_agreement, create_app
 from config import Settings
 from db.pool import connect
@@ -131,7 +132,7 @@ def test_refresh_zones_command_moves_exactly_the_scheduled_greetings_whose_zone_
     assert moved_keys(world["before"], after) == {london_key}
     london_nine = at_nine(date(2026, 7, 10), "Europe/London")
     assert after[london_key] == ("SCHEDULED", london_nine, london_nine)
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
 
 
 def test_refresh_zones_a_second_time_changes_nothing(world):
@@ -227,12 +228,12 @@ def test_the_api_warns_at_start_naming_the_zones_the_database_computes_different
         point_zone_at(conn, "Europe/Paris", "Europe/London")
         point_zone_at(conn, "Asia/Tokyo", "Asia/Seoul")  # nobody lives there: not checked
     app = create_app({"DATABASE_URL": fresh_db_url, "TESTING": True})
-    app.extensions["db_pool"].open(wait=True, timeout=10)
+    resources_of(app).pool.open(wait=True, timeout=10)
     caplog.set_level(logging.WARNING, logger="services.time_zones")
 
     differing = check_zone_agreement(app)
 
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
     assert differing == ["Europe/Paris"]
     warnings = [
         r.getMessage()

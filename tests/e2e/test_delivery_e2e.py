@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from api.resources import resources_of
 from app import create_app
 from tests.delivery_stack import (
     Stack,
@@ -218,9 +219,9 @@ def test_after_downtime_late_greetings_go_out_and_too_old_ones_expire(stack):
 def api(stack):
     """The HTTP API (the app's test client) on the stack's database."""
     application = create_app({"DATABASE_URL": stack.db_url, "TESTING": True})
-    application.extensions["db_pool"].open(wait=True, timeout=10)  # as gunicorn's hook does
+    resources_of(application).pool.open(wait=True, timeout=10)  # as gunicorn's hook does
     yield application.test_client()
-    application.extensions["db_pool"].close()
+    resources_of(application).pool.close()
 
 
 def test_a_user_deleted_before_the_send_gets_nothing(stack, api):

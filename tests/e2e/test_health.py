@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import psycopg
 
+from api.resources import resources_of
 from app import create_app
 from config import Settings
 from schema import migrations
@@ -25,9 +26,9 @@ def test_liveness_answers_without_touching_dependencies():
         assert response.status_code == 200
         assert response.get_json() == {"status": "ok"}
         # The pool was never opened: liveness needs no database.
-        assert app.extensions["db_pool"].closed
+        assert resources_of(app).pool.closed
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
 
 def test_health_db_reports_latency_pool_and_current_migrations(client):
@@ -93,7 +94,7 @@ def test_health_is_503_within_3_seconds_when_broker_and_redis_are_unreachable(db
         response = app.test_client().get("/health")
         elapsed = time.monotonic() - started
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     checks = response.get_json()["checks"]
     assert response.status_code == 503
@@ -132,7 +133,7 @@ def test_health_db_is_503_within_3_seconds_when_nothing_listens():
         elapsed = time.monotonic() - started
         readiness = app.test_client().get("/health")
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     assert response.status_code == 503
     body = response.get_json()
@@ -150,7 +151,7 @@ def test_health_db_is_503_while_migrations_are_pending(empty_db_url):
     try:
         response = app.test_client().get("/health/db")
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     assert response.status_code == 503
     assert response.get_json()["migrations"]["pending"] == len(migrations.discover())
@@ -169,7 +170,7 @@ def test_db_health_command_exits_non_zero_when_unreachable():
     try:
         result = app.test_cli_runner().invoke(args=["db", "health"])
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     assert result.exit_code == 1
     assert json.loads(result.output)["status"] == "unavailable"

@@ -15,6 +15,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.resources import resources_of
 from app import create_app
 from tests.delivery_stack import ROOT, free_port, wait_until
 
@@ -139,7 +140,7 @@ def test_rules_and_dashboard_query_only_metrics_the_processes_export(stack):
         app.test_client().get("/users/00000000-0000-4000-8000-000000000000")  # one 404
         api = app.test_client().get("/metrics").get_data(as_text=True)
     finally:
-        app.extensions["db_pool"].close()
+        resources_of(app).pool.close()
 
     # When the names are compared
     exported = exported_names(api) | exported_names(worker) | exported_names(scheduler)

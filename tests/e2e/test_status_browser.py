@@ -16,6 +16,7 @@ import pytest
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
+from api.resources import resources_of
 from app import create_app
 from seed.loader import seed_database
 from tests.browser import Browser, chromium_binary
@@ -48,7 +49,7 @@ def server(fresh_db_url, db) -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
     thread.join(timeout=10)
-    app.extensions["db_pool"].close()
+    resources_of(app).pool.close()
 
 
 @pytest.fixture

@@ -23,6 +23,20 @@ def test_worker_and_scheduler_modules_import_no_flask(module):
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("module", ["tasks.send", "tasks.scheduler", "services.metrics", "app"])
+def test_importing_a_process_module_builds_no_metric(module):
+    # Given a fresh interpreter
+    code = f"import sys, {module}; print('prometheus_client' in sys.modules)"
+    # When a process's module is imported
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    # Then prometheus_client was not even loaded: each process builds its metrics on
+    # first use, after it has chosen where they are stored (PROMETHEUS_MULTIPROC_DIR)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_import_contracts_in_pyproject_are_kept():
     # Given the layers and forbidden-import contracts in pyproject.toml
     lint_imports = Path(sys.executable).with_name("lint-imports")
