@@ -29,7 +29,9 @@ from domain.statuses import Status
 # (user_id, message_type, occasion_date) allows one row per day. Local time is
 # computed by the zone's time_zones.compute_as, never by the user's spelling
 # (AT TIME ZONE 'CET' would read an abbreviation; see migration 0009).
-# (user_id, message_type, occasion_date) allows one row per day.
+# That revival (CANCELLED -> SCHEDULED) is the one status change made outside
+# repositories/message_lifecycle.py: it is the ON CONFLICT branch of this INSERT, so
+# planning stays one set-based statement instead of an insert and a second UPDATE.
 # FOR SHARE OF u: a user being planned cannot change until this commits, and a
 # change committed while this statement waited for the row is read (READ COMMITTED
 # re-reads a locked row's newest version), so next year's greeting never carries a
