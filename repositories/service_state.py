@@ -1,4 +1,8 @@
-"""Cheap aggregate reads for the metrics endpoint."""
+"""Cheap aggregate reads for the metrics endpoint.
+
+Statuses are SQL constants here, as in operator_views.py, so the due index's partial
+predicate matches.
+"""
 
 from __future__ import annotations
 
