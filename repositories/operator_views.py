@@ -7,7 +7,7 @@ occasion_date, the partition key, keep the planner to the partitions that can ho
 A greeting's send instant lies within a day of its occasion date, in any time zone and
 for any SEND_TIME, so a window of send times maps to occasion dates one day wider.
 Statuses are written into the SQL as constants, not parameters: the planner uses a
-partial index (WHERE status IN ('SCHEDULED', 'RETRYING'), migration 0010) only for a
+partial index (message_logs_due_idx: WHERE status IN ('SCHEDULED', 'RETRYING')) only for a
 predicate it can prove from constants. Their names are those of domain/statuses.py.
 """
 
