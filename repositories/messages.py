@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from functools import cache
 from uuid import UUID
 
 import psycopg
@@ -99,13 +100,8 @@ def plan_next_occurrences(
 
     Returns the number of rows inserted or brought back.
     """
-    query = sql.SQL(_PLAN).format(
-        pending=_status_list(statuses.PENDING),
-        finished=_status_list(statuses.FINISHED),
-        users=_user_bounds("u.id", user_ids, id_after, id_upto),
-        pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
-        finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),
-    )
+    users = "all" if user_ids is None else "one" if len(user_ids) == 1 else "many"
+    query = _plan_statement(users, id_after is not None, id_upto is not None)
     params = {
         "now": now,
         "send_time": send_time,
@@ -117,6 +113,26 @@ def plan_next_occurrences(
     if user_ids is not None and len(user_ids) == 1:
         return _plan_one_user(conn, query, params)
     return execute(conn, query, params)
+
+
+@cache
+def _plan_statement(users: str, has_after: bool, has_upto: bool) -> str:
+    """The text of _PLAN for one shape of bounds, rendered once: psycopg then reuses
+    its parsed form (the one-user statement runs on every user write and every send)."""
+    user_ids = {"all": None, "one": [None], "many": []}[users]
+    id_after = "after" if has_after else None
+    id_upto = "upto" if has_upto else None
+    return (
+        sql.SQL(_PLAN)
+        .format(
+            pending=_status_list(statuses.PENDING),
+            finished=_status_list(statuses.FINISHED),
+            users=_user_bounds("u.id", user_ids, id_after, id_upto),
+            pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
+            finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),
+        )
+        .as_string()
+    )
 
 
 # Force a generic plan for one statement: the first statement keeps the mode in force
@@ -134,7 +150,7 @@ SELECT set_config('plan_cache_mode',
 """
 
 
-def _plan_one_user(conn: psycopg.Connection, query: sql.Composable, params: dict) -> int:
+def _plan_one_user(conn: psycopg.Connection, query: str, params: dict) -> int:
     """Run the one-user planning statement from a generic plan kept by the connection.
 
     Planning this statement across every monthly partition costs ~15x executing it

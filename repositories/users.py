@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -74,26 +75,42 @@ def _constraint_errors(email: str | None) -> Iterator[None]:
         raise InvalidField(message, field=field) from error
 
 
+# The statements of every request (GET, POST) are rendered to text once, not composed
+# and quoted again on each call: psycopg then finds their parsed form in its cache.
+@cache
+def _insert_statement(columns: tuple[str, ...]) -> str:
+    return (
+        sql.SQL("INSERT INTO users ({}) VALUES ({}) RETURNING {}")
+        .format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(map(sql.Placeholder, columns)),
+            _RETURNING,
+        )
+        .as_string()
+    )
+
+
+_GET_LIVE = sql.SQL("SELECT {} FROM users WHERE id = %(id)s AND deleted_at IS NULL").format(
+    _RETURNING
+)
+_GET_LIVE_STATEMENTS = {
+    False: _GET_LIVE.as_string(),
+    True: (_GET_LIVE + sql.SQL(" FOR UPDATE")).as_string(),
+}
+
+
 def insert(conn: psycopg.Connection, data: Mapping[str, Any]) -> dict:
     """Insert a user from its writable fields; returns the stored row."""
-    columns = [name for name in WRITABLE if name in data]
-    query = sql.SQL("INSERT INTO users ({}) VALUES ({}) RETURNING {}").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(map(sql.Placeholder, columns)),
-        _RETURNING,
-    )
+    columns = tuple(name for name in WRITABLE if name in data)
     with _constraint_errors(data.get("email")):
-        return fetch_optional(conn, query, {name: data[name] for name in columns})
+        return fetch_optional(
+            conn, _insert_statement(columns), {name: data[name] for name in columns}
+        )
 
 
 def get_live(conn: psycopg.Connection, user_id: UUID, for_update: bool = False) -> dict:
     """A live user; raises UserNotFound for unknown or deleted ids."""
-    query = sql.SQL("SELECT {} FROM users WHERE id = %(id)s AND deleted_at IS NULL").format(
-        _RETURNING
-    )
-    if for_update:
-        query += sql.SQL(" FOR UPDATE")
-    row = fetch_optional(conn, query, {"id": user_id})
+    row = fetch_optional(conn, _GET_LIVE_STATEMENTS[for_update], {"id": user_id})
     if row is None:
         raise UserNotFound(user_id)
     return row
