@@ -27,6 +27,7 @@ from datetime import time as clock_time
 
 import psycopg
 import requests
+from psycopg.rows import dict_row
 
 from api.paging import encode_cursor
 from bench.common import free_port, scratch_database, start, stop
@@ -302,7 +303,7 @@ def main() -> None:
             print(figure.line())
         return
     with scratch_database() as url:
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             seed_database(conn, args.users, 1, datetime.now(UTC), clock_time(9, 0))
             conn.execute("VACUUM ANALYZE")
         for figure in measure(url, args.seconds):
