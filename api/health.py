@@ -50,11 +50,11 @@ class LiveSchema(Schema):
     status = fields.String(metadata={"example": "ok"})
 
 
-def _database_report() -> dict:
-    web = resources.current()
-    return health.check_database(
-        resources.current_pool(), web.migrations, timeout=web.settings.health_db_timeout
-    )
+def database_report(web: resources.WebResources) -> dict:
+    """The database check of /health, /health/db and `flask db health`; opens the pool
+    on its first use."""
+    web.pool.open()
+    return health.check_database(web.pool, web.migrations, timeout=web.settings.health_db_timeout)
 
 
 def _run_checks(web: resources.WebResources) -> dict[str, dict]:
@@ -63,9 +63,7 @@ def _run_checks(web: resources.WebResources) -> dict[str, dict]:
     pool.open()
     return health.run_checks(
         {
-            "database": lambda: health.check_database(
-                pool, web.migrations, timeout=settings.health_db_timeout
-            ),
+            "database": lambda: database_report(web),
             "rabbitmq": lambda: health.check_rabbitmq(settings),
             "redis": lambda: health.check_redis(settings),
             "scheduler": lambda: health.check_scheduler(pool, settings, datetime.now(UTC)),
@@ -107,5 +105,5 @@ class DatabaseHealth(MethodView):
     @blp.alt_response(503, schema=DatabaseHealthSchema, description="Database unavailable")
     def get(self):
         """PostgreSQL: latency, server version, pool statistics and migration state."""
-        report = _database_report()
+        report = database_report(resources.current())
         return report, 200 if report["status"] == "ok" else 503

@@ -304,5 +304,5 @@ def logout() -> Response:
 
 
 def init_app(app) -> None:
-    """Register the page and its per-process summary cache."""
+    """Register the page (its per-process summary cache is built with the app's resources)."""
     app.register_blueprint(blp)

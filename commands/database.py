@@ -16,6 +16,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from api import resources
+from api.health import database_report
 from api.resources import current_pool
 from config import Settings
 from db.pool import connect
@@ -24,7 +25,6 @@ from repositories import idempotency_keys, partitions, server
 from schema import admin, migrations
 from seed import loader as seed
 from services import idempotency, time_zones
-from services.health import check_database
 
 db_group = AppGroup("db", help="Database: create, migrate, partitions, time zones, seed, health.")
 
@@ -170,11 +170,7 @@ def partitions_command(ahead: int | None, retain: int | None, dry_run: bool) -> 
 @db_group.command("health")
 def health_command() -> None:
     """Print the database health report; exit 1 when unhealthy."""
-    report = check_database(
-        current_pool(),
-        resources.current().migrations,
-        timeout=_settings().health_db_timeout,
-    )
+    report = database_report(resources.current())
     click.echo(json.dumps(report, indent=2, default=str))
     if report["status"] != "ok":
         sys.exit(1)

@@ -22,7 +22,7 @@ import redis
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters import broker_probe
-from adapters.provider_guards import breaker_state
+from adapters.provider_guards import breaker_state, connect_redis
 from config import Settings
 from db.pool import DatabaseUnreachable, connection_unless_unreachable, database_label
 from repositories import heartbeats, server
@@ -144,17 +144,11 @@ def check_rabbitmq(settings: Settings) -> Report:
     return {"status": "ok", "latency_ms": _timed(started)}
 
 
-def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT
-    )
-
-
 def check_redis(settings: Settings) -> Report:
     """PING the Redis that holds the rate limit and the breaker state."""
     started = time.perf_counter()
     try:
-        _redis(settings).ping()
+        connect_redis(settings).ping()
     except redis.RedisError as error:
         return {"status": "unavailable", "reason": str(error)}
     return {"status": "ok", "latency_ms": _timed(started)}
@@ -167,7 +161,7 @@ def check_breaker(settings: Settings) -> Report:
     so it makes the service degraded rather than unavailable.
     """
     try:
-        state = breaker_state(_redis(settings))
+        state = breaker_state(connect_redis(settings))
     except redis.RedisError as error:
         return {"status": "unknown", "reason": str(error)}
     return {"status": "ok" if state == "closed" else "degraded", "state": state}

@@ -10,31 +10,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("module", ["tasks.send", "tasks.scheduler", "db.pool", "db.queries"])
-def test_worker_and_scheduler_modules_import_no_flask(module):
-    # Given a fresh interpreter, so nothing an earlier test imported counts
-    code = f"import sys, {module}; print('flask' in sys.modules)"
-    # When the module is imported
+def _loaded_with(module: str, dependency: str) -> bool:
+    """Whether importing `module` in a fresh interpreter (so nothing an earlier test
+    imported counts) loads `dependency`."""
+    code = f"import sys, {module}; print({dependency!r} in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-    # Then Flask was not loaded with it
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize("module", ["tasks.send", "tasks.scheduler", "db.pool", "db.queries"])
+def test_worker_and_scheduler_modules_import_no_flask(module):
+    # When the module is imported, Flask is not loaded with it
+    assert not _loaded_with(module, "flask")
 
 
 @pytest.mark.parametrize("module", ["tasks.send", "tasks.scheduler", "services.metrics", "app"])
 def test_importing_a_process_module_builds_no_metric(module):
-    # Given a fresh interpreter
-    code = f"import sys, {module}; print('prometheus_client' in sys.modules)"
-    # When a process's module is imported
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    # Then prometheus_client was not even loaded: each process builds its metrics on
-    # first use, after it has chosen where they are stored (PROMETHEUS_MULTIPROC_DIR)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "False"
+    # When a process's module is imported, prometheus_client is not even loaded: each
+    # process builds its metrics on first use, after it has chosen where they are
+    # stored (PROMETHEUS_MULTIPROC_DIR)
+    assert not _loaded_with(module, "prometheus_client")
 
 
 def test_import_contracts_in_pyproject_are_kept():
