@@ -57,7 +57,7 @@ class Scheduler:
     """One scheduler process: the loop, its jobs, and what they are given to work with.
 
     `Scheduler.build` is the process's composition root: it makes the pool, the
-    leader lock, the LISTEN connection and the metrics; `__init__` only takes them.
+    leader lock, the LISTEN connection and the queue probe; `__init__` only takes them.
     """
 
     def __init__(
