@@ -80,8 +80,16 @@ class LoggingCursor(psycopg.Cursor):
             sql_log.info("%.2f ms  %s", elapsed_ms, " ".join(text.split()))
 
 
-def connection_kwargs(settings: Settings, application_name: str) -> dict[str, Any]:
-    """Arguments for every connection: UTC session, pinned abbreviations, timeouts, dict rows."""
+def connection_kwargs(
+    settings: Settings, application_name: str, generic_plans: bool = False
+) -> dict[str, Any]:
+    """Arguments for every connection: UTC session, pinned abbreviations, timeouts, dict rows.
+
+    `generic_plans`: statements psycopg prepares (those run five times) keep one plan
+    for the connection's life instead of being planned on every run, for a process whose
+    every statement finds its rows by key (the worker's: planning its take over the
+    monthly partitions cost ~3x executing it).
+    """
     kwargs: dict[str, Any] = {
         "connect_timeout": settings.db_connect_timeout,
         "application_name": application_name,
@@ -94,6 +102,7 @@ def connection_kwargs(settings: Settings, application_name: str) -> dict[str, An
         "options": (
             f"-c TimeZone=UTC -c timezone_abbreviations={ABBREVIATIONS}"
             f" -c statement_timeout={settings.db_statement_timeout_ms} -c jit=off"
+            + (" -c plan_cache_mode=force_generic_plan" if generic_plans else "")
         ),
         "row_factory": dict_row,
     }
@@ -133,6 +142,7 @@ def create_pool(
     application_name: str,
     min_size: int | None = None,
     max_size: int | None = None,
+    generic_plans: bool = False,
 ) -> ConnectionPool:
     """Build the pool, not yet open: the web side's `current_pool()` opens it on first use.
 
@@ -143,7 +153,7 @@ def create_pool(
     """
     pool = ConnectionPool(
         settings.database_url,
-        kwargs=connection_kwargs(settings, application_name),
+        kwargs=connection_kwargs(settings, application_name, generic_plans),
         min_size=settings.db_pool_min_size if min_size is None else min_size,
         max_size=settings.db_pool_max_size if max_size is None else max_size,
         max_idle=settings.db_pool_max_idle,

@@ -13,6 +13,8 @@ no transition moves a greeting toward the provider after it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
@@ -206,7 +208,8 @@ _START_SENDING = sql.SQL(
                    >= {now} - %(max_lateness)s::interval AS in_time
         FROM message_logs m
         LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
-        WHERE m.id = %(id)s AND m.status = 'QUEUED' {same_day}
+        WHERE {wanted} AND {queued}
+        ORDER BY m.id
         FOR UPDATE OF m
     )
     UPDATE message_logs m
@@ -221,24 +224,64 @@ _START_SENDING = sql.SQL(
             THEN 'not sent within ' || %(max_lateness)s::interval || ' of its time'
             ELSE m.error_message END
     FROM target t
-    WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'QUEUED' {same_day}
+    WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND {wanted} AND {queued}
     RETURNING {returned}, t.email, {now} AS database_now
     """
 )
-# The message names its partition (occasion_date) so the statement reads and updates
-# one partition instead of planning and probing every month's (the date is repeated in
-# the UPDATE's own WHERE: the planner prunes by parameters, not by what the CTE
-# returns); messages published before they carried the date still work.
+# A message names its row's partition (occasion_date), so the statement reads and
+# updates only the partitions of the days it was given instead of planning and probing
+# every month's (the days are repeated in the UPDATE's own WHERE: the planner prunes by
+# parameters, not by what the CTE returns); messages published before they carried the
+# date are taken by id alone. The rows are locked in id order, so two batches that
+# share rows (a redelivered message) wait for each other instead of deadlocking.
+# The rows are found by their key, never by status: QUEUED rows come and go faster
+# than statistics follow, so PostgreSQL takes them for rare and would rather read every
+# QUEUED row of the partition through the status index and filter by id: one take per
+# row queued, quadratic in a spike (20,000 queued at once). The status test is written
+# so that no index can serve it.
 # `now` NULL: the database's clock (the statement's start), returned as database_now.
+_QUEUED_BY_KEY = sql.SQL("(m.status = 'QUEUED') IS TRUE")
 _NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timestamp())")
-_START_SENDING_ON_DAY = _START_SENDING.format(
+_START_SENDING_ON_DAYS = _START_SENDING.format(
     returned=_RETURNED,
-    same_day=sql.SQL("AND m.occasion_date = %(day)s"),
+    queued=_QUEUED_BY_KEY,
+    wanted=sql.SQL(
+        "(m.id, m.occasion_date) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(days)s::date[]))"
+        " AND m.occasion_date = ANY(%(days)s::date[])"
+    ),
     now=_NOW_OR_DATABASE_NOW,
 )
 _START_SENDING_ANY_DAY = _START_SENDING.format(
-    returned=_RETURNED, same_day=sql.SQL(""), now=_NOW_OR_DATABASE_NOW
+    returned=_RETURNED,
+    queued=_QUEUED_BY_KEY,
+    wanted=sql.SQL("m.id = ANY(%(ids)s::bigint[])"),
+    now=_NOW_OR_DATABASE_NOW,
 )
+
+
+def start_sending_many(
+    conn: psycopg.Connection,
+    targets: Sequence[tuple[int, date | None]],
+    now: datetime | None,
+    lease: timedelta,
+    max_lateness: timedelta,
+) -> list[dict]:
+    """QUEUED -> SENDING for each (message id, occasion date or None) given, in one
+    statement per kind of target; the rule of `start_sending` for each row.
+
+    Rows that were not QUEUED (a duplicate or redelivered message that lost the race)
+    are missing from the result.
+    """
+    params = {"now": now, "lease": lease, "max_lateness": max_lateness}
+    on_days = [(message_id, day) for message_id, day in targets if day is not None]
+    any_day = [message_id for message_id, day in targets if day is None]
+    rows: list[dict] = []
+    if on_days:
+        ids, days = (list(column) for column in zip(*on_days, strict=True))
+        rows += fetch_all(conn, _START_SENDING_ON_DAYS, {**params, "ids": ids, "days": days})
+    if any_day:
+        rows += fetch_all(conn, _START_SENDING_ANY_DAY, {**params, "ids": any_day})
+    return rows
 
 
 def start_sending(
@@ -257,15 +300,50 @@ def start_sending(
     `now` None the database's clock is used; the row carries the instant used as
     `database_now`.
     """
+    rows = start_sending_many(conn, [(message_id, occasion_date)], now, lease, max_lateness)
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True)
+class SentAnswer:
+    """What to store for one greeting the provider accepted."""
+
+    message_id: int
+    occasion_date: date
+    lease: datetime  # the lease token the worker took the row with
+    sent_at: datetime
+    code: int
+    body: str
+
+
+_RECORD_SENT = """
+UPDATE message_logs m
+SET status = 'SENT', actual_send_time = a.sent_at, locked_until = NULL,
+    api_response_code = a.code, api_response_body = a.body, error_message = NULL
+FROM unnest(%(ids)s::bigint[], %(days)s::date[], %(leases)s::timestamptz[],
+            %(sent_at)s::timestamptz[], %(codes)s::integer[], %(bodies)s::text[])
+     AS a (id, occasion_date, lease, sent_at, code, body)
+WHERE m.id = a.id AND m.occasion_date = a.occasion_date
+  AND m.occasion_date = ANY(%(days)s::date[])
+  AND m.status = 'SENDING' AND m.locked_until = a.lease
+RETURNING m.id, m.user_id, a.lease
+"""
+
+
+def record_sent_many(conn: psycopg.Connection, answers: Sequence[SentAnswer]) -> list[dict]:
+    """SENDING -> SENT with the provider's answer for each greeting whose lease is still
+    the one given, in one statement; the rows recorded (id, user_id, lease)."""
+    if not answers:
+        return []
     params = {
-        "id": message_id,
-        "day": occasion_date,
-        "now": now,
-        "lease": lease,
-        "max_lateness": max_lateness,
+        "ids": [a.message_id for a in answers],
+        "days": [a.occasion_date for a in answers],
+        "leases": [a.lease for a in answers],
+        "sent_at": [a.sent_at for a in answers],
+        "codes": [a.code for a in answers],
+        "bodies": [_body(a.body) for a in answers],
     }
-    query = _START_SENDING_ANY_DAY if occasion_date is None else _START_SENDING_ON_DAY
-    return fetch_optional(conn, query, params)
+    return fetch_all(conn, _RECORD_SENT, params)
 
 
 def record_sent(
@@ -278,25 +356,8 @@ def record_sent(
     body: str,
 ) -> dict | None:
     """SENDING -> SENT with the provider's answer, if the lease is still ours."""
-    return fetch_optional(
-        conn,
-        """
-        UPDATE message_logs
-        SET status = 'SENT', actual_send_time = %(now)s, locked_until = NULL,
-            api_response_code = %(code)s, api_response_body = %(body)s, error_message = NULL
-        WHERE id = %(id)s AND occasion_date = %(day)s
-          AND status = 'SENDING' AND locked_until = %(lease)s
-        RETURNING id, user_id
-        """,
-        {
-            "id": message_id,
-            "day": day,
-            "lease": lease,
-            "now": now,
-            "code": code,
-            "body": _body(body),
-        },
-    )
+    rows = record_sent_many(conn, [SentAnswer(message_id, day, lease, now, code, body)])
+    return rows[0] if rows else None
 
 
 def record_retry(

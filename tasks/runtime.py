@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
@@ -20,11 +22,17 @@ from adapters.email_provider import ProviderClient
 from adapters.provider_guards import ProviderGuard, build_provider_guard, connect_redis
 from config import Settings
 from db.pool import create_pool, watch_database
+from domain.delivery_policy import ProviderAnswer
+from tasks.batching import Batcher
+from workflows import delivery
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 8
 POOL_OPEN_TIMEOUT_SECONDS = 10.0
+
+Take = tuple[int, date | None]  # message id, occasion date (None: an older message)
+Sent = tuple[dict, ProviderAnswer, datetime]  # the row as taken, the answer, when
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class WorkerResources:
     pool: ConnectionPool
     provider: ProviderClient
     guard: ProviderGuard  # the provider-wide breaker and rate limit
+    takes: Batcher[Take, dict | None]  # the threads' takes, one statement per batch
+    sends: Batcher[Sent, bool]  # the threads' sent greetings, one commit per batch
 
     @classmethod
     def build(cls, settings: Settings, threads: int) -> WorkerResources:
@@ -42,6 +52,7 @@ class WorkerResources:
             application_name="birthday-worker",
             min_size=min(settings.db_pool_min_size, threads),
             max_size=threads,
+            generic_plans=True,
         )
         # Not waiting: with PostgreSQL down the worker still starts, and each send
         # waits up to DB_POOL_TIMEOUT for a connection (the message is retried).
@@ -51,10 +62,37 @@ class WorkerResources:
             pool=pool,
             provider=ProviderClient(settings, threads),
             guard=build_provider_guard(settings, connect_redis(settings)),
+            takes=Batcher("take", _taking(pool, settings), max_batch=threads),
+            sends=Batcher("record-sent", _recording(pool, settings), max_batch=threads),
         )
+
+    def batch_timeout(self) -> float:
+        """How long a thread waits for its batch: a connection, then the statements."""
+        return self.settings.db_pool_timeout + 2 * self.settings.db_statement_timeout_ms / 1000
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _taking(pool: ConnectionPool, settings: Settings) -> Callable[[Sequence[Take]], list]:
+    def take(targets: Sequence[Take]) -> list[dict | None]:
+        return delivery.begin_sends(
+            pool,
+            targets,
+            None,
+            lease=settings.sending_lease,
+            max_lateness=settings.max_lateness,
+            send_time=settings.send_time,
+        )
+
+    return take
+
+
+def _recording(pool: ConnectionPool, settings: Settings) -> Callable[[Sequence[Sent]], list]:
+    def record(sends: Sequence[Sent]) -> list[bool]:
+        return delivery.record_sends(pool, sends, settings.send_time)
+
+    return record
 
 
 _lock = threading.Lock()

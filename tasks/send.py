@@ -2,7 +2,9 @@
 
 What an answer means and what follows (sent, retry when, fail, expire, postpone) is
 the delivery policy's (domain/delivery_policy.py); the database side is
-workflows/delivery.py. Retries of provider failures live in the database, not in
+workflows/delivery.py. The take and the record of a sent greeting go through the
+process's batchers (tasks/batching.py), so the threads share their statements and
+commits. Retries of provider failures live in the database, not in
 Dramatiq: a failed send becomes RETRYING with its next attempt time and the
 dispatcher queues it again when that time comes. (A Dramatiq delay would hold the
 message unacknowledged in a worker, and RabbitMQ closes channels that keep a
@@ -142,16 +144,8 @@ def _attempt(
 def _take(
     resources: WorkerResources, message_id: int, occasion_date: str | None
 ) -> tuple[dict | None, AttemptClock]:
-    settings = resources.settings
-    message = delivery.begin_send(
-        resources.pool,
-        message_id,
-        None,
-        occasion_date=date.fromisoformat(occasion_date) if occasion_date else None,
-        lease=settings.sending_lease,
-        max_lateness=settings.max_lateness,
-        send_time=settings.send_time,
-    )
+    day = date.fromisoformat(occasion_date) if occasion_date else None
+    message = resources.takes.submit((message_id, day), resources.batch_timeout())
     start = message["database_now"] if message is not None else datetime.now().astimezone()
     return message, AttemptClock(start)
 
@@ -207,9 +201,12 @@ def _record(
     now: datetime,
 ) -> None:
     """Store the decision; count and log it."""
-    recorded = delivery.record_outcome(
-        resources.pool, message, decision, answer, now, resources.settings.send_time
-    )
+    if decision.verdict is Verdict.SENT and answer is not None:
+        recorded = resources.sends.submit((message, answer, now), resources.batch_timeout())
+    else:
+        recorded = delivery.record_outcome(
+            resources.pool, message, decision, answer, now, resources.settings.send_time
+        )
     ids = _ids(message)
     if not recorded:
         log.warning("greeting lease lost before recording message_id=%s", message["id"], extra=ids)

@@ -3,11 +3,14 @@
 Two short steps per attempt, neither held open across the provider call: take the
 row (QUEUED -> SENDING with a lease: one statement, committed as it runs), then record
 the answer (or a postponement) and, in the same transaction, plan next year's
-greeting when this one is finished.
+greeting when this one is finished. Taking and recording a sent greeting also come
+in batch forms (`begin_sends`, `record_sends`): a worker's threads hand their rows to
+one statement and one commit (tasks/batching.py); the single forms are batches of one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from psycopg_pool import ConnectionPool
@@ -17,6 +20,36 @@ from domain.delivery_policy import Decision, ProviderAnswer, Verdict
 from domain.statuses import Status
 from repositories import message_lifecycle
 from services import planning
+
+
+def begin_sends(
+    pool: ConnectionPool,
+    targets: Sequence[tuple[int, date | None]],
+    now: datetime | None,
+    *,
+    lease: timedelta,
+    max_lateness: timedelta,
+    send_time: time,
+) -> list[dict | None]:
+    """Take QUEUED greetings for sending (SENDING with a lease), one statement for all
+    the (message id, occasion date or None) targets; for each target its row, or None
+    if it is not ours to send.
+
+    A greeting whose user was deleted or no longer has this occasion comes back
+    CANCELLED; one past its deadline comes back EXPIRED (and next year's is planned).
+    With `now` None the database's clock is used; the rows then carry it as
+    `database_now`. A message id given twice gets its row once, for its first target.
+    """
+    with single_statement(pool) as conn:
+        rows = message_lifecycle.start_sending_many(conn, targets, now, lease, max_lateness)
+    expired = [row for row in rows if row["status"] == Status.EXPIRED]
+    if expired:
+        # A transaction of its own: a crash in between leaves the users to the hourly
+        # planning, as for the greetings the dispatcher expires.
+        with transaction(pool) as conn:
+            planning.plan_after_finished(conn, expired, expired[0]["database_now"], send_time)
+    unclaimed = {row["id"]: row for row in rows}
+    return [unclaimed.pop(message_id, None) for message_id, _ in targets]
 
 
 def begin_send(
@@ -29,23 +62,37 @@ def begin_send(
     max_lateness: timedelta,
     send_time: time,
 ) -> dict | None:
-    """Take a QUEUED greeting for sending (SENDING with a lease); None if not ours to send.
+    """Take one QUEUED greeting for sending: `begin_sends` for one target."""
+    targets = [(message_id, occasion_date)]
+    options = {"lease": lease, "max_lateness": max_lateness, "send_time": send_time}
+    return begin_sends(pool, targets, now, **options)[0]
 
-    A greeting whose user was deleted or no longer has this occasion comes back
-    CANCELLED; one past its deadline comes back EXPIRED (and next year's is planned).
-    With `now` None the database's clock is used; the row then carries it as
-    `database_now`.
-    """
-    with single_statement(pool) as conn:
-        message = message_lifecycle.start_sending(
-            conn, message_id, occasion_date, now, lease, max_lateness
+
+def record_sends(
+    pool: ConnectionPool,
+    sends: Sequence[tuple[dict, ProviderAnswer, datetime]],
+    send_time: time,
+) -> list[bool]:
+    """Store greetings the provider accepted, each (row as taken, answer, when), and
+    plan their users' next ones: one transaction for all. For each, whether it was
+    recorded (False: the lease was no longer ours)."""
+    answers = [
+        message_lifecycle.SentAnswer(
+            message["id"],
+            message["occasion_date"],
+            message["locked_until"],
+            sent_at,
+            answer.status_code,
+            answer.body or "",
         )
-    if message is not None and message["status"] == Status.EXPIRED:
-        # A transaction of its own: a crash in between leaves the user to the hourly
-        # planning, as for the greetings the dispatcher expires.
-        with transaction(pool) as conn:
-            planning.plan_users(conn, [message["user_id"]], message["database_now"], send_time)
-    return message
+        for message, answer, sent_at in sends
+    ]
+    with transaction(pool) as conn:
+        rows = message_lifecycle.record_sent_many(conn, answers)
+        latest = max(sent_at for _, _, sent_at in sends)
+        planning.plan_after_finished(conn, rows, latest, send_time)
+    recorded = {(row["id"], row["lease"]) for row in rows}
+    return [(message["id"], message["locked_until"]) in recorded for message, _, _ in sends]
 
 
 def record_outcome(
@@ -60,6 +107,10 @@ def record_outcome(
     year's in the same transaction. False when the lease was no longer ours (recovery
     took the row over: the newer attempt records instead).
     """
+    if decision.verdict is Verdict.SENT:
+        if answer is None:
+            raise ValueError("a sent greeting needs the provider's answer")
+        return record_sends(pool, [(message, answer, now)], send_time)[0]
     details = {
         "code": answer.status_code if answer else None,
         "body": answer.body if answer else None,
@@ -79,13 +130,8 @@ def record_outcome(
                 counts_as_attempt=decision.counts_as_attempt,
             )
             return row is not None
-        if decision.verdict is Verdict.SENT:
-            row = message_lifecycle.record_sent(
-                conn, message_id, day, lease, now, details["code"], details["body"] or ""
-            )
-        else:
-            final = Status.FAILED if decision.verdict is Verdict.FAIL else Status.EXPIRED
-            row = message_lifecycle.record_finished(conn, message_id, day, lease, final, details)
+        final = Status.FAILED if decision.verdict is Verdict.FAIL else Status.EXPIRED
+        row = message_lifecycle.record_finished(conn, message_id, day, lease, final, details)
         if row is not None:
             planning.plan_users(conn, [row["user_id"]], now, send_time)
         return row is not None

@@ -567,3 +567,39 @@ def test_begin_send_with_the_messages_date_reads_its_partition_only(db, pool, se
 
     assert elsewhere is None
     assert taken is not None and taken["status"] == "SENDING"
+
+
+# begin_sends and record_sends: the batch forms a worker's threads share
+
+
+def test_one_take_statement_takes_many_greetings_and_a_repeated_id_only_once(db, pool, settings):
+    lease = NOW + timedelta(minutes=5)
+    first, second = (add_message(db, status="QUEUED", locked_until=lease) for _ in range(2))
+    targets = [(first, TODAY), (second, None), (first, TODAY), (10**12, TODAY)]
+
+    taken = delivery.begin_sends(
+        pool,
+        targets,
+        NOW,
+        lease=settings.sending_lease,
+        max_lateness=settings.max_lateness,
+        send_time=NINE,
+    )
+
+    assert [t["id"] if t else None for t in taken] == [first, second, None, None]
+    assert {t["status"] for t in taken if t} == {"SENDING"}
+    assert statuses(db, [first, second]) == {"SENDING"}
+
+
+def test_one_record_commits_many_sends_and_plans_each_users_next_year(db, pool, settings):
+    held = [sending(db, pool, settings) for _ in range(3)]
+    stolen = {**held[2], "locked_until": held[2]["locked_until"] + timedelta(seconds=1)}
+    later = NOW + timedelta(seconds=2)
+    sends = [(held[0], answer(200, "a"), later), (held[1], answer(201, "b"), later)]
+
+    recorded = delivery.record_sends(pool, [*sends, (stolen, answer(200, "c"), later)], NINE)
+
+    assert recorded == [True, True, False]
+    assert [row(db, m["id"])["status"] for m in held] == ["SENT", "SENT", "SENDING"]
+    assert row(db, held[1]["id"])["api_response_code"] == 201
+    assert [scheduled_dates(db, m["user_id"]) for m in held] == [[NEXT_YEAR], [NEXT_YEAR], []]

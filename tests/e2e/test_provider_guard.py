@@ -187,7 +187,9 @@ def test_an_answer_the_breaker_cannot_count_is_logged_and_the_send_still_stands(
         reset_timeout=timedelta(seconds=1),
         trial_timeout=timedelta(seconds=1),
     )
-    resources = WorkerResources(settings=None, pool=None, provider=None, guard=unreachable)
+    resources = WorkerResources(
+        settings=None, pool=None, provider=None, guard=unreachable, takes=None, sends=None
+    )
     admitted_after_failures = Admission(ADMITTED, CLOSED, failures=2)  # so it must count
     answer = ProviderAnswer(Outcome.SENT, 200, "{}", None)
 
