@@ -28,6 +28,8 @@ import requests
 from bench.common import ROOT, free_port, scratch_database, start, stop
 from bench.report import Figure
 from config import Settings
+from db.pool import create_pool
+from workflows.planning import plan_all
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -228,6 +230,8 @@ def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
 
 
 def _add_due_users(url: str, users: int) -> None:
+    """`users` users whose birthday greeting is due now, planned as the scheduler plans
+    (so the clock measures the send path from due rows on, not the first planning)."""
     now = datetime.now(UTC)
     zone = _due_zone(now)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -237,6 +241,10 @@ def _add_due_users(url: str, users: int) -> None:
             " FROM generate_series(1, %s) AS n",
             (zone, now.astimezone(ZoneInfo(zone)).date().replace(year=1990), users),
         )
+    settings = Settings.from_env({}, database_url=url)
+    pool = create_pool(settings, "birthday-bench", min_size=1, max_size=1)
+    with pool:
+        plan_all(pool, now, settings.send_time)
 
 
 def _watch_until_sent(url: str, users: int, timeout: float) -> int:

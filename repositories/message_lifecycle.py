@@ -242,6 +242,8 @@ _START_SENDING = sql.SQL(
 # `now` NULL: the database's clock (the statement's start), returned as database_now.
 _QUEUED_BY_KEY = sql.SQL("(m.status = 'QUEUED') IS TRUE")
 _NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timestamp())")
+# Rendered to text once: psycopg then reuses its parse and its prepared statement,
+# where a composed query would be rendered again on every take.
 _START_SENDING_ON_DAYS = _START_SENDING.format(
     returned=_RETURNED,
     queued=_QUEUED_BY_KEY,
@@ -250,13 +252,13 @@ _START_SENDING_ON_DAYS = _START_SENDING.format(
         " AND m.occasion_date = ANY(%(days)s::date[])"
     ),
     now=_NOW_OR_DATABASE_NOW,
-)
+).as_string()
 _START_SENDING_ANY_DAY = _START_SENDING.format(
     returned=_RETURNED,
     queued=_QUEUED_BY_KEY,
     wanted=sql.SQL("m.id = ANY(%(ids)s::bigint[])"),
     now=_NOW_OR_DATABASE_NOW,
-)
+).as_string()
 
 
 def start_sending_many(

@@ -33,6 +33,10 @@ from domain.statuses import Status
 # That revival (CANCELLED -> SCHEDULED) is the one status change made outside
 # repositories/message_lifecycle.py: it is the ON CONFLICT branch of this INSERT, so
 # planning stays one set-based statement instead of an insert and a second UPDATE.
+# The finished row of the first date is found by its key (user, type, date), never
+# through the status index: rows just SENT look rare to the statistics until the next
+# ANALYZE, and a send's planning then read every finished row of the month (written
+# `(status IN …) IS TRUE` so that no index can serve the status test).
 # FOR SHARE OF u: a user being planned cannot change until this commits, and a
 # change committed while this statement waited for the row is read (READ COMMITTED
 # re-reads a locked row's newest version), so next year's greeting never carries a
@@ -59,7 +63,7 @@ WITH occasions AS (
                     SELECT 1 FROM message_logs f
                     WHERE f.user_id = c.user_id AND f.message_type = c.message_type
                       AND f.occasion_date = c.first_date AND {finished_users}
-                      AND f.status IN {finished})
+                      AND (f.status IN {finished}) IS TRUE)
                 THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1)
                 ELSE c.first_date
            END AS occasion_date
