@@ -23,6 +23,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import schedule
@@ -44,6 +45,8 @@ from workflows import dispatch, planning
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_SECONDS = 1.0
+# Publishes in flight at once when a batch of greetings is handed to RabbitMQ.
+PUBLISH_THREADS = 4
 # Between two dispatches that a due greeting brings forward, at least this long (a row
 # another transaction holds locked stays due until it is released).
 MIN_DISPATCH_GAP_SECONDS = 0.1
@@ -79,6 +82,8 @@ class Scheduler:
         self.due_watch = due_watch
         self.messages_in_queue = messages_in_queue
         self.metrics = service_metrics.scheduler()
+        # Threads that publish a claimed batch at once (each keeps a RabbitMQ channel).
+        self.publishers = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="publish")
         self.jobs = schedule.Scheduler()
         self.partition_retry: schedule.Job | None = None
         # When (time.monotonic()) the earliest waiting greeting falls due, if sooner
@@ -124,7 +129,9 @@ class Scheduler:
         return publish
 
     def dispatch(self, now: datetime) -> None:
-        result = dispatch.dispatch_due(self.pool, self._publisher("dispatch"), now, self.settings)
+        result = dispatch.dispatch_due(
+            self.pool, self._publisher("dispatch"), now, self.settings, self.publishers
+        )
         self.metrics.expired.inc(result.expired)
         self.look_for_next_due()
 
@@ -161,7 +168,9 @@ class Scheduler:
 
     def recover(self, now: datetime) -> None:
         publish = self._publisher("recover")
-        dispatch.recover_stale(self.pool, publish, now, self.settings, self.messages_in_queue)
+        dispatch.recover_stale(
+            self.pool, publish, now, self.settings, self.messages_in_queue, self.publishers
+        )
 
     def plan(self, now: datetime) -> None:
         planning.plan_all(self.pool, now, self.settings.send_time)
@@ -273,6 +282,7 @@ class Scheduler:
                 self.jobs.run_pending()
                 self._dispatch_if_due()
             self._wait()
+        self.publishers.shutdown(wait=True)
         self.due_watch.close()
         self.leader.close()
         self.pool.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -48,9 +49,18 @@ class RecoveryResult:
 
 
 def dispatch_due(
-    pool: ConnectionPool, enqueue: Enqueue, now: datetime, settings: Settings
+    pool: ConnectionPool,
+    enqueue: Enqueue,
+    now: datetime,
+    settings: Settings,
+    publishers: Executor | None = None,
 ) -> DispatchResult:
-    """Expire what is past its deadline, then queue everything due, in committed batches."""
+    """Expire what is past its deadline, then queue everything due, in committed batches.
+
+    With `publishers`, each batch is published from their threads at once: a publish
+    waits for RabbitMQ's confirm, and one at a time the confirms' round trips, not the
+    broker, bounded how fast a backlog reached the workers.
+    """
     expired = expire_overdue(pool, now, settings)
     queued = _claim_and_enqueue(
         pool,
@@ -59,6 +69,7 @@ def dispatch_due(
         ),
         enqueue,
         settings.dispatch_batch_size,
+        publishers=publishers,
     )
     if queued or expired:
         log.info("dispatched %d greeting(s), expired %d", queued, expired)
@@ -101,6 +112,7 @@ def _claim_and_enqueue(
     batch_size: int,
     note: str | None = None,
     at_most: int | None = None,
+    publishers: Executor | None = None,
 ) -> int:
     """Claim rows batch by batch, at most `at_most` in all (None: every one), each
     batch committed before its ids are published."""
@@ -109,19 +121,35 @@ def _claim_and_enqueue(
         limit = batch_size if at_most is None else min(batch_size, at_most - total)
         with transaction(pool) as conn:
             claimed = claim(conn, limit)
-        for row in claimed:
-            if note:
-                log.warning(
-                    "%s message_id=%s",
-                    note,
-                    row["id"],
-                    extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
-                )
-            enqueue(row["id"], row["occasion_date"])
+        _publish(claimed, enqueue, note, publishers)
         total += len(claimed)
         if len(claimed) < limit:
             break
     return total
+
+
+def _publish(
+    rows: list[dict], enqueue: Enqueue, note: str | None, publishers: Executor | None
+) -> None:
+    """Publish every claimed row (from `publishers`' threads when given); the first
+    failure is raised once all were tried, the rows not published wait for recovery."""
+
+    def publish(row: dict) -> None:
+        if note:
+            log.warning(
+                "%s message_id=%s",
+                note,
+                row["id"],
+                extra={"message_id": row["id"], "idempotency_key": row["idempotency_key"]},
+            )
+        enqueue(row["id"], row["occasion_date"])
+
+    if publishers is None or len(rows) < 2:
+        for row in rows:
+            publish(row)
+        return
+    for outcome in [publishers.submit(publish, row) for row in rows]:
+        outcome.result()
 
 
 def recover_stale(
@@ -130,6 +158,7 @@ def recover_stale(
     now: datetime,
     settings: Settings,
     messages_in_queue: QueueCount | None = None,
+    publishers: Executor | None = None,
 ) -> RecoveryResult:
     """Re-queue greetings stuck in QUEUED or SENDING past their lease, within their deadline.
 
@@ -140,14 +169,15 @@ def recover_stale(
     count unknown (RabbitMQ unreachable, so a publish would fail too) none are. Without
     `messages_in_queue` every stale QUEUED row is published again. Those past their
     deadline are left to `expire_overdue`. A lost worker never makes a greeting FAILED:
-    only the provider's answers do.
+    only the provider's answers do. `publishers` as for `dispatch_due`.
     """
+    publish = (pool, enqueue, now, settings)
     if messages_in_queue is None:
-        return RecoveryResult(_reclaim(pool, enqueue, now, settings, statuses.IN_FLIGHT, None))
-    requeued = _reclaim(pool, enqueue, now, settings, (Status.SENDING,), None)
+        return RecoveryResult(_reclaim(*publish, statuses.IN_FLIGHT, None, publishers))
+    requeued = _reclaim(*publish, (Status.SENDING,), None, publishers)
     missing = _missing_from_queue(pool, messages_in_queue)
     if missing:
-        requeued += _reclaim(pool, enqueue, now, settings, QUEUED, missing)
+        requeued += _reclaim(*publish, QUEUED, missing, publishers)
     return RecoveryResult(requeued=requeued)
 
 
@@ -169,6 +199,7 @@ def _reclaim(
     settings: Settings,
     which: tuple[Status, ...],
     at_most: int | None,
+    publishers: Executor | None = None,
 ) -> int:
     """Queue again up to `at_most` (None: every) stale row in the statuses `which`."""
     return _claim_and_enqueue(
@@ -180,4 +211,5 @@ def _reclaim(
         settings.dispatch_batch_size,
         note="re-queued stale greeting",
         at_most=at_most,
+        publishers=publishers,
     )

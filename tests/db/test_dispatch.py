@@ -603,3 +603,39 @@ def test_one_record_commits_many_sends_and_plans_each_users_next_year(db, pool, 
     assert [row(db, m["id"])["status"] for m in held] == ["SENT", "SENT", "SENDING"]
     assert row(db, held[1]["id"])["api_response_code"] == 201
     assert [scheduled_dates(db, m["user_id"]) for m in held] == [[NEXT_YEAR], [NEXT_YEAR], []]
+
+
+# publishing a claimed batch from several threads
+
+
+def test_publishers_threads_publish_every_claimed_row_once(db, pool, settings):
+    ids = {add_message(db) for _ in range(7)}
+    enqueue = Recorder()
+    threads: set[str] = set()
+
+    def publish(message_id: int, occasion_date: date) -> None:
+        threads.add(threading.current_thread().name)
+        enqueue(message_id, occasion_date)
+
+    with ThreadPoolExecutor(3, thread_name_prefix="publish") as publishers:
+        result = dispatch.dispatch_due(pool, publish, NOW, settings, publishers)
+
+    assert result.queued == 7
+    assert sorted(enqueue.ids) == sorted(ids)
+    assert threads and all(name.startswith("publish") for name in threads)
+
+
+def test_a_failed_publish_is_raised_after_the_others_were_tried(db, pool, settings):
+    ids = [add_message(db) for _ in range(4)]
+    published: list[int] = []
+
+    def publish(message_id: int, occasion_date: date) -> None:
+        if message_id == ids[0]:
+            raise ConnectionError("broker away")
+        published.append(message_id)
+
+    with ThreadPoolExecutor(2) as publishers, pytest.raises(ConnectionError):
+        dispatch.dispatch_due(pool, publish, NOW, settings, publishers)
+
+    assert sorted(published) == sorted(ids[1:])
+    assert statuses(db, ids) == {"QUEUED"}  # claimed and committed: recovery re-publishes
