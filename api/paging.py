@@ -28,7 +28,7 @@ from marshmallow import ValidationError, fields, missing
 
 from db.queries import Count
 
-EXACT_COUNT_UP_TO = 10_000
+EXACT_COUNT_UP_TO = 1_000
 
 NEXT_PAGE_HEADERS = {
     "Link": {
@@ -113,8 +113,8 @@ def answer(
 ) -> tuple[list[dict], dict[str, str]]:
     """One page and its paging headers. `fetch(limit, offset, after)` reads the rows
     (a cursor page starts after `after`, a numbered page at its offset); while more
-    follow, the next page's link; for numbered pages the total (`count` is called only
-    then) that X-Pagination reports."""
+    follow, the next page's link; for numbered pages the total that X-Pagination
+    reports (`count` is not called for the page that holds the last row)."""
     offset = 0 if after is not None else (pagination.page - 1) * pagination.page_size
     rows, more = fetch(pagination.page_size, offset, after)
     headers: dict[str, str] = {}
@@ -126,7 +126,10 @@ def answer(
     if pagination.by_cursor:
         pagination.item_count = len(rows)
         return rows, headers
-    total = count()
+    # A page that holds the list's last row (or the first page of an empty list) gives
+    # the total without counting.
+    ends_the_list = not more and (rows or offset == 0)
+    total = Count(offset + len(rows), exact=True) if ends_the_list else count()
     pagination.item_count = total.value
     if not total.exact:
         headers["X-Total-Is-Estimate"] = "true"

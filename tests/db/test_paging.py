@@ -107,6 +107,18 @@ def test_numbered_pages_still_work_beside_cursors(client):
     assert [row["id"] for row in cursor_page.get_json()] == created[4:]
 
 
+def test_the_last_page_knows_its_exact_total_without_counting(client, monkeypatch):
+    monkeypatch.setattr(paging, "EXACT_COUNT_UP_TO", 2)  # a count would be an estimate
+    for _ in range(4):
+        create_user(client)
+
+    last = client.get("/users?page_size=3&page=2")
+
+    assert len(last.get_json()) == 1
+    assert json.loads(last.headers["X-Pagination"])["total"] == 4
+    assert "X-Total-Is-Estimate" not in last.headers
+
+
 def test_a_total_above_the_exact_bound_says_it_is_an_estimate(client, monkeypatch):
     monkeypatch.setattr(paging, "EXACT_COUNT_UP_TO", 2)
     for _ in range(4):
