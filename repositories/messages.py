@@ -164,12 +164,14 @@ def _plan_from_generic_plan(conn: psycopg.Connection, query: str, params: dict) 
     plan. The API (each POST/PUT/PATCH) runs it for one user, the worker for the users
     of each batch of sends, the dispatcher for those whose greetings it expired.
     """
-    execute(conn, _FORCE_GENERIC_PLAN)
-    planned = conn.execute(query, params, prepare=True).rowcount
-    # Only this statement: the caller's next ones plan as before. (On an error the
-    # transaction rolls back, and the SET LOCAL with it.)
-    execute(conn, _RESTORE_PLAN_CACHE_MODE)
-    return planned
+    # The three statements go in one round trip (a pipeline), not three.
+    with conn.pipeline():
+        conn.execute(_FORCE_GENERIC_PLAN)
+        planning = conn.execute(query, params, prepare=True)
+        # Only this statement: the caller's next ones plan as before. (On an error the
+        # transaction rolls back, and the SET LOCAL with it.)
+        conn.execute(_RESTORE_PLAN_CACHE_MODE)
+    return planning.rowcount
 
 
 # Users with an occasion and no pending greeting for it: those a planning pass would
