@@ -21,7 +21,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from db.queries import execute, fetch_all, fetch_optional, fetch_scalar
+from db.queries import execute, fetch_all, fetch_optional, fetch_scalar, not_by_index
 from domain import statuses
 from domain.statuses import Status
 
@@ -237,10 +237,9 @@ _START_SENDING = sql.SQL(
 # The rows are found by their key, never by status: QUEUED rows come and go faster
 # than statistics follow, so PostgreSQL takes them for rare and would rather read every
 # QUEUED row of the partition through the status index and filter by id: one take per
-# row queued, quadratic in a spike (20,000 queued at once). The status test is written
-# so that no index can serve it.
+# row queued, quadratic in a spike (20,000 queued at once): see not_by_index.
 # `now` NULL: the database's clock (the statement's start), returned as database_now.
-_QUEUED_BY_KEY = sql.SQL("(m.status = 'QUEUED') IS TRUE")
+_QUEUED_BY_KEY = not_by_index(sql.SQL("m.status = 'QUEUED'"))
 _NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timestamp())")
 # Rendered to text once: psycopg then reuses its parse and its prepared statement,
 # where a composed query would be rendered again on every take.

@@ -17,6 +17,7 @@ from db.queries import (
     fetch_optional,
     fetch_scalar,
     fetch_slice,
+    not_by_index,
 )
 from domain import statuses
 from domain.statuses import Status
@@ -35,8 +36,8 @@ from domain.statuses import Status
 # planning stays one set-based statement instead of an insert and a second UPDATE.
 # The finished row of the first date is found by its key (user, type, date), never
 # through the status index: rows just SENT look rare to the statistics until the next
-# ANALYZE, and a send's planning then read every finished row of the month (written
-# `(status IN …) IS TRUE` so that no index can serve the status test).
+# ANALYZE, and a send's planning then read every finished row of the month (see
+# db.queries.not_by_index).
 # FOR SHARE OF u: a user being planned cannot change until this commits, and a
 # change committed while this statement waited for the row is read (READ COMMITTED
 # re-reads a locked row's newest version), so next year's greeting never carries a
@@ -63,7 +64,7 @@ WITH occasions AS (
                     SELECT 1 FROM message_logs f
                     WHERE f.user_id = c.user_id AND f.message_type = c.message_type
                       AND f.occasion_date = c.first_date AND {finished_users}
-                      AND (f.status IN {finished}) IS TRUE)
+                      AND {finished})
                 THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1)
                 ELSE c.first_date
            END AS occasion_date
@@ -130,7 +131,9 @@ def _plan_statement(users: str, has_after: bool, has_upto: bool) -> str:
         sql.SQL(_PLAN)
         .format(
             pending=_status_list(statuses.PENDING),
-            finished=_status_list(statuses.FINISHED),
+            finished=not_by_index(
+                sql.SQL("f.status IN {}").format(_status_list(statuses.FINISHED))
+            ),
             users=_user_bounds("u.id", user_ids, id_after, id_upto),
             pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
             finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),

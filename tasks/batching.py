@@ -68,6 +68,9 @@ class Batcher(Generic[Item, Result]):
         return step.result  # type: ignore[return-value]
 
     def _ensure_running(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return  # the usual case: no lock taken
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
@@ -22,7 +22,6 @@ from adapters.email_provider import ProviderClient
 from adapters.provider_guards import ProviderGuard, build_provider_guard, connect_redis
 from config import Settings
 from db.pool import create_pool, watch_database
-from domain.delivery_policy import ProviderAnswer
 from tasks.batching import Batcher
 from workflows import delivery
 
@@ -32,7 +31,7 @@ DEFAULT_THREADS = 8
 POOL_OPEN_TIMEOUT_SECONDS = 10.0
 
 Take = tuple[int, date | None]  # message id, occasion date (None: an older message)
-Sent = tuple[dict, ProviderAnswer, datetime]  # the row as taken, the answer, when
+Sent = delivery.Sent
 
 
 @dataclass(frozen=True)

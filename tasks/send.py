@@ -201,12 +201,15 @@ def _record(
     now: datetime,
 ) -> None:
     """Store the decision; count and log it."""
-    if decision.verdict is Verdict.SENT and answer is not None:
-        recorded = resources.sends.submit((message, answer, now), resources.batch_timeout())
-    else:
-        recorded = delivery.record_outcome(
-            resources.pool, message, decision, answer, now, resources.settings.send_time
-        )
+    recorded = delivery.record_outcome(
+        resources.pool,
+        message,
+        decision,
+        answer,
+        now,
+        resources.settings.send_time,
+        record_sent=lambda sent: resources.sends.submit(sent, resources.batch_timeout()),
+    )
     ids = _ids(message)
     if not recorded:
         log.warning("greeting lease lost before recording message_id=%s", message["id"], extra=ids)

@@ -10,7 +10,7 @@ one statement and one commit (tasks/batching.py); the single forms are batches o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 
 from psycopg_pool import ConnectionPool
@@ -20,6 +20,8 @@ from domain.delivery_policy import Decision, ProviderAnswer, Verdict
 from domain.statuses import Status
 from repositories import message_lifecycle
 from services import planning
+
+Sent = tuple[dict, ProviderAnswer, datetime]  # the row as taken, the answer, when
 
 
 def begin_sends(
@@ -70,7 +72,7 @@ def begin_send(
 
 def record_sends(
     pool: ConnectionPool,
-    sends: Sequence[tuple[dict, ProviderAnswer, datetime]],
+    sends: Sequence[Sent],
     send_time: time,
 ) -> list[bool]:
     """Store greetings the provider accepted, each (row as taken, answer, when), and
@@ -102,15 +104,22 @@ def record_outcome(
     answer: ProviderAnswer | None,
     now: datetime,
     send_time: time,
+    *,
+    record_sent: Callable[[Sent], bool] | None = None,
 ) -> bool:
     """Store the decision and the provider's answer; a finished greeting plans next
     year's in the same transaction. False when the lease was no longer ours (recovery
     took the row over: the newer attempt records instead).
+
+    A sent greeting goes to `record_sent` (a worker's batcher of `record_sends`); by
+    default it is recorded alone, as a batch of one.
     """
     if decision.verdict is Verdict.SENT:
         if answer is None:
             raise ValueError("a sent greeting needs the provider's answer")
-        return record_sends(pool, [(message, answer, now)], send_time)[0]
+        if record_sent is None:
+            return record_sends(pool, [(message, answer, now)], send_time)[0]
+        return record_sent((message, answer, now))
     details = {
         "code": answer.status_code if answer else None,
         "body": answer.body if answer else None,

@@ -376,3 +376,32 @@ def test_planning_retimes_greetings_only_when_send_time_changed_since_its_last_r
     assert unchanged["scheduled_send_time"] == off["scheduled_send_time"]
     assert moved["scheduled_send_time"] == datetime(2026, 12, 10, 1, 45, tzinfo=UTC)
     assert recorded == time(7, 30)
+
+
+def _manual_analyses_of_users(db_url: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        query = "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'"
+        return conn.execute(query).fetchone()[0]
+
+
+def test_a_run_that_plans_many_rows_refreshes_the_statistics_a_small_one_does_not(
+    db_url, monkeypatch
+):
+    monkeypatch.setattr(batch_planning, "STATISTICS_REFRESH_AFTER", 6)
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        for _ in range(2):
+            make_user(conn, anniversary=date(2010, 5, 5))
+        conn.commit()
+    before = _manual_analyses_of_users(db_url)
+    assert _plan_all(db_url, NINE) == 4
+    after_small_run = _manual_analyses_of_users(db_url)
+
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        for _ in range(3):
+            make_user(conn, anniversary=date(2010, 5, 5))
+        conn.commit()
+    assert _plan_all(db_url, NINE) == 6
+    after_large_run = _manual_analyses_of_users(db_url)
+
+    assert after_small_run == before
+    assert after_large_run == before + 1
