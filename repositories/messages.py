@@ -331,7 +331,10 @@ def list_page(
         where = keyset.format(where)
         params = {**params, "after_date": after[0], "after_id": after[1]}
     order = sql.SQL("occasion_date DESC, id DESC")
-    return fetch_slice(conn, "message_logs", PUBLIC_SELECT, where, order, params, limit, offset)
+    key = ("id", "occasion_date")  # the primary key (occasion_date: the partition)
+    return fetch_slice(
+        conn, "message_logs", PUBLIC_SELECT, where, order, params, limit, offset, key=key
+    )
 
 
 def count_matching(conn: psycopg.Connection, filters: dict, exact_up_to: int) -> Count:
