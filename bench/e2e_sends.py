@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ import psycopg
 import redis
 import requests
 
+from bench import cpu
 from bench.common import ROOT, free_port, scratch_database, start, stop
 from bench.report import Figure
 from config import Settings
@@ -64,13 +66,17 @@ def _baseline(provider_url: str, count: int, threads: int) -> float:
     return time.perf_counter() - started
 
 
-def _raw_drain(env: dict, provider: str, count: int, workers: int, threads: int) -> float:
-    """Seconds for `workers` x `threads` Dramatiq workers to drain `count` bare POSTs."""
+def _raw_drain(
+    env: dict, provider: str, count: int, workers: int, threads: int
+) -> tuple[float, Counter[str]]:
+    """Seconds for `workers` x `threads` Dramatiq workers to drain `count` bare POSTs, and
+    the CPU each kind of process used meanwhile (the drainers' start included)."""
     # The benchmark's own fixed command, never outside input.
     publish = "import sys; from bench.raw_drain_actor import raw_post; " + (
         "[raw_post.send(n) for n in range(int(sys.argv[1]))]"
     )
     subprocess.run([sys.executable, "-c", publish, str(count)], cwd=ROOT, env=env, check=True)  # noqa: S603
+    cpu_before = cpu.snapshot()
     started = time.perf_counter()
     drainers = [
         start(
@@ -90,7 +96,7 @@ def _raw_drain(env: dict, provider: str, count: int, workers: int, threads: int)
     ]
     try:
         _wait(lambda: _delivered(provider) >= count, 600)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, cpu.used_since(cpu_before)
     finally:
         stop(drainers)
 
@@ -102,7 +108,7 @@ def _delivered(provider: str) -> int:
 def measure(users: int, workers: int, threads: int) -> list[Figure]:
     """The send path against a raw Dramatiq drain and straight POSTs, same provider."""
     with scratch_database() as url, scratch_vhost() as vhost:
-        engine, raw, straight, peak, delivered = _run(url, vhost, users, workers, threads)
+        engine, raw, straight, peak, delivered, cpu_used = _run(url, vhost, users, workers, threads)
     if delivered != users:
         raise SystemExit(f"{delivered} deliveries for {users} greetings")
     command = f"python -m bench.e2e_sends --users {users} --workers {workers} --threads {threads}"
@@ -140,6 +146,17 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
             better="lower",
             target=1.0,
             note="baseline: threads + the pool's minimum (DB_POOL_MIN_SIZE) per worker process",
+        ),
+        Figure(
+            measure="send path: CPU per message, every process on the machine",
+            command=command,
+            project=sum(cpu_used["engine"].values()) * 1000 / users,
+            baseline=sum(cpu_used["raw"].values()) * 1000 / users,
+            unit="ms",
+            better="lower",
+            note=f"the send path: {cpu.per_message_text(cpu_used['engine'], users)}; the raw"
+            f" drain: {cpu.per_message_text(cpu_used['raw'], users)}. With the cores"
+            " saturated, the rates' ratio follows these sums",
         ),
     ]
 
@@ -181,17 +198,21 @@ def _start_provider(env: dict, port: int) -> tuple[subprocess.Popen, str]:
     return process, provider
 
 
-def _engine(env: dict, url: str, users: int, workers: int, threads: int) -> tuple[float, int]:
-    """Seconds for the scheduler and workers to send `users` due greetings; peak connections."""
+def _engine(
+    env: dict, url: str, users: int, workers: int, threads: int
+) -> tuple[float, int, Counter[str]]:
+    """Seconds for the scheduler and workers to send `users` due greetings; peak
+    connections; the CPU each kind of process used meanwhile."""
     _add_due_users(url, users)
     dramatiq = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1"]
     processes = [start([*dramatiq, "--threads", str(threads)], env) for _ in range(workers)]
     try:
         time.sleep(3)  # workers connected before the first dispatch
+        cpu_before = cpu.snapshot()
         started = time.perf_counter()
         processes.append(start([sys.executable, "-m", "tasks.scheduler"], env))
         peak = _watch_until_sent(url, users, 600)
-        return time.perf_counter() - started, peak
+        return time.perf_counter() - started, peak, cpu.used_since(cpu_before)
     finally:
         stop(processes)
 
@@ -204,7 +225,7 @@ def send_path_seconds(url: str, vhost: str, users: int, workers: int, threads: i
     env = _environment(url, vhost, port)
     provider_process, provider = _start_provider(env, port)
     try:
-        seconds, _ = _engine(env, url, users, workers, threads)
+        seconds, _, _ = _engine(env, url, users, workers, threads)
         if _delivered(provider) != users:
             raise SystemExit(f"{_delivered(provider)} deliveries for {users} greetings")
         return seconds
@@ -213,7 +234,8 @@ def send_path_seconds(url: str, vhost: str, users: int, workers: int, threads: i
 
 
 def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
-    """Seconds of the engine, the raw drain and the straight POSTs; peak connections; deliveries."""
+    """Seconds of the engine, the raw drain and the straight POSTs; peak connections;
+    deliveries; CPU used by kind of process during the engine's and the raw drain's runs."""
     redis.Redis.from_url(REDIS_URL).flushdb()
     port = free_port()
     env = _environment(url, vhost, port)
@@ -221,10 +243,11 @@ def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
     try:
         straight = _baseline(provider, users, threads)
         requests.post(f"{provider}/reset", timeout=5)
-        raw = _raw_drain(env, provider, users, workers, threads)
+        raw, raw_cpu = _raw_drain(env, provider, users, workers, threads)
         requests.post(f"{provider}/reset", timeout=5)
-        engine, peak = _engine(env, url, users, workers, threads)
-        return engine, raw, straight, peak, _delivered(provider)
+        engine, peak, engine_cpu = _engine(env, url, users, workers, threads)
+        cpu_used = {"engine": engine_cpu, "raw": raw_cpu}
+        return engine, raw, straight, peak, _delivered(provider), cpu_used
     finally:
         stop([provider_process])
 
