@@ -38,6 +38,12 @@ from domain.statuses import Status
 # through the status index: rows just SENT look rare to the statistics until the next
 # ANALYZE, and a send's planning then read every finished row of the month (see
 # db.queries.not_by_index).
+# Every row is chosen before the first is inserted (the ORDER BY in `planned` reads
+# them all): otherwise the finished-row check of each later user reads the rows this
+# statement has just inserted into its partition, invisible to it but still scanned.
+# On a first planning, whose partitions the planner sees empty, that was quadratic:
+# 100,000 users took 33 s instead of 5.7 s (EXPLAIN ANALYZE). In partition order, the
+# inserts also fill one partition's pages and indexes at a time.
 # FOR SHARE OF u: a user being planned cannot change until this commits, and a
 # change committed while this statement waited for the row is read (READ COMMITTED
 # re-reads a locked row's newest version), so next year's greeting never carries a
@@ -74,6 +80,7 @@ WITH occasions AS (
            greeting_text(message_type, first_name, last_name) AS message_content,
            local_send_instant(occasion_date, %(send_time)s::time, compute_as) AS send_at
     FROM chosen
+    ORDER BY occasion_date, user_id, message_type
 )
 INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
                           scheduled_send_time, next_attempt_at, idempotency_key)
