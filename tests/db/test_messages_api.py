@@ -132,6 +132,18 @@ def test_messages_are_paginated(client):
     assert len(ids) == len(set(ids)) == 6
 
 
+def test_numbered_pages_of_filtered_messages_are_its_rows_in_order_each_whole(client):
+    for n in range(5):
+        create_user(client, f"user{n}@example.com", anniversary_date="2015-06-20")
+
+    everything = client.get("/messages?type=ANNIVERSARY&page_size=100").get_json()
+    pages = [client.get(f"/messages?type=ANNIVERSARY&page_size=2&page={n}") for n in (1, 2, 3)]
+
+    assert len(everything) == 5
+    assert {message["message_type"] for message in everything} == {"ANNIVERSARY"}
+    assert [message for response in pages for message in response.get_json()] == everything
+
+
 @pytest.mark.parametrize("status", ["FAILED", "EXPIRED"])
 def test_retrying_a_failed_or_expired_message_makes_it_due_now(client, db_url, status):
     user = create_user(client, "ada@example.com")

@@ -90,6 +90,19 @@ def test_pages_list_users_in_creation_order_with_none_repeated_or_missed(client)
     assert seen == created_ids
 
 
+def test_numbered_pages_of_a_filtered_list_are_its_rows_in_order_each_whole(client):
+    in_tokyo = [create_user(client, timezone="Asia/Tokyo") for _ in range(5)]
+    for _ in range(3):
+        create_user(client, timezone="Europe/Paris")
+    deleted = create_user(client, timezone="Asia/Tokyo")
+    delete_user(client, deleted["id"])
+
+    pages = [client.get(f"/users?timezone=Asia/Tokyo&page_size=2&page={n}") for n in (1, 2, 3)]
+
+    assert [response.status_code for response in pages] == [200, 200, 200]
+    assert [user for response in pages for user in response.get_json()] == in_tokyo
+
+
 def test_a_page_after_the_last_is_an_empty_list(client):
     create_user(client)
 
