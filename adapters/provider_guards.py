@@ -1,12 +1,10 @@
 """The provider-wide circuit breaker and rate limit, shared by every worker through Redis.
 
 One Lua script asks both questions before a send ("is the breaker letting calls
-through, and is there room in this second's rate limit?"), for one call or for the
-calls of several threads at once, and a second one records a transient failure or the
-success that closes the breaker again: one Redis round trip on the common path (shared
-by a worker's threads that ask together), two when the breaker has something to count.
-Both read Redis's own clock, so every worker host agrees on the second and on when the
-breaker opened.
+through, and is there room in this second's rate limit?") and a second one records a
+transient failure or the success that closes the breaker again: one Redis round trip
+on the common path, two when the breaker has something to count. Both read Redis's
+own clock, so every worker host agrees on the second and on when the breaker opened.
 
 The states and their rules are those of the classic breaker: CLOSED lets calls
 through and counts consecutive transient failures; BREAKER_FAIL_MAX of them open it;
@@ -41,40 +39,32 @@ TRIAL_MARGIN = timedelta(seconds=5)
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 # KEYS: state, opened_at, trial, failures, rate-limit prefix
-# ARGV: sends per second, reset timeout (s), trial claim (ms), calls wanted (n >= 1)
-# Returns {admitted, refusal, state, failures}: the first `admitted` of the n calls may
-# go (0..n; at most one, the trial, while the breaker is not closed), the others are
-# refused for `refusal` ("open" or "rate-limited").
+# ARGV: sends per second, reset timeout (s), trial claim (ms)
+# Returns {verdict, state, failures}: verdict "admitted", "open" or "rate-limited".
 _ADMIT = """
 local time = redis.call('TIME')
 local second = tonumber(time[1])
 local now = second + tonumber(time[2]) / 1000000
-local wanted = tonumber(ARGV[4])
 local state = redis.call('GET', KEYS[1]) or 'closed'
 if state ~= 'closed' then
     local opened_at = tonumber(redis.call('GET', KEYS[2]) or '0')
     if state == 'open' and now < opened_at + tonumber(ARGV[2]) then
-        return {0, 'open', state, 0}
+        return {'open', state, 0}
     end
     if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
-        return {0, 'open', state, 0}
+        return {'open', state, 0}
     end
     redis.call('SET', KEYS[1], 'half-open')
     state = 'half-open'
-    wanted = 1
 end
 local bucket = KEYS[5] .. ':' .. second
-local room = tonumber(ARGV[1]) - tonumber(redis.call('GET', bucket) or '0')
-if room <= 0 then
+if tonumber(redis.call('GET', bucket) or '0') >= tonumber(ARGV[1]) then
     if state == 'half-open' then redis.call('DEL', KEYS[3]) end
-    return {0, 'rate-limited', state, 0}
+    return {'rate-limited', state, 0}
 end
-local admitted = math.min(wanted, room)
-redis.call('INCRBY', bucket, admitted)
+redis.call('INCR', bucket)
 redis.call('EXPIRE', bucket, 2)
-local refusal = 'rate-limited'
-if state == 'half-open' then refusal = 'open' end
-return {admitted, refusal, state, tonumber(redis.call('GET', KEYS[4]) or '0')}
+return {'admitted', state, tonumber(redis.call('GET', KEYS[4]) or '0')}
 """
 
 # KEYS: state, opened_at, trial, failures; ARGV: "failure" or "success", fail max
@@ -146,27 +136,13 @@ class ProviderGuard:
 
     def admit(self) -> Admission:
         """May one call go to the provider now? Raises redis.RedisError if Redis is away."""
-        return self.admit_many(1)[0]
-
-    def admit_many(self, wanted: int) -> list[Admission]:
-        """May `wanted` calls go to the provider now? One Redis round trip for all: the
-        admitted ones first, then the refused. While the breaker is not closed at most
-        one (its trial call) is admitted. Raises redis.RedisError if Redis is away."""
-        if wanted < 1:
-            raise ValueError("wanted must be at least 1")
         args = [
             self.sends_per_second,
             self.reset_timeout.total_seconds(),
             int(self.trial_timeout.total_seconds() * 1000),
-            wanted,
         ]
-        admitted, refusal, state, failures = self._admit(
-            keys=[*self._keys, self._rate_key], args=args
-        )
-        state = state.decode()
-        go = Admission(AdmissionVerdict.ADMITTED, state, int(failures))
-        refused = Admission(AdmissionVerdict(refusal.decode()), state, 0)
-        return [go] * int(admitted) + [refused] * (wanted - int(admitted))
+        verdict, state, failures = self._admit(keys=[*self._keys, self._rate_key], args=args)
+        return Admission(AdmissionVerdict(verdict.decode()), state.decode(), int(failures))
 
     def record(self, admission: Admission, transient_failure: bool) -> None:
         """Count the answer of an admitted call (a success in a quiet breaker costs nothing)."""

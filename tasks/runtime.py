@@ -19,12 +19,7 @@ from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
 
 from adapters.email_provider import ProviderClient
-from adapters.provider_guards import (
-    Admission,
-    ProviderGuard,
-    build_provider_guard,
-    connect_redis,
-)
+from adapters.provider_guards import ProviderGuard, build_provider_guard, connect_redis
 from config import Settings
 from db.pool import create_pool, watch_database
 from tasks.batching import Batcher
@@ -47,7 +42,6 @@ class WorkerResources:
     guard: ProviderGuard  # the provider-wide breaker and rate limit
     takes: Batcher[Take, dict | None]  # the threads' takes, one statement per batch
     sends: Batcher[Sent, bool]  # the threads' sent greetings, one commit per batch
-    admissions: Batcher[None, Admission]  # the threads' admissions, one Redis call per batch
 
     @classmethod
     def build(cls, settings: Settings, threads: int) -> WorkerResources:
@@ -62,15 +56,13 @@ class WorkerResources:
         # Not waiting: with PostgreSQL down the worker still starts, and each send
         # waits up to DB_POOL_TIMEOUT for a connection (the message is retried).
         watch_database(pool, "worker")
-        guard = build_provider_guard(settings, connect_redis(settings))
         return cls(
             settings=settings,
             pool=pool,
             provider=ProviderClient(settings, threads),
-            guard=guard,
+            guard=build_provider_guard(settings, connect_redis(settings)),
             takes=Batcher("take", _taking(pool, settings), max_batch=threads),
             sends=Batcher("record-sent", _recording(pool, settings), max_batch=threads),
-            admissions=Batcher("admit", _admitting(guard), max_batch=threads),
         )
 
     def batch_timeout(self) -> float:
@@ -100,13 +92,6 @@ def _recording(pool: ConnectionPool, settings: Settings) -> Callable[[Sequence[S
         return delivery.record_sends(pool, sends, settings.send_time)
 
     return record
-
-
-def _admitting(guard: ProviderGuard) -> Callable[[Sequence[None]], list[Admission]]:
-    def admit(asking: Sequence[None]) -> list[Admission]:
-        return guard.admit_many(len(asking))
-
-    return admit
 
 
 _lock = threading.Lock()

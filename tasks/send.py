@@ -89,11 +89,10 @@ def _ids(message: dict) -> dict:
 
 
 def _admission(resources: WorkerResources) -> Admission:
-    """Ask the breaker and the rate limit (with the threads asking at the same time: one
-    Redis call); wait (bounded) while only the rate limit refuses."""
+    """Ask the breaker and the rate limit; wait (bounded) while only the rate limit refuses."""
     limit_deadline = clock.monotonic() + RATE_LIMIT_WAIT.total_seconds()
     while True:
-        admission = resources.admissions.submit(None, resources.batch_timeout())
+        admission = resources.guard.admit()
         limited = admission.verdict is AdmissionVerdict.RATE_LIMITED
         if not limited or clock.monotonic() > limit_deadline:
             return admission

@@ -80,31 +80,6 @@ def test_the_rate_limit_refuses_the_sends_past_its_count_within_one_second(clien
     assert verdicts == [ADMITTED, ADMITTED, ADMITTED, LIMITED, LIMITED]
 
 
-def test_calls_asked_for_together_share_the_rate_limit_admitted_first(client):
-    g = guard(client, per_second=3)
-    start_of_a_second(client[0])
-    together = [admission.verdict for admission in g.admit_many(5)]
-    assert together == [ADMITTED, ADMITTED, ADMITTED, LIMITED, LIMITED]
-    assert g.admit().verdict is LIMITED  # the same second's count
-
-
-def test_an_open_breaker_refuses_every_call_asked_for_together(client):
-    g = guard(client, reset=5.0)
-    fail(g, 3)
-    assert [admission.verdict for admission in g.admit_many(4)] == [REFUSED] * 4
-
-
-def test_after_the_reset_timeout_calls_asked_together_get_one_trial(client):
-    g = guard(client, reset=0.3)
-    fail(g, 3)
-    time.sleep(0.35)
-    admissions = g.admit_many(4)
-    assert [(a.verdict, a.state) for a in admissions] == [(ADMITTED, HALF_OPEN)] + [
-        (REFUSED, HALF_OPEN)
-    ] * 3
-    assert g.admit().verdict is REFUSED  # the trial is still out
-
-
 def test_the_rate_limit_admits_again_in_the_next_second(client):
     g = guard(client, per_second=1)
     start_of_a_second(client[0])
@@ -213,13 +188,7 @@ def test_an_answer_the_breaker_cannot_count_is_logged_and_the_send_still_stands(
         trial_timeout=timedelta(seconds=1),
     )
     resources = WorkerResources(
-        settings=None,
-        pool=None,
-        provider=None,
-        guard=unreachable,
-        takes=None,
-        sends=None,
-        admissions=None,
+        settings=None, pool=None, provider=None, guard=unreachable, takes=None, sends=None
     )
     admitted_after_failures = Admission(ADMITTED, CLOSED, failures=2)  # so it must count
     answer = ProviderAnswer(Outcome.SENT, 200, "{}", None)
