@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -108,9 +109,9 @@ def _delivered(provider: str) -> int:
 def measure(users: int, workers: int, threads: int) -> list[Figure]:
     """The send path against a raw Dramatiq drain and straight POSTs, same provider."""
     with scratch_database() as url, scratch_vhost() as vhost:
-        engine, raw, straight, peak, delivered, cpu_used = _run(url, vhost, users, workers, threads)
-    if delivered != users:
-        raise SystemExit(f"{delivered} deliveries for {users} greetings")
+        runs = _run(url, vhost, users, workers, threads)
+    if runs.delivered != users:
+        raise SystemExit(f"{runs.delivered} deliveries for {users} greetings")
     command = f"python -m bench.e2e_sends --users {users} --workers {workers} --threads {threads}"
     shape = f"{workers} workers × {threads} threads"
     raw_note = (
@@ -121,8 +122,8 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
         Figure(
             measure=f"send path: {users} due greetings end to end ({shape})",
             command=command,
-            project=users / engine,
-            baseline=users / raw,
+            project=users / runs.engine,
+            baseline=users / runs.raw,
             unit="sends/s",
             better="higher",
             target=0.6,
@@ -131,8 +132,8 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
         Figure(
             measure="send path vs POSTs straight to the provider",
             command=command,
-            project=users / engine,
-            baseline=users / straight,
+            project=users / runs.engine,
+            baseline=users / runs.straight,
             unit="sends/s",
             better="higher",
             note=f"baseline: {threads} threads POSTing with requests, no queue",
@@ -140,7 +141,7 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
         Figure(
             measure=f"worker connections to PostgreSQL ({shape}), peak",
             command=command,
-            project=peak,
+            project=runs.peak,
             baseline=workers * (threads + Settings.from_env({}).db_pool_min_size),
             unit="connections",
             better="lower",
@@ -150,12 +151,12 @@ def measure(users: int, workers: int, threads: int) -> list[Figure]:
         Figure(
             measure="send path: CPU per message, every process on the machine",
             command=command,
-            project=sum(cpu_used["engine"].values()) * 1000 / users,
-            baseline=sum(cpu_used["raw"].values()) * 1000 / users,
+            project=sum(runs.engine_cpu.values()) * 1000 / users,
+            baseline=sum(runs.raw_cpu.values()) * 1000 / users,
             unit="ms",
             better="lower",
-            note=f"the send path: {cpu.per_message_text(cpu_used['engine'], users)}; the raw"
-            f" drain: {cpu.per_message_text(cpu_used['raw'], users)}. With the cores"
+            note=f"the send path: {cpu.per_message_text(runs.engine_cpu, users)}; the raw"
+            f" drain: {cpu.per_message_text(runs.raw_cpu, users)}. With the cores"
             " saturated, the rates' ratio follows these sums",
         ),
     ]
@@ -233,9 +234,20 @@ def send_path_seconds(url: str, vhost: str, users: int, workers: int, threads: i
         stop([provider_process])
 
 
-def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
-    """Seconds of the engine, the raw drain and the straight POSTs; peak connections;
-    deliveries; CPU used by kind of process during the engine's and the raw drain's runs."""
+class Runs(NamedTuple):
+    """What one benchmark run measured."""
+
+    engine: float  # seconds of the send path
+    raw: float  # seconds of the raw Dramatiq drain
+    straight: float  # seconds of the straight POSTs
+    peak: int  # worker connections to PostgreSQL, at most
+    delivered: int  # greetings the provider received from the send path
+    engine_cpu: Counter[str]  # CPU seconds by kind of process, send path
+    raw_cpu: Counter[str]  # the same for the raw drain
+
+
+def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> Runs:
+    """The engine, the raw drain and the straight POSTs against one provider."""
     redis.Redis.from_url(REDIS_URL).flushdb()
     port = free_port()
     env = _environment(url, vhost, port)
@@ -246,8 +258,7 @@ def _run(url: str, vhost: str, users: int, workers: int, threads: int) -> tuple:
         raw, raw_cpu = _raw_drain(env, provider, users, workers, threads)
         requests.post(f"{provider}/reset", timeout=5)
         engine, peak, engine_cpu = _engine(env, url, users, workers, threads)
-        cpu_used = {"engine": engine_cpu, "raw": raw_cpu}
-        return engine, raw, straight, peak, _delivered(provider), cpu_used
+        return Runs(engine, raw, straight, peak, _delivered(provider), engine_cpu, raw_cpu)
     finally:
         stop([provider_process])
 

@@ -45,3 +45,37 @@ def test_the_callers_plan_cache_mode_is_left_as_it_was(conn):
     assert conn.execute("SHOW plan_cache_mode").fetchone()["plan_cache_mode"] == (
         "force_custom_plan"
     )
+
+
+def _path_to(node: dict, wanted) -> list[dict] | None:
+    """The plan nodes from `node` down to the first one `wanted` accepts."""
+    if wanted(node):
+        return [node]
+    for child in node.get("Plans", []):
+        below = _path_to(child, wanted)
+        if below is not None:
+            return [node, *below]
+    return None
+
+
+def test_planning_chooses_every_row_before_inserting_the_first(conn):
+    # A sort between the chosen rows and the insert reads them all first: without it,
+    # the finished-row check of later users scans the rows the statement has just
+    # inserted (quadratic on a first planning; see repositories/messages.py).
+    query = messages._plan_statement("all", True, True)
+    params = {
+        "now": datetime(2026, 11, 26, 12, tzinfo=UTC),
+        "send_time": time(9),
+        "user_ids": None,
+        "user_id": None,
+        "id_after": "00000000-0000-0000-0000-000000000000",
+        "id_upto": "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    }
+    plan = conn.execute("EXPLAIN (FORMAT JSON) " + query, params).fetchone()
+    root = next(iter(plan.values()))[0]["Plan"]
+
+    path = _path_to(root, lambda node: node.get("CTE Name") == "chosen")
+
+    assert root["Node Type"] == "ModifyTable"
+    assert path is not None
+    assert "Sort" in [node["Node Type"] for node in path[1:-1]]
