@@ -73,6 +73,8 @@ class Settings:
     email_service_url: str = "http://127.0.0.1:8025"
     queue_name: str = "greetings"
     provider_rate_limit: int = 50  # sends per second, all workers together
+    # How long a send waits for room in the rate limit before it is postponed.
+    provider_rate_limit_wait: timedelta = timedelta(seconds=30)
     provider_connect_timeout: float = 2.0  # seconds
     provider_read_timeout: float = 10.0  # seconds
     max_retries: int = 5
@@ -105,6 +107,17 @@ class Settings:
         settings = cls(**values)
         settings.validate()
         return settings
+
+    @property
+    def provider_call_timeout(self) -> timedelta:
+        """The longest one provider call may take: connect, then read."""
+        return timedelta(seconds=self.provider_connect_timeout + self.provider_read_timeout)
+
+    @property
+    def longest_send_attempt(self) -> timedelta:
+        """The longest a worker holds a greeting between its take and the provider's
+        answer: the wait for the rate limit, then the call."""
+        return self.provider_rate_limit_wait + self.provider_call_timeout
 
     def validate(self) -> None:
         """Reject values that would only fail later (negative sizes, bad URLs)."""
@@ -154,8 +167,16 @@ class Settings:
             raise ConfigError("DISPATCH_INTERVAL_SECONDS must be <= 3600")
         if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:
             raise ConfigError("PROVIDER_CONNECT_TIMEOUT and PROVIDER_READ_TIMEOUT must be > 0")
-        if self.sending_lease <= timedelta(seconds=self.provider_read_timeout):
-            raise ConfigError("SENDING_LEASE must be longer than PROVIDER_READ_TIMEOUT")
+        if self.provider_rate_limit_wait < timedelta(0):
+            raise ConfigError("PROVIDER_RATE_LIMIT_WAIT must be >= 0")
+        if self.sending_lease <= self.longest_send_attempt:
+            # Recovery queues a SENDING row again once its lease ends: a lease shorter
+            # than an attempt would start a second POST while the first still waits.
+            raise ConfigError(
+                f"SENDING_LEASE ({self.sending_lease}) must be longer than the longest send"
+                f" attempt ({self.longest_send_attempt}): PROVIDER_RATE_LIMIT_WAIT +"
+                " PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT"
+            )
         if self.dependency_retry_delay <= timedelta(0):
             raise ConfigError("DEPENDENCY_RETRY_DELAY must be > 0")
         if self.partitions_ahead < 1:

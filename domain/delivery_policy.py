@@ -42,20 +42,27 @@ def classify(status_code: int) -> Outcome:
     return Outcome.PERMANENT
 
 
+# A Retry-After longer than this is read as this: it lies past any greeting's deadline
+# either way (so the greeting expires), and now + the wait stays a datetime. A header may
+# say 10^20 seconds, or a date in year 9999 that the hosts' clock skew pushes past it.
+RETRY_AFTER_LIMIT_SECONDS = timedelta(days=3660).total_seconds()
+
+
 def retry_after_seconds(header: str | None, now: datetime) -> float | None:
-    """Seconds asked for by a Retry-After header (seconds or an HTTP date), if any."""
+    """Seconds asked for by a Retry-After header (seconds or an HTTP date), if any,
+    at most RETRY_AFTER_LIMIT_SECONDS."""
     if not header:
         return None
     value = header.strip()
     if value.isascii() and value.isdigit():
-        return float(value)
+        return min(float(value), RETRY_AFTER_LIMIT_SECONDS)
     try:
         when = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), RETRY_AFTER_LIMIT_SECONDS)
 
 
 def deadline(
@@ -136,3 +143,23 @@ def postpone(now: datetime, wait: timedelta, send_deadline: datetime, reason: st
     return Decision(
         Verdict.RETRY, min(now + wait, send_deadline), counts_as_attempt=False, reason=reason
     )
+
+
+def before_call(
+    now: datetime,
+    send_deadline: datetime,
+    lease_end: datetime,
+    call_timeout: timedelta,
+    wait: timedelta,
+) -> Decision | None:
+    """None when the provider may be called now; else what to record instead.
+
+    Asked after the wait for the breaker and the rate limit, right before the call: a
+    call starting after the deadline would be late (EXPIRED), and one that could still
+    be under way when the lease ends would overlap the resend recovery then makes.
+    """
+    if now >= send_deadline:
+        return Decision(Verdict.EXPIRE, reason="deadline passed before the provider was called")
+    if now + call_timeout > lease_end:
+        return postpone(now, wait, send_deadline, "lease too short for the provider call")
+    return None

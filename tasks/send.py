@@ -32,6 +32,7 @@ from domain.delivery_policy import (
     ProviderAnswer,
     RetryPolicy,
     Verdict,
+    before_call,
     deadline,
     postpone,
 )
@@ -43,7 +44,6 @@ from workflows import delivery
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_WAIT = timedelta(seconds=30)
 # Dramatiq's own retries of this actor: only for errors that escape it, such as
 # PostgreSQL unreachable while taking or recording the row (the row then waits in
 # QUEUED or SENDING for its lease, and recovery queues it again). Not provider
@@ -88,13 +88,17 @@ def _ids(message: dict) -> dict:
     }
 
 
-def _admission(resources: WorkerResources) -> Admission:
-    """Ask the breaker and the rate limit; wait (bounded) while only the rate limit refuses."""
-    limit_deadline = clock.monotonic() + RATE_LIMIT_WAIT.total_seconds()
+def _admission(
+    resources: WorkerResources, send_deadline: datetime, now: AttemptClock
+) -> Admission:
+    """Ask the breaker and the rate limit; wait while only the rate limit refuses, up to
+    PROVIDER_RATE_LIMIT_WAIT and never past the greeting's deadline."""
+    wait = resources.settings.provider_rate_limit_wait.total_seconds()
+    limit_deadline = clock.monotonic() + wait
     while True:
         admission = resources.guard.admit()
         limited = admission.verdict is AdmissionVerdict.RATE_LIMITED
-        if not limited or clock.monotonic() > limit_deadline:
+        if not limited or clock.monotonic() > limit_deadline or now.now() >= send_deadline:
             return admission
         clock.sleep(0.02)
 
@@ -124,7 +128,7 @@ def _attempt(
 ) -> tuple[Decision, ProviderAnswer | None]:
     """Breaker and rate limit, provider call; the decision that follows."""
     settings = resources.settings
-    admission = _admission(resources)
+    admission = _admission(resources, send_deadline, now)
     if admission.verdict is AdmissionVerdict.RATE_LIMITED:
         wait = settings.breaker_reset_timeout
         return postpone(now.now(), wait, send_deadline, "provider rate limit"), None
@@ -133,6 +137,17 @@ def _attempt(
         # reset timeout has passed it lets one trial call through (half-open).
         wait = settings.breaker_reset_timeout
         return postpone(now.now(), wait, send_deadline, "provider circuit breaker open"), None
+    # The wait above may have taken the greeting past its deadline or most of its lease.
+    # (A half-open breaker's trial claim not used here expires by itself.)
+    refusal = before_call(
+        now.now(),
+        send_deadline,
+        message["locked_until"],
+        settings.provider_call_timeout,
+        settings.dependency_retry_delay,
+    )
+    if refusal is not None:
+        return refusal, None
     answer = _call_provider(resources, message)
     _count_for_breaker(resources, admission, answer)
     decision = retry_policy(settings).decide(

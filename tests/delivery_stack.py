@@ -38,7 +38,10 @@ FAST_SETTINGS = {
     "RETRY_BASE_DELAY": "1s",
     "RETRY_MAX_DELAY": "2s",
     "QUEUED_LEASE": "3s",
-    "SENDING_LEASE": "5s",
+    # The lease must outlast the longest attempt: rate-limit wait + connect + read.
+    "SENDING_LEASE": "8s",
+    "PROVIDER_RATE_LIMIT_WAIT": "3s",
+    "PROVIDER_CONNECT_TIMEOUT": "1",
     "PROVIDER_READ_TIMEOUT": "3",
     "BREAKER_FAIL_MAX": "3",
     "BREAKER_RESET_TIMEOUT": "3s",

@@ -177,6 +177,9 @@ def test_the_provider_rate_limit_makes_sends_wait_not_fail(stack):
         "limited-worker",
         [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1", "--threads", "6"],
         PROVIDER_RATE_LIMIT="2",
+        # Long enough for the sixth send's turn: it waits, it is never postponed.
+        PROVIDER_RATE_LIMIT_WAIT="10s",
+        SENDING_LEASE="15s",
     )
 
     wait_until(lambda: stack.status_counts()["SENT"] == 6, 60, "6 greetings at 2 per second")

@@ -1,5 +1,7 @@
 from datetime import time, timedelta
 
+from datetime import timedelta
+
 import pytest
 
 from app import create_app
@@ -71,6 +73,39 @@ def test_an_idempotency_stale_window_longer_than_any_request_is_accepted():
     settings = Settings.from_env({"IDEMPOTENCY_STALE_AFTER": "31s", "GUNICORN_TIMEOUT": "30"})
 
     assert settings.idempotency_stale_after == timedelta(seconds=31)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        # The default 30 s wait for the rate limit + 2 s connect + 10 s read.
+        {"SENDING_LEASE": "40s"},
+        {"SENDING_LEASE": "12s", "PROVIDER_RATE_LIMIT_WAIT": "0s"},
+        {
+            "SENDING_LEASE": "5s",
+            "PROVIDER_RATE_LIMIT_WAIT": "1s",
+            "PROVIDER_READ_TIMEOUT": "3",
+            "PROVIDER_CONNECT_TIMEOUT": "1",
+        },
+    ],
+)
+def test_a_sending_lease_not_longer_than_the_longest_attempt_stops_startup(environ):
+    # Recovery would queue the greeting again while its first POST may still be under way.
+    with pytest.raises(ConfigError, match="SENDING_LEASE .* longest send attempt"):
+        Settings.from_env(environ)
+
+
+def test_a_sending_lease_longer_than_the_longest_attempt_is_accepted():
+    settings = Settings.from_env(
+        {
+            "SENDING_LEASE": "5s",
+            "PROVIDER_RATE_LIMIT_WAIT": "0.5s",
+            "PROVIDER_READ_TIMEOUT": "3",
+            "PROVIDER_CONNECT_TIMEOUT": "1",
+        }
+    )
+
+    assert settings.longest_send_attempt == timedelta(seconds=4.5)
 
 
 def test_a_single_rabbitmq_url_is_one_address_unchanged():

@@ -14,6 +14,7 @@ from domain.delivery_policy import (
     ProviderAnswer,
     RetryPolicy,
     Verdict,
+    before_call,
     classify,
     deadline,
     postpone,
@@ -88,6 +89,30 @@ def test_a_retry_after_date_in_the_past_means_now():
 
 def test_a_retry_after_of_unicode_digits_float_cannot_read_is_none():
     assert retry_after_seconds("²", NOW) is None
+
+
+@pytest.mark.parametrize(
+    "header", ["99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT", "1" + "0" * 400]
+)
+def test_a_retry_after_past_any_deadline_expires_the_greeting_instead_of_raising(header):
+    # The provider's clock and ours differ: the decision is taken a little after the
+    # header was read, and year 9999 plus those seconds is past what datetime holds.
+    asked = retry_after_seconds(header, NOW)
+    decided_at = NOW + timedelta(seconds=5)
+
+    decision = POLICY.decide(
+        answer(Outcome.TRANSIENT, asked), 0, decided_at, deadline(NOW, None, timedelta(hours=48))
+    )
+
+    assert decision.verdict is Verdict.EXPIRE
+    assert "after the deadline" in decision.reason
+
+
+def test_a_retry_after_longer_than_a_datetime_can_reach_still_backs_off_in_range():
+    delay = POLICY.backoff(0, retry_after_seconds("99999999999999999999", NOW))
+
+    assert delay >= timedelta(days=365)
+    assert NOW + delay > NOW  # representable: no OverflowError
 
 
 # RetryPolicy.backoff
@@ -226,3 +251,31 @@ def test_a_postponement_at_or_after_the_deadline_expires():
     decision = postpone(NOW, timedelta(seconds=30), NOW, "breaker open")
 
     assert decision.verdict is Verdict.EXPIRE
+
+
+# before_call
+
+
+CALL = timedelta(seconds=12)  # connect + read
+WAIT = timedelta(seconds=15)
+
+
+def test_a_call_in_time_and_inside_the_lease_may_start():
+    assert before_call(NOW, NOW + MAX, NOW + timedelta(minutes=2), CALL, WAIT) is None
+
+
+def test_a_call_that_would_start_at_or_after_the_deadline_expires_the_greeting():
+    decision = before_call(NOW, NOW, NOW + timedelta(minutes=2), CALL, WAIT)
+
+    assert decision.verdict is Verdict.EXPIRE
+    assert "deadline" in decision.reason
+
+
+def test_a_call_that_could_outlast_the_lease_is_postponed_without_using_a_retry():
+    # Recovery queues the greeting again when the lease ends: the call must not overlap it.
+    decision = before_call(NOW, NOW + MAX, NOW + CALL - timedelta(seconds=1), CALL, WAIT)
+
+    assert decision.verdict is Verdict.RETRY
+    assert decision.counts_as_attempt is False
+    assert decision.next_attempt_at == NOW + WAIT
+    assert "lease" in decision.reason

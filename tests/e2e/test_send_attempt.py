@@ -1,0 +1,106 @@
+"""One send attempt in this process (the actor called directly), on the real PostgreSQL,
+Redis and local provider: what happens between the take and the provider call."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, timedelta
+
+import pytest
+import redis
+
+from adapters.provider_guards import RATE_LIMIT_KEY
+from config import Settings
+from tasks import runtime
+from tasks.runtime import WorkerResources
+from tests import factories
+
+pytestmark = pytest.mark.timeout(60)
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture
+def store():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def worker(db_url, provider, store, monkeypatch):
+    """The worker's resources for one thread, installed as this process's own."""
+    monkeypatch.setattr(runtime, "_current", None)
+
+    def build(**environ: str) -> WorkerResources:
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": db_url,
+                "REDIS_URL": REDIS_URL,
+                "EMAIL_SERVICE_URL": provider.url,
+                **environ,
+            }
+        )
+        resources = WorkerResources.build(settings, threads=1)
+        resources.pool.open(wait=True, timeout=10)
+        runtime.install(resources)
+        return resources
+
+    provider.reset()
+    yield build
+    if runtime._current is not None:
+        runtime._current.close()
+
+
+def queued_greeting(db, seconds_to_deadline: float, max_lateness: timedelta) -> dict:
+    """A QUEUED greeting whose deadline falls `seconds_to_deadline` from the database's now."""
+    database_now = db.execute("SELECT statement_timestamp() AS now").fetchone()["now"]
+    scheduled = database_now - max_lateness + timedelta(seconds=seconds_to_deadline)
+    occasion = scheduled.astimezone(UTC).date()
+    user = factories.make_user(
+        db,
+        timezone="UTC",
+        birthday=occasion.replace(year=1992),  # a leap year: Feb 29 too
+        email=f"deadline-{uuid.uuid4().hex[:8]}@example.com",
+    )
+    return factories.make_message(
+        db,
+        user,
+        status="QUEUED",
+        scheduled=scheduled,
+        occasion_date=occasion,
+        locked_until=database_now + timedelta(minutes=5),
+    )
+
+
+def fill_rate_limit(store: redis.Redis, seconds: int, per_second: int) -> None:
+    """Use up the provider's rate limit for this second and the next `seconds`."""
+    second = int(store.time()[0])
+    for offset in range(seconds + 1):
+        store.set(f"{RATE_LIMIT_KEY}:{second + offset}", per_second, ex=seconds + 5)
+
+
+def test_a_greeting_whose_deadline_passes_while_it_waits_for_the_rate_limit_is_not_sent(
+    db, worker, provider, store
+):
+    from tasks.send import send_greeting
+
+    lateness = timedelta(hours=1)
+    worker(
+        MAX_LATENESS="1h",
+        PROVIDER_RATE_LIMIT="1",
+        PROVIDER_RATE_LIMIT_WAIT="20s",
+        SENDING_LEASE="60s",
+    )
+    greeting = queued_greeting(db, seconds_to_deadline=1.5, max_lateness=lateness)
+    # Taken in time, then held by the rate limit for about four seconds: past the deadline.
+    fill_rate_limit(store, seconds=4, per_second=1)
+
+    send_greeting(greeting["id"], greeting["occasion_date"].isoformat())
+
+    row = db.execute("SELECT * FROM message_logs WHERE id = %s", (greeting["id"],)).fetchone()
+    assert provider.requests_seen() == []
+    assert row["status"] == "EXPIRED"
+    assert "deadline" in row["error_message"]
+    assert row["retry_count"] == 0
