@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -66,7 +64,7 @@ def _run_checks(web: resources.WebResources) -> dict[str, dict]:
             "database": lambda: database_report(web),
             "rabbitmq": lambda: health.check_rabbitmq(settings),
             "redis": lambda: health.check_redis(settings),
-            "scheduler": lambda: health.check_scheduler(pool, settings, datetime.now(UTC)),
+            "scheduler": lambda: health.check_scheduler(pool, settings),
             "provider_breaker": lambda: health.check_breaker(settings),
         }
     )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -175,8 +175,9 @@ def dispatch_allowance(settings: Settings) -> timedelta:
     return timedelta(seconds=max(3 * settings.dispatch_interval_seconds, 90))
 
 
-def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> Report:
-    """The elected scheduler's heartbeat: its dispatch job must have succeeded lately.
+def check_scheduler(pool: ConnectionPool, settings: Settings) -> Report:
+    """The elected scheduler's heartbeat: its dispatch job must have succeeded lately,
+    by the database's clock (the scheduler wrote it by that clock too).
 
     unknown (not unavailable) when the database cannot be asked.
     """
@@ -191,14 +192,19 @@ def check_scheduler(pool: ConnectionPool, settings: Settings, now: datetime) -> 
         "leader": dispatch["leader"] if dispatch else None,
         "jobs": {name: _job_summary(row) for name, row in jobs.items()},
     }
-    last = dispatch["last_success_at"] if dispatch else None
-    if last is None or now - last > allowed:
+    if not dispatched_lately(dispatch, settings):
         return {
             **report,
             "status": "unavailable",
             "reason": f"no successful dispatch in the last {allowed}",
         }
     return {**report, "status": "ok"}
+
+
+def dispatched_lately(dispatch: dict | None, settings: Settings) -> bool:
+    """Whether the dispatch job's heartbeat (a row of heartbeats.list_all) is recent."""
+    since = dispatch["since_success"] if dispatch else None
+    return since is not None and since <= dispatch_allowance(settings)
 
 
 def _job_summary(row: dict) -> dict[str, Any]:

@@ -110,17 +110,16 @@ def read_summary(pool: ConnectionPool, settings: Settings, now: datetime) -> dic
         "sent_hourly": _hourly(sent_hourly, chart_since, CHART_HOURS),
         "due_hourly": _hourly(due_hourly, hour_floor(now), CHART_HOURS),
         "due": due,
-        "scheduler": _scheduler(jobs, settings, now),
+        "scheduler": _scheduler(jobs, settings),
         "breaker": health.check_breaker(settings),
         "queues": broker_probe.queue_depths(settings),
         "partitions": _partitions(partition_rows, default_has_rows, today),
     }
 
 
-def _scheduler(jobs: list[dict], settings: Settings, now: datetime) -> dict[str, Any]:
+def _scheduler(jobs: list[dict], settings: Settings) -> dict[str, Any]:
     dispatch = next((job for job in jobs if job["job"] == "dispatch"), None)
-    last = dispatch["last_success_at"] if dispatch else None
-    healthy = last is not None and now - last <= health.dispatch_allowance(settings)
+    healthy = health.dispatched_lately(dispatch, settings)
     return {"leader": dispatch["leader"] if dispatch else None, "healthy": healthy, "jobs": jobs}
 
 

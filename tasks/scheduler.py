@@ -252,7 +252,7 @@ class Scheduler:
     def _record_end(self, name: str, error: str | None) -> None:
         try:
             with transaction(self.pool) as conn:
-                heartbeats.record_end(conn, name, datetime.now(UTC), error)
+                heartbeats.record_end(conn, name, error)
         except Exception:
             log.exception("could not record the end of job %s", name)
 

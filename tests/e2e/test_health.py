@@ -1,13 +1,14 @@
 import json
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
 from api.resources import resources_of
 from app import create_app
 from config import Settings
+from db.pool import create_pool
 from schema import migrations
 from services import health
 
@@ -194,3 +195,66 @@ def test_rabbitmq_is_unavailable_within_the_check_time_naming_every_address_trie
     assert report["status"] == "unavailable"
     assert all(f"127.0.0.1:{port}" in report["reason"] for port in ports)
     assert "secret" not in report["reason"]
+
+
+SKEW = timedelta(minutes=10)
+
+
+class _ClockAhead(datetime):
+    """A host whose clock runs SKEW ahead of the database's."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.now(tz) + SKEW
+
+
+class _ClockBehind(datetime):
+    """A host whose clock runs SKEW behind the database's."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.now(tz) - SKEW
+
+
+def test_an_api_host_whose_clock_runs_ahead_still_sees_a_live_scheduler(
+    client, db_url, monkeypatch
+):
+    import api.health
+
+    _heartbeat(db_url, timedelta(seconds=5))  # written by the database's clock
+    monkeypatch.setattr(api.health, "datetime", _ClockAhead, raising=False)
+
+    response = client.get("/health")
+
+    assert response.get_json()["checks"]["scheduler"]["status"] == "ok", response.get_json()
+
+
+def test_a_scheduler_host_whose_clock_lags_still_counts_as_live(client, db_url, monkeypatch):
+    import tasks.scheduler
+    from tasks.leader import LeaderLock
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM scheduler_heartbeats")
+    settings = Settings.from_env({}, database_url=db_url)
+    pool = create_pool(settings, "test-scheduler")
+    pool.open(wait=True, timeout=10)
+    leader = LeaderLock(settings, "lagging:1")
+    scheduler = tasks.scheduler.Scheduler(
+        settings,
+        lambda message_id, occasion_date: None,
+        name="lagging:1",
+        pool=pool,
+        leader=leader,
+        due_watch=None,
+        messages_in_queue=lambda: 0,
+    )
+    monkeypatch.setattr(tasks.scheduler, "datetime", _ClockBehind)
+    try:
+        scheduler._run("dispatch", lambda now: None)  # a dispatch with nothing to do
+    finally:
+        leader.close()
+        pool.close()
+
+    response = client.get("/health")
+
+    assert response.get_json()["checks"]["scheduler"]["status"] == "ok", response.get_json()
