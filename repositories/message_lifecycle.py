@@ -43,9 +43,9 @@ _RETURNED = sql.SQL(
 )
 
 
-def _statement(text: str) -> sql.Composed:
-    """SQL with the named status sets ({waiting}, {in_flight}, …) filled in."""
-    return sql.SQL(text).format(**_SETS)
+def _statement(text: str, **fragments: sql.Composable) -> sql.Composed:
+    """SQL with the named status sets ({waiting}, {in_flight}, …) and `fragments` filled in."""
+    return sql.SQL(text).format(**_SETS, **fragments)
 
 
 def _body(body: str | None) -> str | None:
@@ -195,15 +195,24 @@ def count_queued(conn: psycopg.Connection) -> int:
     return fetch_scalar(conn, "SELECT count(*) FROM message_logs WHERE status = 'QUEUED'")
 
 
+# Whether greeting m (joined to its user u) still falls on its date: the user still has
+# this occasion and it is celebrated on m.occasion_date. An unknown message type has no
+# date, so it never does (never another occasion's date by default).
+_STILL_ON_ITS_DATE = sql.SQL(
+    """
+    occasion_in_year(
+        CASE m.message_type WHEN 'BIRTHDAY' THEN u.birthday_date
+                            WHEN 'ANNIVERSARY' THEN u.anniversary_date END,
+        extract(year FROM m.occasion_date)::integer
+    ) IS NOT DISTINCT FROM m.occasion_date
+    """
+)
+
 _START_SENDING = sql.SQL(
     """
     WITH target AS (
         SELECT m.id, m.occasion_date, u.email,
-               u.id IS NOT NULL AND occasion_in_year(
-                   CASE m.message_type WHEN 'BIRTHDAY' THEN u.birthday_date
-                                       ELSE u.anniversary_date END,
-                   extract(year FROM m.occasion_date)::integer
-               ) IS NOT DISTINCT FROM m.occasion_date AS still_due,
+               u.id IS NOT NULL AND {still_on_its_date} AS still_due,
                COALESCE(m.lateness_from, m.scheduled_send_time)
                    >= {now} - %(max_lateness)s::interval AS in_time
         FROM message_logs m
@@ -244,6 +253,7 @@ _NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timesta
 # Rendered to text once: psycopg then reuses its parse and its prepared statement,
 # where a composed query would be rendered again on every take.
 _START_SENDING_ON_DAYS = _START_SENDING.format(
+    still_on_its_date=_STILL_ON_ITS_DATE,
     returned=_RETURNED,
     queued=_QUEUED_BY_KEY,
     wanted=sql.SQL(
@@ -253,6 +263,7 @@ _START_SENDING_ON_DAYS = _START_SENDING.format(
     now=_NOW_OR_DATABASE_NOW,
 ).as_string()
 _START_SENDING_ANY_DAY = _START_SENDING.format(
+    still_on_its_date=_STILL_ON_ITS_DATE,
     returned=_RETURNED,
     queued=_QUEUED_BY_KEY,
     wanted=sql.SQL("m.id = ANY(%(ids)s::bigint[])"),
@@ -453,6 +464,27 @@ _CANCEL = _statement(
 def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
     """Cancel a user's greetings that no worker holds yet; returns how many."""
     return execute(conn, _CANCEL, {"user_id": user_id, "reason": reason})
+
+
+_CANCEL_OFF_DATE = _statement(
+    """
+    UPDATE message_logs m
+    SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
+    FROM users u
+    WHERE u.id = %(user_id)s AND m.user_id = u.id AND m.status IN {cancellable}
+      AND NOT ({still_on_its_date})
+    """,
+    still_on_its_date=_STILL_ON_ITS_DATE,
+)
+
+
+def cancel_off_date(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
+    """Cancel a user's greetings, not yet in a worker's hands, whose occasion no longer
+    falls on their date (the date changed, or the occasion was removed); how many.
+
+    Greetings whose occasion still falls on their date are left alone, owed or not.
+    """
+    return execute(conn, _CANCEL_OFF_DATE, {"user_id": user_id, "reason": reason})
 
 
 def make_due_again(

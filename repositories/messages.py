@@ -236,6 +236,53 @@ def retime_scheduled(
     )
 
 
+# A user's SCHEDULED greetings not yet due, moved to SEND_TIME local in the user's zone
+# on the same date (the same row and key): after a zone change the instant follows the
+# zone. An instant that has passed in the new zone makes the greeting due at once (its
+# deadline then counts from that instant). Greetings already due keep their instant and
+# deadline; an operator's retry (lateness_from) is due already.
+_MOVE_NOT_YET_DUE = """
+UPDATE message_logs m
+SET scheduled_send_time = t.send_at, next_attempt_at = t.send_at
+FROM (
+    SELECT p.id, p.occasion_date,
+           local_send_instant(p.occasion_date, %(send_time)s::time, z.compute_as) AS send_at
+    FROM message_logs p
+    JOIN users u ON u.id = p.user_id
+    JOIN time_zones z ON z.name = u.timezone
+    WHERE p.user_id = %(user_id)s AND p.status = 'SCHEDULED' AND p.lateness_from IS NULL
+      AND p.scheduled_send_time > %(now)s
+) AS t
+WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'SCHEDULED'
+  AND m.scheduled_send_time IS DISTINCT FROM t.send_at
+"""
+
+
+def move_not_yet_due(
+    conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time
+) -> int:
+    """Move a user's greetings not yet due to `send_time` local in their zone; how many."""
+    params = {"user_id": user_id, "now": now, "send_time": send_time}
+    return execute(conn, _MOVE_NOT_YET_DUE, params)
+
+
+# The text of a user's greetings not yet in a worker's hands follows their name (a
+# worker reads the text when it takes the greeting). Rows already right are not written.
+_RENAME_UNSENT = """
+UPDATE message_logs m
+SET message_content = greeting_text(m.message_type, u.first_name, u.last_name)
+FROM users u
+WHERE u.id = %(user_id)s AND m.user_id = u.id AND m.status IN {cancellable}
+  AND m.message_content IS DISTINCT FROM greeting_text(m.message_type, u.first_name, u.last_name)
+"""
+
+
+def rename_unsent(conn: psycopg.Connection, user_id: UUID) -> int:
+    """Give a user's greetings not yet taken by a worker their current name; how many."""
+    query = sql.SQL(_RENAME_UNSENT).format(cancellable=_status_list(statuses.CANCELLABLE))
+    return execute(conn, query, {"user_id": user_id})
+
+
 def _status_list(members: tuple[Status, ...]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(s.value) for s in members))
 

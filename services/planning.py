@@ -32,12 +32,18 @@ def plan_after_finished(
 
 
 def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
-    """After a change of zone, dates or name: cancel what is pending and plan afresh.
+    """After a change of zone, dates or name: replace what the change moved, keep the rest.
 
-    An occurrence that stays on the same date comes back as the same row (with its
-    new send time and text), so its idempotency key does not change.
+    A greeting not yet in a worker's hands whose occasion no longer falls on its date
+    (the date changed, the occasion was removed) is cancelled; one not yet due moves to
+    SEND_TIME local in the user's zone on the same date (the same row and key, due at
+    once if that instant has passed); every one takes the new name. A greeting already
+    due (overdue, retrying, queued) keeps its instant and deadline: it is still owed.
+    Then what is missing (a new date, a new occasion) is planned; how many were.
     """
-    message_lifecycle.cancel_pending(conn, user_id, reason="user changed before the send")
+    message_lifecycle.cancel_off_date(conn, user_id, reason="user changed before the send")
+    messages.move_not_yet_due(conn, user_id, now, send_time)
+    messages.rename_unsent(conn, user_id)
     return messages.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
 
 

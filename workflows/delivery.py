@@ -38,18 +38,21 @@ def begin_sends(
     if it is not ours to send.
 
     A greeting whose user was deleted or no longer has this occasion comes back
-    CANCELLED; one past its deadline comes back EXPIRED (and next year's is planned).
+    CANCELLED; one past its deadline comes back EXPIRED; either way the user's next
+    greeting is planned.
     With `now` None the database's clock is used; the rows then carry it as
     `database_now`. A message id given twice gets its row once, for its first target.
     """
     with single_statement(pool) as conn:
         rows = message_lifecycle.start_sending_many(conn, targets, now, lease, max_lateness)
-    expired = [row for row in rows if row["status"] == Status.EXPIRED]
-    if expired:
+    ended = [row for row in rows if row["status"] in (Status.EXPIRED, Status.CANCELLED)]
+    if ended:
+        # Whatever ended the row, its user's next greeting is planned now (a birthday
+        # moved while the old greeting was in a worker's hands is due today, perhaps).
         # A transaction of its own: a crash in between leaves the users to the hourly
         # planning, as for the greetings the dispatcher expires.
         with transaction(pool) as conn:
-            planning.plan_after_finished(conn, expired, expired[0]["database_now"], send_time)
+            planning.plan_after_finished(conn, ended, ended[0]["database_now"], send_time)
     unclaimed = {row["id"]: row for row in rows}
     return [unclaimed.pop(message_id, None) for message_id, _ in targets]
 
