@@ -10,8 +10,9 @@ thinks about it. Only liveness, readiness (statuses only) and the docs stay open
 it needs a token as soon as any token is configured, and METRICS_TOKENS gives the
 scraper one that opens /metrics and nothing else.
 
-Tokens are compared in constant time and never logged; a refused request is logged
-with its request id and the client's address only.
+Tokens are compared in constant time, as bytes (a header or form value may hold any
+character), and never logged; a refused request is logged with its request id and the
+client's address only. A refusal names the `Authorization` header in its errors.
 """
 
 from __future__ import annotations
@@ -44,9 +45,21 @@ SECURITY_SCHEME = "bearerAuth"
 REALM = 'Bearer realm="birthday"'
 
 
+def secret_bytes(text: str) -> bytes:
+    """A secret or a presented value as bytes for `hmac.compare_digest`, whatever it holds.
+
+    compare_digest refuses str holding non-ASCII characters (TypeError), and a request
+    may carry any character; surrogatepass encodes even a lone surrogate."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether `given` is `expected`, compared in constant time."""
+    return hmac.compare_digest(secret_bytes(given), secret_bytes(expected))
+
+
 def token_scope(settings: Settings, given: str) -> str | None:
     """What the presented token allows (write, read or metrics), or None."""
-    presented = given.encode()
     granted = None
     for scope, tokens in (
         (WRITE, settings.read_write_tokens),
@@ -55,7 +68,7 @@ def token_scope(settings: Settings, given: str) -> str | None:
     ):
         for token in tokens:
             # Every token is compared, matched or not: the time taken says nothing.
-            if hmac.compare_digest(presented, token.encode()) and granted is None:
+            if same_secret(given, token) and granted is None:
                 granted = scope
     return granted
 
@@ -85,7 +98,7 @@ def _refuse(code: int, message: str) -> None:
     extra = {"request_id": g.get("request_id"), "client_address": request.remote_addr}
     log.warning("request refused with %s", code, extra=extra)
     headers = {"WWW-Authenticate": REALM} if code == 401 else None
-    abort(code, message=message, headers=headers)
+    abort(code, message=message, errors={"headers": {"Authorization": [message]}}, headers=headers)
 
 
 def require_token() -> None:

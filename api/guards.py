@@ -21,7 +21,8 @@ def require_json_body() -> None:
         "Transfer-Encoding", ""
     )
     if has_body and not request.is_json:
-        abort(415, message="Send the request body as JSON (Content-Type: application/json).")
+        message = "Send the request body as JSON (Content-Type: application/json)."
+        abort(415, message=message, errors={"headers": {"Content-Type": [message]}})
 
 
 def register(app: Flask) -> None:

@@ -27,6 +27,7 @@ MAX_PAGE_SIZE = 100
 class Messages(MethodView):
     @blp.arguments(MessageListArgsSchema, location="query")
     @blp.response(200, MessageSchema(many=True))
+    @blp.alt_response(400, response=paging.BAD_CURSOR)
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(self, args, pagination_parameters):
         """Messages by status, type and occasion date range, newest occasion first.
@@ -84,6 +85,7 @@ class UserMessages(MethodView):
     @blp.arguments(UserMessageListArgsSchema, location="query")
     @blp.response(200, MessageSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(400, response=paging.BAD_CURSOR)
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(self, args, pagination_parameters, user_id: UUID):
         """A live user's messages, newest occasion first (paged like /messages)."""

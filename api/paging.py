@@ -3,8 +3,19 @@
 Every list answers, while more rows follow, with `Link: <…?after=CURSOR…>; rel="next"`
 and the same cursor in `X-Next-Cursor`: walking a whole list means following that link
 until it is absent. A cursor page starts right after the last row seen, read from an
-index, so the millionth row costs what the first does, and rows created meanwhile are
-neither skipped nor repeated.
+index, so the millionth row costs what the first does.
+
+What a walk guarantees, exactly: no row is returned twice (the sort key of a row never
+changes, and each page starts strictly after the previous one's last key); every row
+that matched when the walk began and still matches when the walk reaches its place is
+returned exactly once. A row created during the walk may be missed: a user's
+`created_at` is its transaction's start, so a user committed after a cursor was handed
+out can sort before it, and a greeting planned meanwhile may fall on an earlier page.
+Nothing in PostgreSQL is assigned in commit order cheaply enough to key a walk on.
+
+A cursor is decoded into a strict shape (a short URL-safe base64 text holding a JSON list
+of strings, each read by its part's parser) and anything else, or `after` beside a `page`
+number, is a 400 naming `after`, never a 500.
 
 Numbered pages (`page`, `page_size`) keep working with the `X-Pagination` header. Its
 `total` is exact up to `EXACT_COUNT_UP_TO` rows; above that it is PostgreSQL's planner
@@ -17,18 +28,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
+from uuid import UUID
 
 import flask_smorest
 from flask import request
 from marshmallow import ValidationError, fields, missing
+from webargs.flaskparser import FlaskParser
 
 from db.queries import Count
 
 EXACT_COUNT_UP_TO = 1_000
+CURSOR_ARGUMENT = "after"
+# The longest cursor made here (a users' one) is about 110 characters; the bound keeps
+# a forged one small enough that decoding it cannot recurse deeply or take long.
+MAX_CURSOR_LENGTH = 256
+MAX_CURSOR_PART_LENGTH = 64
+_CURSOR_TEXT = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_LENGTH}}}")
+_BIGINT = re.compile(r"-?[0-9]{1,19}")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+BIGINT_RANGE = range(-(2**63), 2**63)
+# The response the list views document for a bad `after` (flask-smorest's named one).
+BAD_CURSOR = "BAD_REQUEST"
 
 NEXT_PAGE_HEADERS = {
     "Link": {
@@ -48,9 +73,27 @@ NEXT_PAGE_HEADERS = {
 }
 
 
+class CursorParser(FlaskParser):
+    """webargs' parser, except that an error naming `after` is a 400: a cursor is not a
+    value to correct (422) but an opaque token that did not come from this service."""
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers) -> NoReturn:
+        """Abort with flask-smorest's error body: 400 when `after` is named, else as asked."""
+        names_cursor = any(
+            isinstance(messages, dict) and CURSOR_ARGUMENT in messages
+            for messages in error.messages.values()
+        )
+        status = 400 if names_cursor else error_status_code
+        super().handle_error(
+            error, req, schema, error_status_code=status, error_headers=error_headers
+        )
+
+
 class Blueprint(flask_smorest.Blueprint):
     """A flask-smorest Blueprint whose paginated views may answer a cursor request:
     those mark their pagination parameters `by_cursor`, and get no X-Pagination."""
+
+    ARGUMENTS_PARSER = CursorParser()
 
     def _set_pagination_metadata(self, page_params, result, headers):
         if getattr(page_params, "by_cursor", False):
@@ -70,7 +113,8 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 class Cursor(fields.String):
     """The `after` argument: a cursor from a previous answer, decoded into the sort key
-    of the row it names, each part read by the matching parser."""
+    of the row it names, each part a string read by the matching parser (which raises
+    ValueError for anything it does not accept)."""
 
     def __init__(self, *parsers: Callable[[str], Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -79,14 +123,26 @@ class Cursor(fields.String):
     def _deserialize(self, value, attr, data, **kwargs) -> tuple:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            parts = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            if not isinstance(parts, list) or len(parts) != len(self.parsers):
-                raise ValueError(parts)
-            return tuple(parse(part) for parse, part in zip(self.parsers, parts, strict=True))
-        except (ValueError, TypeError, binascii.Error) as error:
+            return tuple(
+                parse(part) for parse, part in zip(self.parsers, self._parts(text), strict=True)
+            )
+        except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as error:
             raise ValidationError(
                 "not a cursor of this list: pass the X-Next-Cursor of a previous answer"
             ) from error
+
+    def _parts(self, text: str) -> list[str]:
+        """The strings a cursor holds, once its shape is checked (ValueError otherwise)."""
+        if not _CURSOR_TEXT.fullmatch(text):
+            raise ValueError("not URL-safe base64 of a cursor's length")
+        parts = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not (
+            isinstance(parts, list)
+            and len(parts) == len(self.parsers)
+            and all(isinstance(p, str) and len(p) <= MAX_CURSOR_PART_LENGTH for p in parts)
+        ):
+            raise ValueError("not a list of this list's sort key parts")
+        return parts
 
 
 def aware_datetime(text: str) -> datetime:
@@ -97,11 +153,36 @@ def aware_datetime(text: str) -> datetime:
     return moment
 
 
+def uuid_text(text: str) -> UUID:
+    """A UUID in the form cursors carry it (lower-case, hyphenated)."""
+    if not _CANONICAL_UUID.fullmatch(text):
+        raise ValueError(text)
+    return UUID(text)
+
+
+def bigint_text(text: str) -> int:
+    """A bigint written in ASCII digits (int() alone also takes '١' or '1_0')."""
+    if not _BIGINT.fullmatch(text) or int(text) not in BIGINT_RANGE:
+        raise ValueError(text)
+    return int(text)
+
+
+def iso_date(text: str) -> date:
+    """A calendar date as `YYYY-MM-DD`, the form cursors carry."""
+    if len(text) != 10:
+        raise ValueError(text)
+    return date.fromisoformat(text)
+
+
 def refuse_page_with_cursor(arguments: dict, original: Any) -> None:
     """`after` starts where a previous page ended: a `page` number beside it is an error."""
     page = original.get("page")
-    if arguments.get("after") is not None and page is not missing and page not in (None, "1"):
-        raise ValidationError({"after": ["use either 'after' or 'page', not both"]})
+    if (
+        arguments.get(CURSOR_ARGUMENT) is not None
+        and page is not missing
+        and page not in (None, "1")
+    ):
+        raise ValidationError({CURSOR_ARGUMENT: ["use either 'after' or 'page', not both"]})
 
 
 def answer(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from marshmallow import (
     EXCLUDE,
@@ -19,7 +18,14 @@ from marshmallow import (
     validates_schema,
 )
 
-from api.paging import Cursor, aware_datetime, refuse_page_with_cursor
+from api.paging import (
+    Cursor,
+    aware_datetime,
+    bigint_text,
+    iso_date,
+    refuse_page_with_cursor,
+    uuid_text,
+)
 from domain import statuses
 from services.user_rules import is_known_timezone, occasion_date_errors
 
@@ -166,7 +172,7 @@ class UserListArgsSchema(PagedArgsSchema):
         metadata={"description": "Case-insensitive search in names and email (3+ characters)"},
     )
     timezone = fields.String(validate=_known_timezone, metadata={"example": "Asia/Kathmandu"})
-    after = Cursor(aware_datetime, UUID, metadata={"description": AFTER})
+    after = Cursor(aware_datetime, uuid_text, metadata={"description": AFTER})
 
 
 # The state machine's names (domain/statuses.py), in its order.
@@ -193,7 +199,7 @@ class MessageSchema(Schema):
 class UserMessageListArgsSchema(PagedArgsSchema):
     """Arguments of GET /users/<id>/messages."""
 
-    after = Cursor(date.fromisoformat, int, metadata={"description": AFTER})
+    after = Cursor(iso_date, bigint_text, metadata={"description": AFTER})
 
 
 class MessageListArgsSchema(UserMessageListArgsSchema):

@@ -11,12 +11,18 @@ in a POST body, never in a URL (URLs end up in access logs and browser history).
 The Retry button is a form POST that needs write access (`_require_write_access`) and
 a CSRF token: the double-submit kind, a random value in an HttpOnly SameSite=Strict
 cookie that the form repeats, so it works across processes without a server secret.
+Retry is a write, as POST /messages/<id>/retry is: once any token is configured it
+needs a read-write one, so with only API_READ_TOKENS set nobody may press it here.
+
+Credentials arrive as any text a client sends: they are compared as bytes and the
+cookie's expiry is read as ASCII digits only, so no value can turn into a 500.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -33,6 +39,7 @@ from flask import (
 )
 
 from api import resources
+from api.auth import same_secret
 from api.resources import current_pool
 from api.status_charts import hourly_bars
 from db.queries import transaction
@@ -43,6 +50,10 @@ from services import status_page
 SESSION_COOKIE = "birthday_status_session"
 CSRF_COOKIE = "birthday_status_csrf"
 SESSION_SECONDS = 12 * 3600
+# `expires.signature` as _session_value writes it: ASCII digits (str.isdigit would also
+# take '²', which int() refuses) and a SHA-256 hex digest.
+_SESSION_SHAPE = re.compile(r"(?P<expires>[0-9]{1,12})\.(?P<signature>[0-9a-f]{64})")
+_REDIRECT_TARGET = re.compile(r"[\x21-\x7e]{1,2048}")
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
 MESSAGE_TYPES = ("BIRTHDAY", "ANNIVERSARY")
@@ -87,42 +98,54 @@ def _session_value(token: str, now: float) -> str:
 def _presents_one_of(tokens: list[str]) -> bool:
     """The request carries one of `tokens` as a bearer header or a valid session cookie."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and any(
-        hmac.compare_digest(given.strip(), token) for token in tokens
-    ):
+    if scheme.lower() == "bearer" and any(same_secret(given.strip(), token) for token in tokens):
         return True
-    expires, _, signature = request.cookies.get(SESSION_COOKIE, "").partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
+    session = _SESSION_SHAPE.fullmatch(request.cookies.get(SESSION_COOKIE, ""))
+    if session is None:
+        return False
+    expires = int(session["expires"])
+    if expires < time.time():
         return False
     return any(
-        hmac.compare_digest(signature, _session_signature(token, int(expires))) for token in tokens
+        same_secret(session["signature"], _session_signature(token, expires)) for token in tokens
     )
 
 
 def _require_status_access() -> Response | None:
     """Reads of /status: open without a configured token, else the token or its cookie."""
-    tokens = _read_tokens()
-    if not tokens or _presents_one_of(tokens):
+    if not resources.current_settings().requires_token or _presents_one_of(_read_tokens()):
         return None
     return _login_page(401, next_url=request.full_path.rstrip("?"))
 
 
 def _require_write_access() -> Response | None:
-    """Retry changes a greeting: it needs a write token whenever one is configured."""
-    tokens = _write_tokens()
-    if not tokens or _presents_one_of(tokens):
+    """Retry changes a greeting: once any token is configured it needs a read-write one
+    (none configured, only read tokens: nobody may), as the API's POST does."""
+    if not resources.current_settings().requires_token or _presents_one_of(_write_tokens()):
         return None
     return _login_page(403, next_url=_safe_next(request.form.get("next")), write=True)
 
 
 def _login_page(code: int, next_url: str, error: str | None = None, write: bool = False):
-    body = render_template("status/login.html", next_url=next_url, error=error, write=write)
+    body = render_template(
+        "status/login.html",
+        next_url=next_url,
+        error=error,
+        write=write,
+        writable=bool(_write_tokens()),
+    )
     return Response(body, status=code, mimetype="text/html")
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside /status may be a redirect target (no open redirect)."""
-    parts = urlsplit(target or "")
+    """Only a path inside /status may be a redirect target (no open redirect), written in
+    the printable ASCII a Location header may carry (a newline would end the header)."""
+    if not _REDIRECT_TARGET.fullmatch(target or ""):
+        return url_for("status.overview")
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: "http://[::1"
+        return url_for("status.overview")
     if parts.scheme or parts.netloc or not parts.path.startswith("/status"):
         return url_for("status.overview")
     return target
@@ -140,7 +163,7 @@ def _guard() -> Response | None:
     if request.method == "POST":
         given = request.form.get("csrf_token", "")
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not (cookie and hmac.compare_digest(given, cookie) and _same_origin()):
+        if not (cookie and same_secret(given, cookie) and _same_origin()):
             body = render_template(
                 "status/error.html", message="The form has expired: reload the page and try again."
             )
@@ -276,10 +299,10 @@ def login() -> Response | str:
     """A form for the token; a right one sets the session cookie and goes back."""
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_template("status/login.html", next_url=next_url, error=None, write=False)
+        return _login_page(200, next_url)
     given = request.form.get("token", "")
     tokens = sorted(set(_read_tokens()) | set(_write_tokens()))
-    match = next((token for token in tokens if hmac.compare_digest(given, token)), None)
+    match = next((token for token in tokens if same_secret(given, token)), None)
     if match is None:
         return _login_page(401, next_url, error="That token is not accepted.")
     response = redirect(next_url, 303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -30,6 +31,10 @@ blp = Blueprint(
     description="People who receive greetings: their time zone, birthday and anniversary.",
 )
 MAX_PAGE_SIZE = 100
+# The IETF Idempotency-Key draft makes the key a structured-field string: printable
+# ASCII. Anything else (a NUL, which PostgreSQL cannot store in text, control
+# characters, non-ASCII) is refused by name rather than stored.
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _user_schema = UserSchema()
 # Instances, not classes: given a class, webargs builds (and deep-copies the fields of)
 # a new schema on every request. The OpenAPI document is the same either way.
@@ -41,10 +46,12 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255:
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
         abort(
             422,
-            errors={"headers": {"Idempotency-Key": ["must be 1 to 255 characters"]}},
+            errors={
+                "headers": {"Idempotency-Key": ["must be 1 to 255 printable ASCII characters"]}
+            },
             message="The Idempotency-Key header is invalid.",
         )
     return key
@@ -69,6 +76,7 @@ def _created(status: int, body: dict, replayed: bool):
 class Users(MethodView):
     @blp.arguments(_user_list_args_schema, location="query")
     @blp.response(200, UserSchema(many=True))
+    @blp.alt_response(400, response=paging.BAD_CURSOR)
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(self, args, pagination_parameters):
         """List live users, oldest first; search names and email with `q`.
@@ -101,7 +109,12 @@ class Users(MethodView):
                 "in": "header",
                 "name": "Idempotency-Key",
                 "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[\\x20-\\x7e]+$",
+                },
                 "description": "Repeat a request safely: the same key and body replay the "
                 "first response (header Idempotent-Replayed: true); another body is 422; "
                 "a repeat while the first is running is 409.",

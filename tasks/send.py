@@ -88,9 +88,7 @@ def _ids(message: dict) -> dict:
     }
 
 
-def _admission(
-    resources: WorkerResources, send_deadline: datetime, now: AttemptClock
-) -> Admission:
+def _admission(resources: WorkerResources, send_deadline: datetime, now: AttemptClock) -> Admission:
     """Ask the breaker and the rate limit; wait while only the rate limit refuses, up to
     PROVIDER_RATE_LIMIT_WAIT and never past the greeting's deadline."""
     wait = resources.settings.provider_rate_limit_wait.total_seconds()

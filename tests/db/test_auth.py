@@ -179,10 +179,19 @@ def test_401_and_403_have_the_json_shape_of_every_error(secured):
     forbidden = secured.post("/users", json=BODY, headers=bearer(READ_TOKEN))
 
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
-    assert set(missing.get_json()) == {"code", "status", "message"}
+    assert set(missing.get_json()) == {"code", "status", "message", "errors"}
     assert (missing.get_json()["code"], missing.get_json()["status"]) == (401, "Unauthorized")
-    assert set(forbidden.get_json()) == {"code", "status", "message"}
+    assert set(forbidden.get_json()) == {"code", "status", "message", "errors"}
     assert (forbidden.get_json()["code"], forbidden.get_json()["status"]) == (403, "Forbidden")
+
+
+def test_401_and_403_name_the_authorization_header(secured):
+    missing = secured.get("/users", headers={"Authorization": "Bearer t\u00e9l\u00e9phone"})
+    forbidden = secured.post("/users", json=BODY, headers=bearer(READ_TOKEN))
+
+    for refused in (missing, forbidden):
+        assert list(refused.get_json()["errors"]) == ["headers"]
+        assert list(refused.get_json()["errors"]["headers"]) == ["Authorization"]
 
 
 @pytest.mark.parametrize(

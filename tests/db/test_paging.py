@@ -135,21 +135,22 @@ def test_a_total_above_the_exact_bound_says_it_is_an_estimate(client, monkeypatc
     ["not-a-cursor", "W10", "WyIyMDI0LTAzLTAxIiwgIjEiXQ", "WyJ4IiwgInkiXQ"],
     ids=["not base64 json", "empty list", "a message cursor", "wrong values"],
 )
-def test_a_bad_cursor_is_a_422_naming_after(client, cursor):
+def test_a_bad_cursor_is_a_400_naming_after(client, cursor):
     response = client.get(f"/users?after={cursor}")
 
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert response.get_json()["status"] == "Bad Request"
     assert "after" in response.get_json()["errors"]["query"]
 
 
-def test_a_cursor_and_a_page_number_together_are_a_422_naming_after(client):
+def test_a_cursor_and_a_page_number_together_are_a_400_naming_after(client):
     create_user(client)
     create_user(client)
     cursor = client.get("/users?page_size=1").headers["X-Next-Cursor"]
 
     response = client.get(f"/users?after={cursor}&page=2")
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "after" in response.get_json()["errors"]["query"]
 
 
@@ -178,10 +179,10 @@ def test_a_users_messages_walk_by_cursor(client):
     assert len(answers) == 2
 
 
-def test_a_message_cursor_with_the_wrong_shape_is_a_422_naming_after(client):
+def test_a_message_cursor_with_the_wrong_shape_is_a_400_naming_after(client):
     response = client.get("/messages?after=WyJ4IiwgInkiXQ")
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "after" in response.get_json()["errors"]["query"]
 
 
