@@ -6,6 +6,7 @@ import logging
 import select
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -123,18 +124,56 @@ def connect(
     )
 
 
-def check_if_the_server_spoke(conn: psycopg.Connection) -> None:
-    """The pool's test of a connection on checkout, without a round trip when it is quiet.
+def server_spoke(conn: psycopg.Connection) -> bool:
+    """Whether an idle connection has something to read (the server's goodbye, or EOF)."""
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
+class CheckOnCheckout:
+    """The pool's test of a connection on checkout (`check=`), without a round trip when
+    the connection is quiet; finding one dead, it clears the pool of the other dead ones.
 
     An idle connection the server has closed (a restart, a failover, a terminated
     backend) has something to read: the server's goodbye or the end of the stream.
     Only then is the connection tested with a query (which raises if it is dead, and
     the pool opens another); a quiet socket is handed out as it is. This spares every
     checkout the round trip that testing it always would cost.
+
+    A restart closes every idle connection at once, and psycopg-pool's checkout takes
+    them oldest first, sleeping between two failed checks with its reconnect backoff
+    (0, ~1, ~2, ~2 s: `_getconn_with_check_loop`), while the fresh connections replacing
+    them queue up behind the dead ones. A worker whose pool held four idle connections
+    answered its first request after a restart 503 after DB_POOL_TIMEOUT (5 s). So the
+    first dead connection found gets the pool to test all its idle ones at once
+    (`ConnectionPool.check()`: a round trip each, dead ones replaced at once), and the
+    checkout's next try, which the pool makes without delay, gets a working connection.
     """
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
-        ConnectionPool.check_connection(conn)
+
+    def __init__(self) -> None:
+        self._pool: weakref.ref[ConnectionPool] | None = None
+
+    def attach(self, pool: ConnectionPool) -> None:
+        """Name the pool this check serves (a weak reference: the pool holds the check)."""
+        self._pool = weakref.ref(pool)
+
+    def __call__(self, conn: psycopg.Connection) -> None:
+        """Raise if `conn` is dead, after discarding the pool's other dead connections."""
+        if not server_spoke(conn):
+            return
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            self._discard_dead_idle_connections()
+            raise
+
+    def _discard_dead_idle_connections(self) -> None:
+        pool = self._pool() if self._pool is not None else None
+        if pool is not None and not pool.closed:
+            log.info(
+                "pool %s found a connection closed by the server; testing the others", pool.name
+            )
+            pool.check()
 
 
 def create_pool(
@@ -151,6 +190,7 @@ def create_pool(
     tasks/scheduler.py, tasks/runtime.py): PostgreSQL being down at start must not stop
     a process, which answers 503 or waits until the database is back.
     """
+    check = CheckOnCheckout()
     pool = ConnectionPool(
         settings.database_url,
         kwargs=connection_kwargs(settings, application_name, generic_plans),
@@ -159,7 +199,7 @@ def create_pool(
         max_idle=settings.db_pool_max_idle,
         timeout=settings.db_pool_timeout,
         # A restarted PostgreSQL leaves dead sockets in the pool: test on checkout.
-        check=check_if_the_server_spoke,
+        check=check,
         # psycopg-pool retries a failed connection with a doubling backoff for
         # `reconnect_timeout` (5 min by default) and, while that runs, a waiting client
         # starts no new attempt: with clients asking through a 40 s outage, the pool
@@ -171,6 +211,7 @@ def create_pool(
         name=application_name,
         open=False,
     )
+    check.attach(pool)
     return pool
 
 
