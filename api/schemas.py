@@ -27,6 +27,7 @@ from api.paging import (
     uuid_text,
 )
 from domain import statuses
+from domain.occasions import OCCASIONS
 from services.user_rules import is_known_timezone, occasion_date_errors
 
 NAME_LENGTH = validate.Length(min=1, max=100)
@@ -184,7 +185,7 @@ class MessageSchema(Schema):
 
     id = fields.Integer()
     user_id = fields.UUID()
-    message_type = fields.String(metadata={"enum": ["BIRTHDAY", "ANNIVERSARY"]})
+    message_type = fields.String(metadata={"enum": list(OCCASIONS.types)})
     occasion_date = fields.Date(metadata={"description": "The user's local date of the occasion"})
     message_content = fields.String()
     scheduled_send_time = fields.DateTime()
@@ -206,7 +207,7 @@ class MessageListArgsSchema(UserMessageListArgsSchema):
     """Filters of GET /messages."""
 
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
-    type = fields.String(data_key="type", validate=validate.OneOf(["BIRTHDAY", "ANNIVERSARY"]))
+    type = fields.String(data_key="type", validate=validate.OneOf(OCCASIONS.types))
     date_from = fields.Date(
         data_key="from", metadata={"description": "Earliest occasion date (inclusive)"}
     )

@@ -43,6 +43,7 @@ from api.auth import same_secret
 from api.resources import current_pool
 from api.status_charts import hourly_bars
 from db.queries import transaction
+from domain.occasions import OCCASIONS
 from errors import DomainError, NotFound
 from services import messages as messages_service
 from services import status_page
@@ -56,7 +57,7 @@ _SESSION_SHAPE = re.compile(r"(?P<expires>[0-9]{1,12})\.(?P<signature>[0-9a-f]{6
 _REDIRECT_TARGET = re.compile(r"[\x21-\x7e]{1,2048}")
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
-MESSAGE_TYPES = ("BIRTHDAY", "ANNIVERSARY")
+MESSAGE_TYPES = OCCASIONS.types
 NOTICES = {
     "retried": "Greeting {id} is due again: the next dispatch run sends it.",
     "not-retryable": "Greeting {id} was not retried: only FAILED or EXPIRED greetings can be.",

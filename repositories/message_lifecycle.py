@@ -23,7 +23,9 @@ from psycopg import sql
 
 from db.queries import execute, fetch_all, fetch_optional, fetch_scalar, not_by_index
 from domain import statuses
+from domain.occasions import OCCASIONS
 from domain.statuses import Status
+from repositories import occasion_sql
 
 RESPONSE_BODY_LIMIT = 2000
 
@@ -196,17 +198,8 @@ def count_queued(conn: psycopg.Connection) -> int:
 
 
 # Whether greeting m (joined to its user u) still falls on its date: the user still has
-# this occasion and it is celebrated on m.occasion_date. An unknown message type has no
-# date, so it never does (never another occasion's date by default).
-_STILL_ON_ITS_DATE = sql.SQL(
-    """
-    occasion_in_year(
-        CASE m.message_type WHEN 'BIRTHDAY' THEN u.birthday_date
-                            WHEN 'ANNIVERSARY' THEN u.anniversary_date END,
-        extract(year FROM m.occasion_date)::integer
-    ) IS NOT DISTINCT FROM m.occasion_date
-    """
-)
+# its occasion, celebrated on m.occasion_date (repositories/occasion_sql.py).
+_STILL_ON_ITS_DATE = occasion_sql.still_on_its_date(OCCASIONS)
 
 _START_SENDING = sql.SQL(
     """

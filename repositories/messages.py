@@ -20,7 +20,9 @@ from db.queries import (
     not_by_index,
 )
 from domain import statuses
+from domain.occasions import OCCASIONS, Occasions
 from domain.statuses import Status
+from repositories import occasion_sql
 
 # Plans the next occurrence of every occasion that has none pending. Set-based:
 # one statement for any number of users ({users} narrows it to some users or an id
@@ -51,13 +53,12 @@ from domain.statuses import Status
 _PLAN = """
 WITH occasions AS (
     SELECT u.id AS user_id, u.first_name, u.last_name, z.compute_as,
-           o.message_type, o.original,
-           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date)
-               AS first_date
+           o.message_type, o.original, o.leap_day,
+           next_occasion_date(o.original, (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date,
+                              o.leap_day) AS first_date
     FROM users u
     JOIN time_zones z ON z.name = u.timezone
-    CROSS JOIN LATERAL (VALUES ('BIRTHDAY', u.birthday_date),
-                               ('ANNIVERSARY', u.anniversary_date)) AS o (message_type, original)
+    CROSS JOIN LATERAL {user_occasions}
     WHERE u.deleted_at IS NULL AND o.original IS NOT NULL AND {users}
       AND NOT EXISTS (
           SELECT 1 FROM message_logs p
@@ -71,13 +72,14 @@ WITH occasions AS (
                     WHERE f.user_id = c.user_id AND f.message_type = c.message_type
                       AND f.occasion_date = c.first_date AND {finished_users}
                       AND {finished})
-                THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1)
+                THEN occasion_in_year(c.original, extract(year FROM c.first_date)::integer + 1,
+                                      c.leap_day)
                 ELSE c.first_date
            END AS occasion_date
     FROM occasions c
 ), planned AS (
     SELECT user_id, message_type, occasion_date,
-           greeting_text(message_type, first_name, last_name) AS message_content,
+           {greeting_text} AS message_content,
            local_send_instant(occasion_date, %(send_time)s::time, compute_as) AS send_at
     FROM chosen
     ORDER BY occasion_date, user_id, message_type
@@ -107,13 +109,15 @@ def plan_next_occurrences(
     user_ids: list[UUID] | None = None,
     id_after: UUID | None = None,
     id_upto: UUID | None = None,
+    occasions: Occasions = OCCASIONS,
 ) -> int:
-    """Plan missing next occurrences (all users, the given ones, or ids in (id_after, id_upto]).
+    """Plan missing next occurrences (all users, the given ones, or ids in (id_after, id_upto])
+    of every occasion of the registry.
 
     Returns the number of rows inserted or brought back.
     """
     users = "all" if user_ids is None else "one" if len(user_ids) == 1 else "many"
-    query = _plan_statement(users, id_after is not None, id_upto is not None)
+    query = _plan_statement(users, id_after is not None, id_upto is not None, occasions)
     params = {
         "now": now,
         "send_time": send_time,
@@ -128,7 +132,9 @@ def plan_next_occurrences(
 
 
 @cache
-def _plan_statement(users: str, has_after: bool, has_upto: bool) -> str:
+def _plan_statement(
+    users: str, has_after: bool, has_upto: bool, occasions: Occasions = OCCASIONS
+) -> str:
     """The text of _PLAN for one shape of bounds, rendered once: psycopg then reuses
     its parsed form (the one-user statement runs on every user write and every send)."""
     user_ids = {"all": None, "one": [None], "many": []}[users]
@@ -137,6 +143,10 @@ def _plan_statement(users: str, has_after: bool, has_upto: bool) -> str:
     return (
         sql.SQL(_PLAN)
         .format(
+            user_occasions=occasion_sql.user_occasions(occasions),
+            greeting_text=occasion_sql.greeting_text(
+                occasions, "message_type", "first_name", "last_name"
+            ),
             pending=_status_list(statuses.PENDING),
             finished=not_by_index(
                 sql.SQL("f.status IN {}").format(_status_list(statuses.FINISHED))
@@ -188,25 +198,34 @@ def _plan_from_generic_plan(conn: psycopg.Connection, query: str, params: dict) 
 # plan. One hash anti-join per occasion over the pending rows' (user_id, message_type)
 # index, not a probe per user (1,000,000 users: ~1.8 s; the same test written with a
 # LATERAL over both occasions took 3.3 s, the planner walking users in id order).
-_MISSING_AN_OCCURRENCE = """
+_MISSING_ONE_OCCASION = """
 SELECT u.id FROM users u
-WHERE u.deleted_at IS NULL AND u.birthday_date IS NOT NULL
+WHERE u.deleted_at IS NULL AND {original} IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM message_logs p
-                  WHERE p.user_id = u.id AND p.message_type = 'BIRTHDAY'
+                  WHERE p.user_id = u.id AND p.message_type = {message_type}
                     AND p.status IN {pending})
-UNION
-SELECT u.id FROM users u
-WHERE u.deleted_at IS NULL AND u.anniversary_date IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM message_logs p
-                  WHERE p.user_id = u.id AND p.message_type = 'ANNIVERSARY'
-                    AND p.status IN {pending})
-LIMIT %(limit)s
 """
 
 
-def users_missing_an_occurrence(conn: psycopg.Connection, limit: int) -> list[UUID]:
+@cache
+def _missing_an_occurrence(occasions: Occasions) -> str:
+    """One anti-join per occasion, their UNION, rendered once per registry."""
+    per_occasion = [
+        sql.SQL(_MISSING_ONE_OCCASION).format(
+            original=sql.Identifier("u", occasion.date_field),
+            message_type=sql.Literal(occasion.message_type),
+            pending=_status_list(statuses.PENDING),
+        )
+        for occasion in occasions
+    ]
+    return (sql.SQL(" UNION ").join(per_occasion) + sql.SQL(" LIMIT %(limit)s")).as_string()
+
+
+def users_missing_an_occurrence(
+    conn: psycopg.Connection, limit: int, occasions: Occasions = OCCASIONS
+) -> list[UUID]:
     """Up to `limit` live users with an occasion that has no pending greeting."""
-    query = sql.SQL(_MISSING_AN_OCCURRENCE).format(pending=_status_list(statuses.PENDING))
+    query = _missing_an_occurrence(occasions)
     return [row["id"] for row in fetch_all(conn, query, {"limit": limit})]
 
 
@@ -270,17 +289,30 @@ def move_not_yet_due(
 # worker reads the text when it takes the greeting). Rows already right are not written.
 _RENAME_UNSENT = """
 UPDATE message_logs m
-SET message_content = greeting_text(m.message_type, u.first_name, u.last_name)
+SET message_content = {text}
 FROM users u
 WHERE u.id = %(user_id)s AND m.user_id = u.id AND m.status IN {cancellable}
-  AND m.message_content IS DISTINCT FROM greeting_text(m.message_type, u.first_name, u.last_name)
+  AND m.message_content IS DISTINCT FROM {text}
 """
 
 
-def rename_unsent(conn: psycopg.Connection, user_id: UUID) -> int:
+@cache
+def _rename_unsent(occasions: Occasions) -> str:
+    return (
+        sql.SQL(_RENAME_UNSENT)
+        .format(
+            text=occasion_sql.greeting_text(
+                occasions, "m.message_type", "u.first_name", "u.last_name"
+            ),
+            cancellable=_status_list(statuses.CANCELLABLE),
+        )
+        .as_string()
+    )
+
+
+def rename_unsent(conn: psycopg.Connection, user_id: UUID, occasions: Occasions = OCCASIONS) -> int:
     """Give a user's greetings not yet taken by a worker their current name; how many."""
-    query = sql.SQL(_RENAME_UNSENT).format(cancellable=_status_list(statuses.CANCELLABLE))
-    return execute(conn, query, {"user_id": user_id})
+    return execute(conn, _rename_unsent(occasions), {"user_id": user_id})
 
 
 def _status_list(members: tuple[Status, ...]) -> sql.Composable:

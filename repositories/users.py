@@ -23,6 +23,7 @@ from db.queries import (
     fetch_scalar,
     fetch_slice,
 )
+from domain.occasions import OCCASIONS
 from errors import EmailTaken, InvalidField, UserNotFound
 
 COLUMNS = (
@@ -31,8 +32,7 @@ COLUMNS = (
     "last_name",
     "email",
     "timezone",
-    "birthday_date",
-    "anniversary_date",
+    *OCCASIONS.date_fields,
     "location_city",
     "location_country",
     "created_at",
@@ -50,9 +50,13 @@ _CONSTRAINT_FIELDS = {
     "users_first_name_length": ("first_name", "must be 1 to 100 characters"),
     "users_last_name_length": ("last_name", "must be 1 to 100 characters"),
     "users_email_format": ("email", "not a valid email address"),
-    "users_has_occasion": ("birthday_date", "a birthday_date or an anniversary_date is required"),
-    "users_birthday_range": ("birthday_date", "must not be before 1900-01-01"),
-    "users_anniversary_range": ("anniversary_date", "must not be before 1900-01-01"),
+    "users_has_occasion": (OCCASIONS.date_fields[0], OCCASIONS.required_message),
+    # Each occasion's date column has its range check users_<name>_range, where
+    # <name> is the column without _date (migration 0001, docs/extending.md).
+    **{
+        f"users_{field.removesuffix('_date')}_range": (field, "must not be before 1900-01-01")
+        for field in OCCASIONS.date_fields
+    },
     "users_location_city_length": ("location_city", "must be at most 100 characters"),
     "users_location_country_length": ("location_country", "must be at most 100 characters"),
 }

@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduling.occasions import (
-    ANNIVERSARY,
-    BIRTHDAY,
+from domain.occasions import (
+    OCCASIONS,
+    Occasion,
     Occurrence,
-    greeting,
     idempotency_key,
     next_occasion_date,
-    occasion_in_year,
     previous_occasion_date,
     send_instant,
 )
@@ -142,8 +140,12 @@ TLDS = ("com", "org", "net")
 SENT_SHARE = 0.30
 FAILED_SHARE = 0.01
 FAILED_RETRIES = 5
-_BIRTHDAYS_FROM = date(1940, 1, 1).toordinal()
-_ANNIVERSARIES_FROM = date(1970, 1, 1).toordinal()
+# The registry's first occasion (the birthday) is held by nine users in ten, born from
+# 1940 on, one in 400 on Feb 29; each other occasion by about a third, from 1970 on.
+_FIRST_FROM = date(1940, 1, 1).toordinal()
+_OTHERS_FROM = date(1970, 1, 1).toordinal()
+_OTHER_SHARE = 0.35
+_ONLY_OTHERS_SHARE = 0.1
 
 # Column names and their types, for binary COPY.
 USER_COLUMNS = (
@@ -152,8 +154,7 @@ USER_COLUMNS = (
     ("last_name", "text"),
     ("email", "text"),
     ("timezone", "text"),
-    ("birthday_date", "date"),
-    ("anniversary_date", "date"),
+    *((field, "date") for field in OCCASIONS.date_fields),
     ("location_city", "text"),
     ("location_country", "text"),
     ("created_at", "timestamptz"),
@@ -186,8 +187,7 @@ class SeedUser:
     last_name: str
     email: str
     timezone: str
-    birthday_date: date | None
-    anniversary_date: date | None
+    dates: tuple[date | None, ...]  # one per occasion of the registry, in its order
     location_city: str | None
     location_country: str | None
     created_at: datetime
@@ -199,8 +199,7 @@ class SeedUser:
             self.last_name,
             self.email,
             self.timezone,
-            self.birthday_date,
-            self.anniversary_date,
+            *self.dates,
             self.location_city,
             self.location_country,
             self.created_at,
@@ -237,7 +236,7 @@ class SeedGenerator:
         first = rng.choice(FIRST_NAMES)
         last = rng.choice(LAST_NAMES)
         zone, city, country = rng.choices(self._zones, self._weights)[0]
-        birthday, anniversary = self._dates()
+        dates = self._dates()
         email = f"{_ascii(first)}.{_ascii(last)}.{number}@example.{TLDS[number % 3]}"
         created = self.now - timedelta(seconds=60 + rng.random() * 1000 * 86400)
         return SeedUser(
@@ -246,71 +245,72 @@ class SeedGenerator:
             last_name=last,
             email=email,
             timezone=zone,
-            birthday_date=birthday,
-            anniversary_date=anniversary,
+            dates=dates,
             location_city=city,
             location_country=country,
             created_at=created,
         )
 
-    def _dates(self) -> tuple[date | None, date | None]:
+    def _dates(self) -> tuple[date | None, ...]:
+        """One date (or None) per occasion: at least one of them is set."""
         rng = self.rng
         roll = rng.random()
         if roll < 0.0025:
-            birthday = date(rng.choice(range(1944, 2008, 4)), 2, 29)
+            first: date | None = date(rng.choice(range(1944, 2008, 4)), 2, 29)
         else:
-            birthday = date.fromordinal(_BIRTHDAYS_FROM + int(rng.random() * 24_800))
-        anniversary = None
-        if rng.random() < 0.35:
-            anniversary = date.fromordinal(_ANNIVERSARIES_FROM + int(rng.random() * 20_000))
-        if anniversary is not None and rng.random() < 0.1:
-            birthday = None  # anniversary only
-        return birthday, anniversary
+            first = date.fromordinal(_FIRST_FROM + int(rng.random() * 24_800))
+        others: list[date | None] = []
+        for _ in OCCASIONS.all[1:]:
+            other = None
+            if rng.random() < _OTHER_SHARE:
+                other = date.fromordinal(_OTHERS_FROM + int(rng.random() * 20_000))
+            others.append(other)
+        if any(others) and rng.random() < _ONLY_OTHERS_SHARE:
+            first = None  # only the other occasions
+        return (first, *others)
 
     def messages(self, user: SeedUser) -> list[tuple]:
         """Message rows for the user's occasions: the next one SCHEDULED, some history."""
         rows = []
         zone = self._zone_info[user.timezone]
         local_today = self._local_today[user.timezone]
-        for message_type, original in (
-            (BIRTHDAY, user.birthday_date),
-            (ANNIVERSARY, user.anniversary_date),
-        ):
+        for occasion, original in zip(OCCASIONS, user.dates, strict=True):
             if original is None:
                 continue
-            upcoming = self._occurrence(next_occasion_date(original, local_today), zone)
+            rule = occasion.leap_day
+            upcoming = self._occurrence(next_occasion_date(original, local_today, rule), zone)
             if upcoming.scheduled_send_time <= self.now:
                 # Today's greeting already went out at SEND_TIME; next year's waits.
-                rows.append(self._delivered(user, message_type, upcoming))
-                following = occasion_in_year(original, upcoming.occasion_date.year + 1)
+                rows.append(self._delivered(user, occasion, upcoming))
+                following = occasion.in_year(original, upcoming.occasion_date.year + 1)
                 upcoming = self._occurrence(following, zone)
             else:
-                past = previous_occasion_date(original, local_today)
+                past = previous_occasion_date(original, local_today, rule)
                 roll = self.history_rng.random()
                 if past is not None and roll < FAILED_SHARE:
-                    rows.append(self._failed(user, message_type, self._occurrence(past, zone)))
+                    rows.append(self._failed(user, occasion, self._occurrence(past, zone)))
                 elif past is not None and roll < FAILED_SHARE + SENT_SHARE:
-                    rows.append(self._delivered(user, message_type, self._occurrence(past, zone)))
-            rows.append(self._scheduled(user, message_type, upcoming))
+                    rows.append(self._delivered(user, occasion, self._occurrence(past, zone)))
+            rows.append(self._scheduled(user, occasion, upcoming))
         return rows
 
     def _occurrence(self, occasion: date, zone: ZoneInfo) -> Occurrence:
         return Occurrence(occasion, self._send_instant(occasion, zone, self.send_time))
 
-    def _base(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> list:
+    def _base(self, user: SeedUser, occasion: Occasion, occurrence: Occurrence) -> list:
         # MESSAGE_COLUMNS' first five; each row below adds the rest, in column order.
         return [
             user.id,
-            message_type,
+            occasion.message_type,
             occurrence.occasion_date,
-            greeting(message_type, user.first_name, user.last_name),
+            occasion.greeting(user.first_name, user.last_name),
             occurrence.scheduled_send_time,
         ]
 
-    def _scheduled(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
-        key = idempotency_key(user.id, message_type, occurrence.occasion_date)
+    def _scheduled(self, user: SeedUser, occasion: Occasion, occurrence: Occurrence) -> tuple:
+        key = idempotency_key(user.id, occasion.message_type, occurrence.occasion_date)
         return (
-            *self._base(user, message_type, occurrence),
+            *self._base(user, occasion, occurrence),
             None,  # actual_send_time
             "SCHEDULED",  # status
             0,  # retry_count
@@ -324,12 +324,12 @@ class SeedGenerator:
             self.now,  # updated_at
         )
 
-    def _delivered(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
+    def _delivered(self, user: SeedUser, occasion: Occasion, occurrence: Occurrence) -> tuple:
         delay = timedelta(seconds=1 + self.history_rng.random() * 90)
         sent_at = occurrence.scheduled_send_time + delay
-        key = idempotency_key(user.id, message_type, occurrence.occasion_date)
+        key = idempotency_key(user.id, occasion.message_type, occurrence.occasion_date)
         return (
-            *self._base(user, message_type, occurrence),
+            *self._base(user, occasion, occurrence),
             sent_at,  # actual_send_time
             "SENT",  # status
             0,  # retry_count
@@ -343,11 +343,11 @@ class SeedGenerator:
             sent_at,  # updated_at
         )
 
-    def _failed(self, user: SeedUser, message_type: str, occurrence: Occurrence) -> tuple:
+    def _failed(self, user: SeedUser, occasion: Occasion, occurrence: Occurrence) -> tuple:
         last_try = occurrence.scheduled_send_time + timedelta(hours=2)
-        key = idempotency_key(user.id, message_type, occurrence.occasion_date)
+        key = idempotency_key(user.id, occasion.message_type, occurrence.occasion_date)
         return (
-            *self._base(user, message_type, occurrence),
+            *self._base(user, occasion, occurrence),
             None,  # actual_send_time
             "FAILED",  # status
             FAILED_RETRIES,  # retry_count

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from repositories import messages, time_zones
-from scheduling.occasions import send_instant
+from domain.occasions import send_instant
 
 log = logging.getLogger(__name__)
 

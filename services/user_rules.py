@@ -7,8 +7,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from domain.occasions import OCCASIONS
+
 EARLIEST_DATE = date(1900, 1, 1)
-OCCASION_FIELDS = ("birthday_date", "anniversary_date")
+OCCASION_FIELDS = OCCASIONS.date_fields
 # The same names as the database's time_zones table (see migration 0009): every zone
 # zoneinfo lists except the host's own zone (localtime), the template for POSIX TZ
 # strings (posixrules) and the "zone not set" placeholder (Factory).
@@ -39,7 +41,7 @@ def occasion_date_errors(user: Mapping[str, Any], now: datetime) -> dict[str, li
     """
     errors: dict[str, list[str]] = {}
     if all(user.get(field) is None for field in OCCASION_FIELDS):
-        errors["birthday_date"] = ["a birthday_date or an anniversary_date is required"]
+        errors[OCCASION_FIELDS[0]] = [OCCASIONS.required_message]
         return errors
     zone_name = user.get("timezone")
     local_today = (

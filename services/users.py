@@ -10,13 +10,14 @@ from uuid import UUID
 import psycopg
 
 from db.queries import Count
+from domain.occasions import OCCASIONS
 from errors import InvalidFields
 from repositories import users
 from services import planning
 from services.user_rules import occasion_date_errors
 
 # A change to any of these changes when, or with what text, a greeting goes out.
-PLANNING_FIELDS = ("first_name", "last_name", "timezone", "birthday_date", "anniversary_date")
+PLANNING_FIELDS = ("first_name", "last_name", "timezone", *OCCASIONS.date_fields)
 
 
 def create_user(

@@ -1,4 +1,4 @@
-"""Calendar rules of scheduling/occasions.py: pure Python, no database."""
+"""The occasion registry and its calendar rules (domain/occasions.py): pure Python."""
 
 import uuid
 from datetime import UTC, date, datetime, time
@@ -6,10 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduling.occasions import (
-    ANNIVERSARY,
-    BIRTHDAY,
-    greeting,
+from domain.occasions import (
+    OCCASIONS,
     idempotency_key,
     next_occasion_date,
     next_occurrence,
@@ -165,16 +163,74 @@ def test_previous_occasion_is_none_when_on_or_before_the_original_date(original,
 
 
 def test_birthday_greeting_text_is_exact():
-    assert greeting(BIRTHDAY, "Ada", "Lovelace") == "Hey, Ada Lovelace it's your birthday"
+    assert (
+        OCCASIONS.by_type("BIRTHDAY").greeting("Ada", "Lovelace")
+        == "Hey, Ada Lovelace it's your birthday"
+    )
 
 
 def test_anniversary_greeting_names_the_person():
-    assert greeting(ANNIVERSARY, "Ada", "Lovelace") == "Hey, Ada Lovelace happy anniversary"
+    assert (
+        OCCASIONS.by_type("ANNIVERSARY").greeting("Ada", "Lovelace")
+        == "Hey, Ada Lovelace happy anniversary"
+    )
 
 
 def test_idempotency_key_is_user_type_and_iso_date():
     user_id = uuid.UUID("0b7e1c4e-3f2a-4d5b-9c8d-1a2b3c4d5e6f")
 
-    key = idempotency_key(user_id, BIRTHDAY, date(2026, 1, 5))
+    key = idempotency_key(user_id, "BIRTHDAY", date(2026, 1, 5))
 
     assert key == "0b7e1c4e-3f2a-4d5b-9c8d-1a2b3c4d5e6f:BIRTHDAY:2026-01-05"
+
+
+# The registry
+
+
+def test_the_registry_names_each_occasions_type_and_date_field_in_order():
+    assert OCCASIONS.types == ("BIRTHDAY", "ANNIVERSARY")
+    assert OCCASIONS.date_fields == ("birthday_date", "anniversary_date")
+    assert OCCASIONS.required_message == "a birthday_date or an anniversary_date is required"
+
+
+def test_an_unknown_message_type_is_an_error_not_another_occasion():
+    from domain.occasions import UnknownOccasion
+
+    with pytest.raises(UnknownOccasion):
+        OCCASIONS.by_type("WORK_ANNIVERSARY")
+
+
+@pytest.mark.parametrize(
+    ("message_type", "date_field", "text"),
+    [
+        ("birthday", "birthday_date", "Hey"),  # not an upper-case name
+        ("BIRTHDAY'; --", "birthday_date", "Hey"),
+        ("BIRTHDAY", "birthday date", "Hey"),  # not a column name
+        ("BIRTHDAY", "birthday_date", "Hey, {nickname}"),  # unknown variable
+    ],
+)
+def test_an_occasion_with_a_name_sql_could_not_hold_or_an_unknown_variable_is_refused(
+    message_type, date_field, text
+):
+    from domain.occasions import Occasion
+
+    with pytest.raises(ValueError):
+        Occasion(message_type=message_type, date_field=date_field, default_text=text)
+
+
+def test_two_occasions_may_not_share_a_type_or_a_date_field():
+    from domain.occasions import Occasion, Occasions
+
+    first = Occasion("BIRTHDAY", "birthday_date", "Hey")
+    with pytest.raises(ValueError):
+        Occasions(first, Occasion("BIRTHDAY", "other_date", "Hey"))
+    with pytest.raises(ValueError):
+        Occasions(first, Occasion("OTHER", "birthday_date", "Hey"))
+
+
+def test_a_mar_1_occasion_on_feb_29_falls_on_mar_1_in_a_common_year():
+    from domain.occasions import LeapDay, occasion_in_year
+
+    assert occasion_in_year(date(2016, 2, 29), 2027, LeapDay.MAR_1) == date(2027, 3, 1)
+    assert occasion_in_year(date(2016, 2, 29), 2028, LeapDay.MAR_1) == date(2028, 2, 29)
+    assert occasion_in_year(date(2016, 2, 29), 2027) == date(2027, 2, 28)
