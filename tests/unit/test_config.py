@@ -91,7 +91,7 @@ def test_an_idempotency_stale_window_longer_than_any_request_is_accepted():
 )
 def test_a_sending_lease_not_longer_than_the_longest_attempt_stops_startup(environ):
     # Recovery would queue the greeting again while its first POST may still be under way.
-    with pytest.raises(ConfigError, match="SENDING_LEASE .* longest send attempt"):
+    with pytest.raises(ConfigError, match=r"SENDING_LEASE .* longest send attempt"):
         Settings.from_env(environ)
 
 
