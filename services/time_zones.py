@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
-from repositories import messages, time_zones
 from domain.occasions import send_instant
+from repositories import messages, time_zones
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,5 @@
 from datetime import time, timedelta
 
-from datetime import timedelta
-
 import pytest
 
 from app import create_app
