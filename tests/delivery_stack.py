@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ import requests
 from psycopg.rows import dict_row
 
 from repositories import users
+from scheduling.occasions import occasion_in_year
 from services import planning
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,7 @@ class Processes:
         self.env = {**env, "PATH": f"{venv_bin}:{env.get('PATH', '')}"}
         self.log_dir = log_dir
         self.running: list[subprocess.Popen] = []
+        self.log_paths: dict[int, Path] = {}
 
     def start(self, name: str, command: list[str], **extra_env: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}-{len(self.running)}.log", "w")  # noqa: SIM115
@@ -103,7 +105,12 @@ class Processes:
             start_new_session=True,  # its own process group: kill it with its children
         )
         self.running.append(process)
+        self.log_paths[process.pid] = Path(log.name)
         return process
+
+    def log_of(self, process: subprocess.Popen) -> str:
+        """What `process` has written so far."""
+        return self.log_paths[process.pid].read_text()
 
     def supervised_worker(self, processes: int = 1, threads: int = 2) -> subprocess.Popen:
         """The worker exactly as the Procfile runs it: keep-running + start-worker."""
@@ -145,6 +152,11 @@ class Processes:
             PROMETHEUS_MULTIPROC_DIR=str(self.log_dir / f"api-metrics-{len(self.running)}"),
             **extra_env,
         )
+
+    def stop(self, process: subprocess.Popen) -> None:
+        """SIGTERM the whole process group and wait: a clean shutdown."""
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
 
     def kill_hard(self, process: subprocess.Popen) -> None:
         """SIGKILL the whole process group: a crash, no clean-up."""
@@ -213,9 +225,19 @@ class Provider:
     def requests_seen(self) -> list[dict]:
         return requests.get(f"{self.url}/requests", timeout=5).json()
 
+    def calls_per_key(self) -> Counter:
+        """Every POST the provider received, counted by Idempotency-Key (a repeat of a
+        key is counted even though the provider delivers it once)."""
+        return Counter(r["idempotency_key"] for r in self.requests_seen())
+
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait(timeout=20)
+
+
+def calls_above(calls: Counter, bound: int) -> dict[str, int]:
+    """The keys that reached the provider more than `bound` times, with their counts."""
+    return {key: count for key, count in calls.items() if count > bound}
 
 
 def environment(db_url: str, amqp_url: str, provider_url: str, **overrides: str) -> dict:
@@ -229,6 +251,13 @@ def environment(db_url: str, amqp_url: str, provider_url: str, **overrides: str)
         "EMAIL_SERVICE_URL": provider_url,
         **overrides,
     }
+
+
+def messages_in_queue(vhost: str, queue: str = "greetings") -> int:
+    """Messages RabbitMQ holds in `queue`, ready or delivered and not yet acknowledged."""
+    listed = rabbitmqctl("list_queues", "--no-table-headers", "-p", vhost, "name", "messages")
+    counts = dict(line.split() for line in listed.stdout.splitlines() if line.strip())
+    return int(counts.get(queue, 0))
 
 
 def reset_shared_state(vhost: str) -> None:
@@ -263,13 +292,31 @@ def due_zone(now: datetime) -> str:
     raise AssertionError("no candidate zone is between 10:00 and 22:00")
 
 
-def insert_due_users(conn: psycopg.Connection, count: int, label: str = "Due") -> list:
+def birth_date_celebrated_on(day: date, born_about: int) -> date:
+    """A birth date in `born_about` or up to three years before, whose birthday falls on
+    `day` by the service's calendar rule: on a Feb 29 only someone born on a Feb 29 has
+    a birthday (a Feb 28 birthday stays on Feb 28 in a leap year)."""
+    for year in range(born_about, born_about - 4, -1):
+        born = occasion_in_year(day, year)
+        if occasion_in_year(born, day.year) == day:
+            return born
+    raise AssertionError(f"no birth date near {born_about} is celebrated on {day}")
+
+
+def birthday_today(now: datetime, zone: str, born_about: int) -> date:
+    """A birth date about `born_about` whose birthday is today in `zone` at `now`."""
+    return birth_date_celebrated_on(now.astimezone(ZoneInfo(zone)).date(), born_about)
+
+
+def insert_due_users(
+    conn: psycopg.Connection, count: int, label: str = "Due", now: datetime | None = None
+) -> list:
     """`count` users whose birthday is today where it is now past 09:00 (so their
     greeting is due once planned), in one statement; their ids. Emails are unique per
     call, so a test may add more users later."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     zone = due_zone(now)
-    birthday = now.astimezone(ZoneInfo(zone)).date().replace(year=1985)
+    birthday = birthday_today(now, zone, 1985)
     rows = conn.execute(
         "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
         " SELECT %(label)s, 'User' || n, lower(%(label)s) || n || '.' || %(tag)s || '@example.com',"
@@ -304,7 +351,7 @@ class Stack:
             "last_name": f"Lovelace{next(_numbers)}",
             "email": f"e2e{next(_numbers)}@example.com",
             "timezone": zone,
-            "birthday_date": now.astimezone(ZoneInfo(zone)).date().replace(year=1990),
+            "birthday_date": birthday_today(now, zone, 1990),
             **overrides,
         }
         with self.connect() as conn, conn.transaction():
@@ -322,3 +369,27 @@ class Stack:
 
     def status_counts(self) -> Counter:
         return Counter(row["status"] for row in self.rows())
+
+    def keys_with_status(self, status: str) -> set[str]:
+        """The idempotency keys of the greetings in `status`."""
+        return {row["idempotency_key"] for row in self.rows() if row["status"] == status}
+
+    def publish_greeting(self, row: dict, copies: int) -> None:
+        """Publish `copies` messages for one greeting row, as the scheduler's dispatch and
+        recovery publish it (a copy too many is what a redelivery or a recovery makes)."""
+        script = (
+            "import sys, datetime, tasks.send as send\n"
+            "for _ in range(int(sys.argv[3])):\n"
+            "    send.enqueue(int(sys.argv[1]), datetime.date.fromisoformat(sys.argv[2]))\n"
+        )
+        arguments = [str(row["id"]), row["occasion_date"].isoformat(), str(copies)]
+        published = subprocess.run(
+            [sys.executable, "-c", script, *arguments],
+            cwd=ROOT,
+            env=self.processes.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert published.returncode == 0, published.stderr

@@ -21,6 +21,7 @@ from app import create_app
 from db.queries import transaction
 from repositories import message_lifecycle
 from tests import factories
+from tests.delivery_stack import birth_date_celebrated_on
 
 
 def add_months(day: date, months: int) -> date:
@@ -490,7 +491,8 @@ def test_sends_and_api_reads_go_on_while_maintenance_waits_behind_a_long_reader(
     user = make_user(db)
     today = date.today()
     db.execute(  # due today, so the send goes through rather than being cancelled
-        "UPDATE users SET birthday_date = %s WHERE id = %s", (today.replace(year=1992), user)
+        "UPDATE users SET birthday_date = %s WHERE id = %s",
+        (birth_date_celebrated_on(today, 1992), user),
     )
     queued = db.execute(
         """

@@ -20,8 +20,11 @@ import requests
 
 from api.resources import resources_of
 from app import create_app
+from repositories import message_lifecycle
+from scheduling.occasions import occasion_in_year
 from tests.delivery_stack import (
     Stack,
+    calls_above,
     insert_due_users,
     rabbitmqctl,
     wait_until,
@@ -44,15 +47,43 @@ def test_a_due_user_is_delivered_once_and_next_year_is_planned(stack):
 
     sent = wait_until(lambda: sent_once(stack, user["id"]), 30, "the greeting to be SENT")
 
-    deliveries = stack.provider.deliveries()
-    assert [d["idempotency_key"] for d in deliveries] == [sent["idempotency_key"]]
-    assert deliveries[0]["message"] == f"Hey, Ada {user['last_name']} it's your birthday"
-    assert deliveries[0]["email"] == user["email"]
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 1})
+    [delivery] = stack.provider.deliveries()
+    assert delivery["message"] == f"Hey, Ada {user['last_name']} it's your birthday"
+    assert delivery["email"] == user["email"]
     assert sent["api_response_code"] == 200 and sent["actual_send_time"] is not None
     [following] = [r for r in stack.rows(user["id"]) if r["status"] == "SCHEDULED"]
-    assert following["occasion_date"] == sent["occasion_date"].replace(
-        year=sent["occasion_date"].year + 1
+    next_year = sent["occasion_date"].year + 1
+    assert following["occasion_date"] == occasion_in_year(user["birthday_date"], next_year)
+
+
+def _handlings(log: str, message_id: int) -> int:
+    """How many times a worker's log says it handled the greeting `message_id`."""
+    return len(re.findall(rf"greeting .*message_id={message_id}\b", log))
+
+
+def test_a_greeting_published_twice_reaches_the_provider_once(stack):
+    # Given a greeting QUEUED as the dispatcher queues it, with two messages for it in
+    # the queue (a recovery's republish or a redelivery makes the second)
+    user = stack.create_user()
+    with stack.connect() as conn:
+        [queued] = message_lifecycle.claim_due(
+            conn, datetime.now(UTC), timedelta(hours=48), 10, timedelta(minutes=10)
+        )
+    stack.publish_greeting(queued, copies=2)
+
+    # When a worker handles both, one after the other (one thread; no scheduler runs,
+    # so nothing else publishes, recovers or expires it)
+    worker = stack.processes.worker(threads=1)
+    wait_until(
+        lambda: _handlings(stack.processes.log_of(worker), queued["id"]) == 2,
+        30,
+        "the worker to handle both messages",
     )
+
+    # Then the second found the greeting taken: one call reached the provider
+    assert stack.provider.calls_per_key() == Counter({queued["idempotency_key"]: 1})
+    assert [r["status"] for r in stack.rows(user["id"])] == ["SENT", "SCHEDULED"]
 
 
 def test_the_queues_are_quorum_queues(stack):
@@ -77,7 +108,8 @@ def test_two_transient_failures_then_success_deliver_once_with_two_retries(stack
 
     assert sent["retry_count"] == 2
     assert len(stack.provider.deliveries()) == 1
-    assert len(stack.provider.requests_seen()) == 3
+    # the two injected 503s, then the one accepted call: no other
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 3})
 
 
 def test_a_permanent_failure_fails_at_once_without_retrying(stack):
@@ -91,7 +123,7 @@ def test_a_permanent_failure_fails_at_once_without_retrying(stack):
     )[0]
 
     assert failed["api_response_code"] == 400 and failed["retry_count"] == 0
-    assert len(stack.provider.requests_seen()) == 1
+    assert stack.provider.calls_per_key() == Counter({failed["idempotency_key"]: 1})
     assert stack.provider.deliveries() == []
     assert [r["status"] for r in stack.rows(user["id"])] == ["FAILED", "SCHEDULED"]
 
@@ -106,12 +138,17 @@ def test_a_worker_killed_mid_send_is_recovered_with_exactly_one_delivery(stack):
     stack.processes.kill_hard(worker)  # the provider got the request; the row stays SENDING
     assert [r["status"] for r in stack.rows(user["id"])] == ["SENDING"]
     stack.provider.control(delay_ms=0)
-    stack.processes.worker()
+    second = stack.processes.worker()
 
     sent = wait_until(lambda: sent_once(stack, user["id"]), 45, "recovery and the resend")
     assert len(stack.provider.deliveries()) == 1
-    assert len(stack.provider.requests_seen()) == 2  # the resend was answered as a duplicate
+    # The killed worker's call reached the provider but its SENT was never committed:
+    # recovery resends once (answered as a duplicate), and nothing more.
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 2})
     assert sent["retry_count"] == 0  # a crash of ours uses up no provider retry
+    # The killed worker's message came back (redelivered) while the greeting was still
+    # SENDING under its lease: it found the greeting taken and did nothing.
+    assert "greeting not QUEUED any more, skipped" in stack.processes.log_of(second)
 
 
 def test_a_message_lost_between_commit_and_worker_is_recovered(stack):
@@ -123,8 +160,8 @@ def test_a_message_lost_between_commit_and_worker_is_recovered(stack):
     assert purged.returncode == 0, purged.stderr
     stack.processes.worker()
 
-    wait_until(lambda: sent_once(stack, user["id"]), 45, "recovery of the lost message")
-    assert len(stack.provider.deliveries()) == 1
+    sent = wait_until(lambda: sent_once(stack, user["id"]), 45, "recovery of the lost message")
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 1})
 
 
 def test_a_provider_outage_opens_the_breaker_and_loses_nothing(stack):
@@ -151,8 +188,7 @@ def test_a_provider_outage_opens_the_breaker_and_loses_nothing(stack):
     assert {key: row["retry_count"] for key, row in sent.items()} == {
         key: calls[key] - 1 for key in sent
     }
-    keys = [d["idempotency_key"] for d in stack.provider.deliveries()]
-    assert len(keys) == len(set(keys)) == len(created)
+    assert set(calls) == set(sent) and len(sent) == len(created)
 
 
 def test_two_schedulers_and_two_workers_deliver_each_greeting_once(stack):
@@ -164,9 +200,9 @@ def test_two_schedulers_and_two_workers_deliver_each_greeting_once(stack):
 
     wait_until(lambda: stack.status_counts()["SENT"] == 500, 100, "500 greetings SENT")
 
-    keys = [d["idempotency_key"] for d in stack.provider.deliveries()]
-    assert len(keys) == 500
-    assert len(set(keys)) == 500
+    calls = stack.provider.calls_per_key()
+    assert calls_above(calls, 1) == {}  # no fault here: one call per greeting
+    assert set(calls) == stack.keys_with_status("SENT") and len(calls) == 500
     assert stack.status_counts() == Counter({"SENT": 500, "SCHEDULED": 500})
 
 
@@ -192,6 +228,8 @@ def test_the_provider_rate_limit_makes_sends_wait_not_fail(stack):
     )
     assert len(delivered) == len(created)
     assert delivered[-1] - delivered[0] > timedelta(seconds=1) - HTTP_JITTER
+    calls = stack.provider.calls_per_key()
+    assert calls_above(calls, 1) == {} and set(calls) == stack.keys_with_status("SENT")
     assert stack.status_counts()["FAILED"] == 0
     assert not any(r["error_message"] for r in stack.rows())  # waited, never postponed
 
@@ -210,11 +248,11 @@ def test_after_downtime_late_greetings_go_out_and_too_old_ones_expire(stack):
     stack.processes.scheduler()
     stack.processes.worker()
 
-    wait_until(lambda: sent_once(stack, recent["id"]), 30, "the late greeting")
+    sent = wait_until(lambda: sent_once(stack, recent["id"]), 30, "the late greeting")
     wait_until(
         lambda: [r for r in stack.rows(stale["id"]) if r["status"] == "EXPIRED"], 30, "EXPIRED"
     )
-    assert [d["email"] for d in stack.provider.deliveries()] == [recent["email"]]
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 1})
     assert "SCHEDULED" in {r["status"] for r in stack.rows(stale["id"])}  # next year planned
 
 
@@ -234,10 +272,10 @@ def test_a_user_deleted_before_the_send_gets_nothing(stack, api):
     stack.processes.scheduler()
     stack.processes.worker()
     other = stack.create_user()
-    wait_until(lambda: sent_once(stack, other["id"]), 30, "another user's greeting")
+    sent = wait_until(lambda: sent_once(stack, other["id"]), 30, "another user's greeting")
 
     assert [r["status"] for r in stack.rows(user["id"])] == ["CANCELLED"]
-    assert [d["email"] for d in stack.provider.deliveries()] == [other["email"]]
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 1})
 
 
 def test_a_birthday_changed_before_the_send_moves_the_greeting(stack, api):
@@ -285,10 +323,11 @@ def test_a_killed_worker_process_is_restarted_and_the_send_still_happens(stack, 
     user = stack.create_user()
     stack.processes.scheduler()
 
-    wait_until(lambda: sent_once(stack, user["id"]), 45, "the greeting after the restart")
+    sent = wait_until(lambda: sent_once(stack, user["id"]), 45, "the greeting after the restart")
     assert runner.poll() is None
     assert "exited unexpectedly" in log.read_text()
-    assert len(stack.provider.deliveries()) == 1
+    # killed before the greeting was due: no send was in flight to repeat
+    assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 1})
 
 
 def test_the_worker_exports_send_metrics_on_its_prometheus_port(stack, tmp_path):

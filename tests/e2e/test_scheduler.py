@@ -27,6 +27,7 @@ from tasks.leader import LEADER_LOCK_KEY
 from tests.delivery_stack import (
     FAST_SETTINGS,
     Processes,
+    birth_date_celebrated_on,
     environment,
     free_port,
     rabbitmqctl,
@@ -391,13 +392,11 @@ def test_partition_maintenance_behind_a_long_reader_gives_up_and_is_retried_soon
 def test_a_user_without_messages_is_planned_when_the_scheduler_starts(stack):
     today = datetime.now(UTC).date()
     occasion = today + timedelta(days=100)
-    if (occasion.month, occasion.day) == (2, 29):
-        occasion += timedelta(days=1)
     with stack.connect() as conn:
         user_id = conn.execute(
             "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
             " VALUES ('Alan', 'Turing', 'alan@example.com', 'UTC', %s) RETURNING id",
-            (occasion.replace(year=1990),),
+            (birth_date_celebrated_on(occasion, 1990),),
         ).fetchone()["id"]
 
     stack.start()
@@ -421,14 +420,12 @@ def test_at_start_a_zone_computed_unlike_zoneinfo_is_named_and_its_greeting_re_t
     # Given a Paris user while the database computes Paris by Tokyo's rules (the
     # scheduler's first round plans them so, before its daily refresh corrects it)
     occasion = datetime.now(UTC).date() + timedelta(days=100)
-    if (occasion.month, occasion.day) == (2, 29):
-        occasion += timedelta(days=1)
     with stack.connect() as conn:
         conn.execute("UPDATE time_zones SET compute_as = 'Asia/Tokyo' WHERE name = 'Europe/Paris'")
         user_id = conn.execute(
             "INSERT INTO users (first_name, last_name, email, timezone, birthday_date)"
             " VALUES ('Marie', 'Curie', 'marie@example.com', 'Europe/Paris', %s) RETURNING id",
-            (occasion.replace(year=1990),),
+            (birth_date_celebrated_on(occasion, 1990),),
         ).fetchone()["id"]
 
     # When a scheduler starts

@@ -4,7 +4,9 @@ and every greeting ends SENT, delivered once by Idempotency-Key.
 
 Replication is asynchronous, so the last commits of the old primary may be lost: a
 greeting SENT there can be QUEUED or SENDING again on the new primary and posted again
-with the same key. The provider must absorb those repeats.
+with the same key. The provider must absorb those repeats, and they are the only ones:
+a greeting is posted at most twice, and twice only if it was posted before the
+promotion and the standby had not received its SENT.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.delivery_stack import (
     NINE,
     Processes,
     Provider,
+    calls_above,
     environment,
     free_port,
     insert_due_users,
@@ -67,19 +70,20 @@ def _sent(url: str) -> int:
     return _query(url, "SELECT count(*) AS n FROM message_logs WHERE status = 'SENT'")[0]["n"]
 
 
-def _sent_once_replayed(standby: Standby) -> tuple[int, datetime | None]:
-    """SENT rows on the standby once it has replayed all the WAL it received, and the
-    commit instant of the latest of them."""
+def _sent_once_replayed(standby: Standby) -> tuple[set[str], datetime | None]:
+    """The keys of the SENT rows on the standby once it has replayed all the WAL it
+    received, and the commit instant of the latest of them."""
     caught_up = (
         "SELECT pg_last_wal_receive_lsn() IS NULL"
         " OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() AS done"
     )
     wait_until(lambda: _query(standby.url("birthday"), caught_up)[0]["done"], 10, "replay")
-    row = _query(
+    rows = _query(
         standby.url("birthday"),
-        "SELECT count(*) AS n, max(updated_at) AS last FROM message_logs WHERE status = 'SENT'",
-    )[0]
-    return row["n"], row["last"]
+        "SELECT idempotency_key, updated_at FROM message_logs WHERE status = 'SENT'",
+    )
+    last = max((row["updated_at"] for row in rows), default=None)
+    return {row["idempotency_key"] for row in rows}, last
 
 
 def _schedulers_on(url: str) -> dict[str, bool]:
@@ -102,7 +106,7 @@ class Failover:
     kill_wall: datetime
     promoted_wall: datetime
     delivered_at_kill: int
-    sent_on_standby: int
+    sent_on_standby: set[str]  # keys SENT on the standby when it was promoted
     last_replicated_sent: datetime
     promoted_after: float
 
@@ -134,12 +138,24 @@ def _send_times_after(url: str, failover: Failover) -> tuple[float, float]:
     return (row["first"] - crash).total_seconds(), (row["last"] - crash).total_seconds()
 
 
+def _posted_before(requests_seen: list[dict], since: datetime) -> set[str]:
+    """Keys the provider received a call for before `since`."""
+    return {
+        r["idempotency_key"]
+        for r in requests_seen
+        if datetime.fromisoformat(r["received_at"]) < since
+    }
+
+
 def _resent_after(requests_seen: list[dict], since: datetime) -> int:
     """Keys posted before `since` (the old primary's sends, finished or in flight at the
     crash) and posted again after it."""
-    before = {r["idempotency_key"] for r in requests_seen if r["received_at"] < since.isoformat()}
-    after = {r["idempotency_key"] for r in requests_seen if r["received_at"] >= since.isoformat()}
-    return len(before & after)
+    after = {
+        r["idempotency_key"]
+        for r in requests_seen
+        if datetime.fromisoformat(r["received_at"]) >= since
+    }
+    return len(_posted_before(requests_seen, since) & after)
 
 
 def _sent_lines_after(log: Path, offset: int) -> int:
@@ -207,25 +223,31 @@ def test_primary_crash_mid_spike_promoted_standby_takes_over_and_each_greeting_g
         first_sent, all_sent = _send_times_after(new_primary, failover)
         deliveries = Counter(d["idempotency_key"] for d in provider.deliveries())
         seen = provider.requests_seen()
+        calls = Counter(r["idempotency_key"] for r in seen)
         duplicates = sum(n - 1 for n in deliveries.values())
         resent = _resent_after(seen, failover.promoted_wall)
-        repeated = len(seen) - len({r["idempotency_key"] for r in seen})
+        repeated = len(seen) - len(calls)
         figures = (
             f"failover: delivered {len(deliveries)} of {GREETINGS}, duplicate deliveries "
             f"{duplicates}, provider requests {len(seen)} ({repeated} repeats of a key), "
             f"greetings re-sent after the promotion (key posted before it) {resent}, "
-            f"delivered at the crash "
-            f"{failover.delivered_at_kill} vs SENT on the standby {failover.sent_on_standby}, "
+            f"delivered at the crash {failover.delivered_at_kill} vs SENT on the standby "
+            f"{len(failover.sent_on_standby)}, "
             f"crash to promoted {failover.promoted_after:.2f} s, crash to first SENT on the "
             f"new primary {first_sent:.2f} s, crash to all SENT {all_sent:.2f} s"
         )
         print(figures)
-        assert len(deliveries) == GREETINGS, figures
-        assert duplicates == 0, figures
-        statuses = Counter(
-            r["status"] for r in _query(new_primary, "SELECT status FROM message_logs")
-        )
+        rows = _query(new_primary, "SELECT status, idempotency_key FROM message_logs")
+        statuses = Counter(r["status"] for r in rows)
         assert statuses == Counter({"SENT": GREETINGS, "SCHEDULED": GREETINGS}), figures
+        assert set(calls) == {r["idempotency_key"] for r in rows if r["status"] == "SENT"}
+        # The crash can repeat a greeting's call once, and only one the old primary had
+        # posted (the provider received it before the promotion) whose SENT never reached
+        # the standby: the new primary holds it QUEUED or SENDING and sends it again. A
+        # greeting the standby had as SENT was never posted again.
+        assert calls_above(calls, 2) == {}, figures
+        may_repeat = _posted_before(seen, failover.promoted_wall) - failover.sent_on_standby
+        assert set(calls_above(calls, 1)) <= may_repeat, figures
 
         # And exactly one scheduler leads there, and it is one of the two started
         names = wait_until(

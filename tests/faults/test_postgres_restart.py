@@ -1,11 +1,13 @@
 """PostgreSQL stopped for seconds in the middle of a dispatch: every process waits, then
-recovers by itself; every due greeting reaches the provider once, none FAILED or stuck.
+recovers by itself; every due greeting is delivered once, none FAILED or stuck, and
+posted again only if a worker held it mid-send when PostgreSQL stopped.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -14,6 +16,7 @@ import requests
 from tests.delivery_stack import (
     Processes,
     Stack,
+    calls_above,
     environment,
     free_port,
     insert_due_users,
@@ -28,6 +31,7 @@ RATE = 30  # sends per second: the dispatch lasts ~10 s, long enough to cut it
 DOWN_AFTER = 60  # deliveries before PostgreSQL stops
 OUTAGE = 12.0  # seconds PostgreSQL stays down
 HEALTH_BOUND = 3.0
+WORKER_THREADS = 4
 
 
 def _insert_due_users(db_url: str, count: int) -> None:
@@ -74,7 +78,7 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         api_url = f"http://127.0.0.1:{api_port}"
         api = processes.api(api_port, WEB_CONCURRENCY="1")
         scheduler = processes.scheduler()
-        worker = processes.worker(processes=1, threads=4)
+        worker = processes.worker(processes=1, threads=WORKER_THREADS)
         wait_until(
             lambda: len(provider.deliveries()) >= DOWN_AFTER,
             60,
@@ -108,6 +112,7 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         delivered_in_outage = len(provider.deliveries()) - delivered_at_stop
         private_postgres.start()
         back = time.monotonic()
+        back_wall = datetime.now(UTC)
         delivered_at_back = len(provider.deliveries())
         wait_until(
             lambda: len(provider.deliveries()) > delivered_at_back,
@@ -125,9 +130,10 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
             lambda: stack.status_counts()["SENT"] == GREETINGS, 30, "every greeting recorded SENT"
         )
 
-        # Then each greeting reached the provider once, none FAILED, none stuck
+        # Then each greeting was delivered once, none FAILED, none stuck
         keys = [d["idempotency_key"] for d in provider.deliveries()]
-        attempts = Counter(r["idempotency_key"] for r in provider.requests_seen())
+        seen = provider.requests_seen()
+        attempts = Counter(r["idempotency_key"] for r in seen)
         repeated = sum(n - 1 for n in attempts.values())
         counts = stack.status_counts()
         print(
@@ -139,6 +145,20 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
         )
         assert len(keys) == len(set(keys)) == GREETINGS
         assert counts == Counter({"SENT": GREETINGS, "SCHEDULED": GREETINGS}), counts
+        # And posted once, but for the greetings a worker thread held between its take and
+        # the commit of its SENT when PostgreSQL stopped: the SENT failed, the greeting
+        # stayed SENDING, and recovery posted it once more. One per thread at most, each
+        # first posted before PostgreSQL was back (nothing is taken while it is down).
+        assert set(attempts) == stack.keys_with_status("SENT")
+        repeats = calls_above(attempts, 1)
+        assert calls_above(attempts, 2) == {}, repeats
+        assert len(repeats) <= WORKER_THREADS, repeats
+        posted_before_back = {
+            r["idempotency_key"]
+            for r in seen
+            if datetime.fromisoformat(r["received_at"]) < back_wall
+        }
+        assert set(repeats) <= posted_before_back, repeats
 
         # And the scheduler leads again, the API is ready, every process still runs
         wait_until(lambda: _scheduler_holds_the_lock(db_url), 15, "the leader lock")
@@ -188,8 +208,8 @@ def test_worker_and_scheduler_started_with_postgres_down_wait_then_deliver(
         back = time.monotonic()
         wait_until(lambda: stack.status_counts()["SENT"] == 5, 30, "5 greetings SENT")
         delivered_after = time.monotonic() - back
-        keys = [d["idempotency_key"] for d in provider.deliveries()]
-        assert len(keys) == len(set(keys)) == 5
+        # nothing was in flight when PostgreSQL stopped: one call per greeting
+        assert provider.calls_per_key() == Counter(dict.fromkeys(stack.keys_with_status("SENT"), 1))
         assert stack.status_counts() == Counter({"SENT": 5, "SCHEDULED": 5})
         assert _scheduler_holds_the_lock(db_url)
         assert "reached the database again" in scheduler_log.read_text()
