@@ -70,6 +70,8 @@ class Settings:
     gunicorn_timeout: int = 30  # seconds
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The channel greetings go out through (channels/: "http", the email API).
+    delivery_channel: str = "http"
     email_service_url: str = "http://127.0.0.1:8025"
     queue_name: str = "greetings"
     provider_rate_limit: int = 50  # sends per second, all workers together

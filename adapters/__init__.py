@@ -1,4 +1,3 @@
-"""Clients of the systems around the service: the email provider, and the circuit
-breaker and rate limiter the workers share through Redis. Built by each process's
-composition root (tasks/runtime.py for the worker), never at import.
+"""Looks at the systems around the service that are not a channel: RabbitMQ's queues
+(broker_probe.py). Built by each process's composition root, never at import.
 """

@@ -1,12 +1,14 @@
-"""The delivery policy: what the provider's answer means and what happens next.
+"""The delivery policy: what a channel's answer means and what happens next.
 
-Pure code: no I/O, time is an argument. The worker asks `RetryPolicy.decide` after
-each provider call and `postpone` when it could not call (breaker open, rate limit,
-one of our own dependencies unreachable); dispatch, recovery and the worker all
-measure lateness with `deadline`.
+Pure code: no I/O, time is an argument. The one home of retries: the worker asks
+`RetryPolicy.decide` after each delivery attempt, `before_call` right before one, and
+`postpone` when it could not attempt (breaker open, rate limit, one of our own
+dependencies unreachable); dispatch, recovery and the worker all measure lateness with
+`deadline`.
 
-Provider contract: any 2xx is success; 5xx, 429, timeouts and connection errors are
-transient (try again later); any other 4xx is permanent.
+A channel (channels/) answers in these words only: delivered, retry later (perhaps
+after a wait it asks for), or refused. What its transport said (an HTTP status, an
+SMTP reply) it keeps for the record, never for this policy to read.
 """
 
 from __future__ import annotations
@@ -14,55 +16,39 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
+
+from domain.statuses import Status
 
 
 class Outcome(enum.Enum):
-    SENT = "sent"
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
+    """A channel's answer for one greeting."""
+
+    DELIVERED = "delivered"
+    RETRY_LATER = "retry later"  # our side or theirs may do better later
+    REFUSED = "refused"  # for good: trying again cannot help
 
 
 @dataclass(frozen=True)
-class ProviderAnswer:
+class ChannelAnswer:
+    """What a channel answered for one greeting.
+
+    `reason` says why it was not delivered; `retry_after` is the wait (seconds) the
+    channel asked for; `code` and `detail` are the transport's own answer (status
+    code, body or reply), stored with the greeting for operators.
+    """
+
     outcome: Outcome
-    status_code: int | None
-    body: str | None
-    error: str | None = None
-    retry_after_seconds: float | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+    code: int | None = None
+    detail: str | None = None
 
 
-def classify(status_code: int) -> Outcome:
-    """The one place that tells success, transient and permanent failures apart."""
-    if 200 <= status_code < 300:
-        return Outcome.SENT
-    if status_code >= 500 or status_code == 429:
-        return Outcome.TRANSIENT
-    return Outcome.PERMANENT
-
-
-# A Retry-After longer than this is read as this: it lies past any greeting's deadline
-# either way (so the greeting expires), and now + the wait stays a datetime. A header may
-# say 10^20 seconds, or a date in year 9999 that the hosts' clock skew pushes past it.
+# A wait longer than this is read as this: it lies past any greeting's deadline either
+# way (so the greeting expires), and now + the wait stays a datetime. A channel may be
+# asked for 10^20 seconds, or until year 9999 (which the hosts' clock skew pushes past).
 RETRY_AFTER_LIMIT_SECONDS = timedelta(days=3660).total_seconds()
-
-
-def retry_after_seconds(header: str | None, now: datetime) -> float | None:
-    """Seconds asked for by a Retry-After header (seconds or an HTTP date), if any,
-    at most RETRY_AFTER_LIMIT_SECONDS."""
-    if not header:
-        return None
-    value = header.strip()
-    if value.isascii() and value.isdigit():
-        return min(float(value), RETRY_AFTER_LIMIT_SECONDS)
-    try:
-        when = parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max(0.0, (when - now).total_seconds()), RETRY_AFTER_LIMIT_SECONDS)
 
 
 def deadline(
@@ -77,10 +63,12 @@ def deadline(
 
 
 class Verdict(enum.Enum):
-    SENT = "SENT"
-    RETRY = "RETRYING"
-    FAIL = "FAILED"
-    EXPIRE = "EXPIRED"
+    """What becomes of a greeting after an attempt: the status it is recorded with."""
+
+    SENT = Status.SENT
+    RETRY = Status.RETRYING
+    FAIL = Status.FAILED
+    EXPIRE = Status.EXPIRED
 
 
 @dataclass(frozen=True)
@@ -104,36 +92,38 @@ class RetryPolicy:
     max_delay: timedelta
 
     def backoff(self, retries_so_far: int, retry_after: float | None) -> timedelta:
-        """base * 2^n, capped, times a jitter in [0.5, 1.5); never sooner than Retry-After."""
+        """base * 2^n, capped, times a jitter in [0.5, 1.5); never sooner than the wait
+        the channel asked for (read as at most RETRY_AFTER_LIMIT_SECONDS)."""
         exponential = self.base_delay * (2 ** min(retries_so_far, 32))
         delay = min(self.max_delay, exponential) * random.uniform(0.5, 1.5)  # noqa: S311  jitter
         if retry_after is not None:
-            delay = max(delay, timedelta(seconds=retry_after))
+            asked = min(max(retry_after, 0.0), RETRY_AFTER_LIMIT_SECONDS)
+            delay = max(delay, timedelta(seconds=asked))
         return delay
 
     def decide(
         self,
-        answer: ProviderAnswer,
+        answer: ChannelAnswer,
         retries_so_far: int,
         now: datetime,
         send_deadline: datetime | None = None,
     ) -> Decision:
-        """What to do with a greeting after the provider's answer."""
-        if answer.outcome is Outcome.SENT:
+        """What to do with a greeting after the channel's answer."""
+        if answer.outcome is Outcome.DELIVERED:
             return Decision(Verdict.SENT)
-        if answer.outcome is Outcome.PERMANENT:
-            return Decision(Verdict.FAIL, reason=answer.error or "permanent failure")
+        if answer.outcome is Outcome.REFUSED:
+            return Decision(Verdict.FAIL, reason=answer.reason or "refused")
         if retries_so_far >= self.max_retries:
-            return Decision(Verdict.FAIL, reason=answer.error or "retries exhausted")
-        next_attempt_at = now + self.backoff(retries_so_far, answer.retry_after_seconds)
+            return Decision(Verdict.FAIL, reason=answer.reason or "retries exhausted")
+        next_attempt_at = now + self.backoff(retries_so_far, answer.retry_after)
         if send_deadline is not None and next_attempt_at > send_deadline:
-            # The provider may not be asked again in time (its Retry-After, or our
+            # The channel may not be asked again in time (the wait it asked for, or our
             # backoff, falls after the deadline): late greetings are not sent.
             return Decision(
                 Verdict.EXPIRE,
-                reason=f"{answer.error or 'transient failure'}; next attempt after the deadline",
+                reason=f"{answer.reason or 'transient failure'}; next attempt after the deadline",
             )
-        return Decision(Verdict.RETRY, next_attempt_at, reason=answer.error or "transient failure")
+        return Decision(Verdict.RETRY, next_attempt_at, reason=answer.reason or "transient failure")
 
 
 def postpone(now: datetime, wait: timedelta, send_deadline: datetime, reason: str) -> Decision:

@@ -4,7 +4,7 @@ asks them all at once.
 /health (api/health.py) runs `run_checks` over all of them, `flask db health` runs
 `check_database`, the status page shows the breaker; each check returns a report
 whose `status` is ok, degraded, unavailable or unknown. The probes they use live
-below: adapters/broker_probe.py (RabbitMQ), adapters/provider_guards.py (the
+below: adapters/broker_probe.py (RabbitMQ), channels/guards.py (the
 breaker's state in Redis), repositories/server.py and schema/migrations.py (PostgreSQL).
 """
 
@@ -22,7 +22,7 @@ import redis
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters import broker_probe
-from adapters.provider_guards import breaker_state, connect_redis
+from channels.guards import breaker_state, connect_redis
 from config import Settings
 from db.pool import DatabaseUnreachable, connection_unless_unreachable, database_label
 from repositories import heartbeats, server

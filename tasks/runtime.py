@@ -18,8 +18,9 @@ from datetime import date
 from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
 
-from adapters.email_provider import ProviderClient
-from adapters.provider_guards import ProviderGuard, build_provider_guard, connect_redis
+from channels import build_channel
+from channels.guards import ProviderGuard, build_provider_guard, connect_redis
+from channels.port import Channel
 from config import Settings
 from db.pool import create_pool, watch_database
 from tasks.batching import Batcher
@@ -38,14 +39,16 @@ Sent = delivery.Sent
 class WorkerResources:
     settings: Settings
     pool: ConnectionPool
-    provider: ProviderClient
+    channel: Channel  # the DELIVERY_CHANNEL greetings go out through
     guard: ProviderGuard  # the provider-wide breaker and rate limit
     takes: Batcher[Take, dict | None]  # the threads' takes, one statement per batch
     sends: Batcher[Sent, bool]  # the threads' sent greetings, one commit per batch
 
     @classmethod
     def build(cls, settings: Settings, threads: int) -> WorkerResources:
-        """One pool of at most `threads` connections (a thread holds one at a time)."""
+        """One pool of at most `threads` connections (a thread holds one at a time), and
+        the DELIVERY_CHANNEL (a name no channel has stops the worker here)."""
+        channel = build_channel(settings, threads)
         pool = create_pool(
             settings,
             application_name="birthday-worker",
@@ -59,7 +62,7 @@ class WorkerResources:
         return cls(
             settings=settings,
             pool=pool,
-            provider=ProviderClient(settings, threads),
+            channel=channel,
             guard=build_provider_guard(settings, connect_redis(settings)),
             takes=Batcher("take", _taking(pool, settings), max_batch=threads),
             sends=Batcher("record-sent", _recording(pool, settings), max_batch=threads),
@@ -71,6 +74,7 @@ class WorkerResources:
 
     def close(self) -> None:
         self.pool.close()
+        self.channel.close()
 
 
 def _taking(pool: ConnectionPool, settings: Settings) -> Callable[[Sequence[Take]], list]:

@@ -24,12 +24,13 @@ from datetime import date, datetime, timedelta
 
 import dramatiq
 
-from adapters.provider_guards import Admission, AdmissionVerdict
+from channels.guards import Admission, AdmissionVerdict
+from channels.port import OutgoingGreeting
 from config import Settings
 from domain.delivery_policy import (
+    ChannelAnswer,
     Decision,
     Outcome,
-    ProviderAnswer,
     RetryPolicy,
     Verdict,
     before_call,
@@ -101,29 +102,30 @@ def _admission(resources: WorkerResources, send_deadline: datetime, now: Attempt
         clock.sleep(0.02)
 
 
-def _call_provider(resources: WorkerResources, message: dict) -> ProviderAnswer:
+def _deliver(resources: WorkerResources, message: dict) -> ChannelAnswer:
     started = clock.perf_counter()
+    greeting = OutgoingGreeting(
+        message["email"], message["message_content"], message["idempotency_key"]
+    )
     try:
-        return resources.provider.send(
-            message["email"], message["message_content"], message["idempotency_key"]
-        )
+        return resources.channel.deliver(greeting)
     finally:
         metrics.observe_provider_call(clock.perf_counter() - started)
 
 
 def _count_for_breaker(
-    resources: WorkerResources, admission: Admission, answer: ProviderAnswer
+    resources: WorkerResources, admission: Admission, answer: ChannelAnswer
 ) -> None:
     """Tell the breaker how the call went; the answer stands even if Redis cannot hear it."""
     try:
-        resources.guard.record(admission, transient_failure=answer.outcome is Outcome.TRANSIENT)
+        resources.guard.record(admission, transient_failure=answer.outcome is Outcome.RETRY_LATER)
     except Exception:  # the provider has answered: the answer is recorded, not this
         log.warning("provider answer not counted by the circuit breaker", exc_info=True)
 
 
 def _attempt(
     resources: WorkerResources, message: dict, send_deadline: datetime, now: AttemptClock
-) -> tuple[Decision, ProviderAnswer | None]:
+) -> tuple[Decision, ChannelAnswer | None]:
     """Breaker and rate limit, provider call; the decision that follows."""
     settings = resources.settings
     admission = _admission(resources, send_deadline, now)
@@ -146,7 +148,7 @@ def _attempt(
     )
     if refusal is not None:
         return refusal, None
-    answer = _call_provider(resources, message)
+    answer = _deliver(resources, message)
     _count_for_breaker(resources, admission, answer)
     decision = retry_policy(settings).decide(
         answer, message["retry_count"], now.now(), send_deadline
@@ -210,7 +212,7 @@ def _record(
     resources: WorkerResources,
     message: dict,
     decision: Decision,
-    answer: ProviderAnswer | None,
+    answer: ChannelAnswer | None,
     now: datetime,
 ) -> None:
     """Store the decision; count and log it."""
@@ -236,7 +238,7 @@ def _record(
     metrics.count_send(_OUTCOME_NAMES[decision.verdict])
     if decision.verdict is Verdict.SENT:
         metrics.observe_lateness((now - message["scheduled_send_time"]).total_seconds())
-    status = answer.status_code if answer else None
+    status = answer.code if answer else None
     log.info(
         "greeting %s message_id=%s key=%s status=%s",
         decision.verdict.value,

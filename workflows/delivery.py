@@ -16,12 +16,12 @@ from datetime import date, datetime, time, timedelta
 from psycopg_pool import ConnectionPool
 
 from db.queries import single_statement, transaction
-from domain.delivery_policy import Decision, ProviderAnswer, Verdict
+from domain.delivery_policy import ChannelAnswer, Decision, Verdict
 from domain.statuses import Status
 from repositories import message_lifecycle
 from services import planning
 
-Sent = tuple[dict, ProviderAnswer, datetime]  # the row as taken, the answer, when
+Sent = tuple[dict, ChannelAnswer, datetime]  # the row as taken, the answer, when
 
 
 def begin_sends(
@@ -87,8 +87,8 @@ def record_sends(
             message["occasion_date"],
             message["locked_until"],
             sent_at,
-            answer.status_code,
-            answer.body or "",
+            answer.code,
+            answer.detail or "",
         )
         for message, answer, sent_at in sends
     ]
@@ -104,7 +104,7 @@ def record_outcome(
     pool: ConnectionPool,
     message: dict,
     decision: Decision,
-    answer: ProviderAnswer | None,
+    answer: ChannelAnswer | None,
     now: datetime,
     send_time: time,
     *,
@@ -124,8 +124,8 @@ def record_outcome(
             return record_sends(pool, [(message, answer, now)], send_time)[0]
         return record_sent((message, answer, now))
     details = {
-        "code": answer.status_code if answer else None,
-        "body": answer.body if answer else None,
+        "code": answer.code if answer else None,
+        "body": answer.detail if answer else None,
         "error": decision.reason,
     }
     message_id, day, lease = message["id"], message["occasion_date"], message["locked_until"]

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from domain.delivery_policy import Decision, Outcome, ProviderAnswer, Verdict
+from domain.delivery_policy import ChannelAnswer, Decision, Outcome, Verdict
 from repositories import users
 from services import planning
 from tests import factories
@@ -117,10 +117,10 @@ def take(
     )
 
 
-def answer(code: int | None, body: str | None, error: str | None = None) -> ProviderAnswer:
+def answer(code: int | None, body: str | None, error: str | None = None) -> ChannelAnswer:
     """A provider answer as the client builds it."""
-    outcome = Outcome.SENT if code and code < 300 else Outcome.TRANSIENT
-    return ProviderAnswer(outcome, code, body, error)
+    outcome = Outcome.DELIVERED if code and code < 300 else Outcome.RETRY_LATER
+    return ChannelAnswer(outcome, reason=error, code=code, detail=body)
 
 
 def sending(db: psycopg.Connection, pool: ConnectionPool, settings: Settings) -> dict:
@@ -514,7 +514,7 @@ def test_a_failed_outcome_keeps_the_answer_and_plans_next_year(db, pool, setting
     message = sending(db, pool, settings)
 
     decision = Decision(Verdict.FAIL, reason="provider answered 422")
-    refused = ProviderAnswer(Outcome.PERMANENT, 422, '{"error": "bad email"}')
+    refused = ChannelAnswer(Outcome.REFUSED, code=422, detail='{"error": "bad email"}')
 
     stored = delivery.record_outcome(pool, message, decision, refused, NOW, NINE)
 

@@ -108,7 +108,7 @@ def test_health_is_503_within_3_seconds_when_broker_and_redis_are_unreachable(db
 def test_an_open_provider_breaker_makes_the_service_degraded_not_down(client, db_url):
     import redis
 
-    from adapters.provider_guards import BREAKER_STATE_KEY
+    from channels.guards import BREAKER_STATE_KEY
 
     _heartbeat(db_url, timedelta(seconds=5))
     store = redis.Redis.from_url("redis://127.0.0.1:6379/0")

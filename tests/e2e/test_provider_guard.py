@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import redis
 
-from adapters.provider_guards import (
+from channels.guards import (
     CLOSED,
     HALF_OPEN,
     OPEN,
@@ -175,7 +175,7 @@ def test_an_unreachable_redis_raises_instead_of_admitting():
 
 
 def test_an_answer_the_breaker_cannot_count_is_logged_and_the_send_still_stands(caplog):
-    from domain.delivery_policy import Outcome, ProviderAnswer
+    from domain.delivery_policy import ChannelAnswer, Outcome
     from tasks.runtime import WorkerResources
     from tasks.send import _count_for_breaker
 
@@ -188,10 +188,10 @@ def test_an_answer_the_breaker_cannot_count_is_logged_and_the_send_still_stands(
         trial_timeout=timedelta(seconds=1),
     )
     resources = WorkerResources(
-        settings=None, pool=None, provider=None, guard=unreachable, takes=None, sends=None
+        settings=None, pool=None, channel=None, guard=unreachable, takes=None, sends=None
     )
     admitted_after_failures = Admission(ADMITTED, CLOSED, failures=2)  # so it must count
-    answer = ProviderAnswer(Outcome.SENT, 200, "{}", None)
+    answer = ChannelAnswer(Outcome.DELIVERED, code=200, detail="{}")
 
     _count_for_breaker(resources, admitted_after_failures, answer)  # does not raise
 

@@ -9,7 +9,7 @@ from datetime import UTC, timedelta
 import pytest
 import redis
 
-from adapters.provider_guards import RATE_LIMIT_KEY
+from channels.guards import RATE_LIMIT_KEY
 from config import Settings
 from tasks import runtime
 from tasks.runtime import WorkerResources

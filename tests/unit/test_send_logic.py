@@ -9,16 +9,15 @@ from email.utils import format_datetime
 
 import pytest
 
+from channels.http_email import classify, retry_after_seconds
 from domain.delivery_policy import (
+    ChannelAnswer,
     Outcome,
-    ProviderAnswer,
     RetryPolicy,
     Verdict,
     before_call,
-    classify,
     deadline,
     postpone,
-    retry_after_seconds,
 )
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -40,9 +39,9 @@ def samples(retries_so_far: int, retry_after: float | None = None) -> list[timed
     return [POLICY.backoff(retries_so_far, retry_after) for _ in range(SAMPLES)]
 
 
-def answer(outcome: Outcome, retry_after: float | None = None) -> ProviderAnswer:
-    code = {Outcome.SENT: 200, Outcome.TRANSIENT: 503, Outcome.PERMANENT: 400}[outcome]
-    return ProviderAnswer(outcome, code, "", None, retry_after)
+def answer(outcome: Outcome, retry_after: float | None = None) -> ChannelAnswer:
+    code = {Outcome.DELIVERED: 200, Outcome.RETRY_LATER: 503, Outcome.REFUSED: 400}[outcome]
+    return ChannelAnswer(outcome, retry_after=retry_after, code=code, detail="")
 
 
 # classify
@@ -50,17 +49,17 @@ def answer(outcome: Outcome, retry_after: float | None = None) -> ProviderAnswer
 
 @pytest.mark.parametrize("code", [200, 201, 204])
 def test_a_2xx_answer_means_sent(code):
-    assert classify(code) is Outcome.SENT
+    assert classify(code) is Outcome.DELIVERED
 
 
 @pytest.mark.parametrize("code", [500, 502, 503, 429])
 def test_a_5xx_or_429_answer_is_transient(code):
-    assert classify(code) is Outcome.TRANSIENT
+    assert classify(code) is Outcome.RETRY_LATER
 
 
 @pytest.mark.parametrize("code", [400, 401, 404, 409, 422])
 def test_any_other_4xx_answer_is_permanent(code):
-    assert classify(code) is Outcome.PERMANENT
+    assert classify(code) is Outcome.REFUSED
 
 
 # retry_after_seconds
@@ -101,7 +100,7 @@ def test_a_retry_after_past_any_deadline_expires_the_greeting_instead_of_raising
     decided_at = NOW + timedelta(seconds=5)
 
     decision = POLICY.decide(
-        answer(Outcome.TRANSIENT, asked), 0, decided_at, deadline(NOW, None, timedelta(hours=48))
+        answer(Outcome.RETRY_LATER, asked), 0, decided_at, deadline(NOW, None, timedelta(hours=48))
     )
 
     assert decision.verdict is Verdict.EXPIRE
@@ -165,13 +164,13 @@ def test_a_short_retry_after_does_not_shorten_the_backoff():
 
 
 def test_a_sent_answer_is_decided_sent():
-    decision = POLICY.decide(answer(Outcome.SENT), 0, NOW)
+    decision = POLICY.decide(answer(Outcome.DELIVERED), 0, NOW)
 
     assert (decision.verdict, decision.next_attempt_at) == (Verdict.SENT, None)
 
 
 def test_a_permanent_answer_fails_at_once():
-    decision = POLICY.decide(answer(Outcome.PERMANENT), 0, NOW)
+    decision = POLICY.decide(answer(Outcome.REFUSED), 0, NOW)
 
     assert (decision.verdict, decision.next_attempt_at) == (Verdict.FAIL, None)
 
@@ -180,7 +179,7 @@ def test_a_permanent_answer_fails_at_once():
 def test_a_transient_answer_with_retries_left_is_retried_later(retries_so_far):
     centre = BASE * 2**retries_so_far
 
-    decision = POLICY.decide(answer(Outcome.TRANSIENT), retries_so_far, NOW)
+    decision = POLICY.decide(answer(Outcome.RETRY_LATER), retries_so_far, NOW)
 
     assert decision.verdict is Verdict.RETRY
     assert decision.counts_as_attempt is True
@@ -188,14 +187,14 @@ def test_a_transient_answer_with_retries_left_is_retried_later(retries_so_far):
 
 
 def test_a_transient_answer_honours_the_providers_retry_after():
-    decision = POLICY.decide(answer(Outcome.TRANSIENT, retry_after=600.0), 0, NOW)
+    decision = POLICY.decide(answer(Outcome.RETRY_LATER, retry_after=600.0), 0, NOW)
 
     assert decision.next_attempt_at == NOW + timedelta(seconds=600)
 
 
 @pytest.mark.parametrize("retries_so_far", [5, 6])
 def test_a_transient_answer_after_the_last_retry_fails(retries_so_far):
-    decision = POLICY.decide(answer(Outcome.TRANSIENT), retries_so_far, NOW)
+    decision = POLICY.decide(answer(Outcome.RETRY_LATER), retries_so_far, NOW)
 
     assert (decision.verdict, decision.next_attempt_at) == (Verdict.FAIL, None)
 
@@ -218,7 +217,7 @@ def test_an_operators_retry_starts_a_fresh_lateness_window():
 def test_a_retry_after_beyond_the_deadline_expires_instead_of_waiting_a_week():
     week = 7 * 24 * 3600.0
 
-    decision = POLICY.decide(answer(Outcome.TRANSIENT, retry_after=week), 0, NOW, NOW + MAX)
+    decision = POLICY.decide(answer(Outcome.RETRY_LATER, retry_after=week), 0, NOW, NOW + MAX)
 
     assert decision.verdict is Verdict.EXPIRE
     assert decision.next_attempt_at is None
@@ -226,7 +225,7 @@ def test_a_retry_after_beyond_the_deadline_expires_instead_of_waiting_a_week():
 
 
 def test_a_retry_within_the_deadline_is_kept():
-    decision = POLICY.decide(answer(Outcome.TRANSIENT, retry_after=60.0), 0, NOW, NOW + MAX)
+    decision = POLICY.decide(answer(Outcome.RETRY_LATER, retry_after=60.0), 0, NOW, NOW + MAX)
 
     assert decision.verdict is Verdict.RETRY
     assert decision.next_attempt_at == NOW + timedelta(seconds=60)
