@@ -25,8 +25,8 @@ import redis
 import requests
 from psycopg.rows import dict_row
 
+from domain.occasions import occasion_in_year
 from repositories import users
-from scheduling.occasions import occasion_in_year
 from services import planning
 
 ROOT = Path(__file__).resolve().parent.parent

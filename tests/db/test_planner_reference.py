@@ -1,4 +1,4 @@
-"""The SQL calendar functions against the plain-Python rules (scheduling/occasions.py).
+"""The SQL calendar functions against the plain-Python rules (domain/occasions.py).
 
 Python's zoneinfo and PostgreSQL both read the system tz database here; these
 tests prove they agree on every zone the service accepts, and that it accepts
@@ -7,21 +7,21 @@ every zone zoneinfo does (but the non-zones), computed by time_zones.compute_as.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, available_timezones
 
 import psycopg
 import pytest
 from psycopg.rows import tuple_row
 
-from scheduling.occasions import (
-    ANNIVERSARY,
-    BIRTHDAY,
-    greeting,
+from domain.occasions import (
+    OCCASIONS,
+    LeapDay,
     next_occasion_date,
     occasion_in_year,
     send_instant,
 )
+from repositories import occasion_sql
 from services.user_rules import NOT_ZONES
 
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2030, 12, 31)
@@ -168,48 +168,55 @@ def test_a_non_zone_is_refused_with_a_422_naming_the_field(client, zone):
     assert "timezone" in response.get_json()["errors"]["json"]
 
 
+@pytest.mark.parametrize("leap_day", list(LeapDay))
 @pytest.mark.parametrize("year", range(2024, 2031))
-def test_sql_occasion_in_year_matches_python_for_every_day_of_a_leap_year(conn, year):
+def test_sql_occasion_in_year_matches_python_for_every_day_of_a_leap_year(conn, year, leap_day):
     rows = conn.execute(
-        "SELECT d::date AS original, occasion_in_year(d::date, %(year)s) AS celebrated"
+        "SELECT d::date AS original, occasion_in_year(d::date, %(year)s, %(rule)s) AS celebrated"
         " FROM generate_series('2000-01-01'::date, '2000-12-31', interval '1 day') AS d",
-        {"year": year},
+        {"year": year, "rule": leap_day.value},
     ).fetchall()
 
     assert len(rows) == 366
-    assert [r["celebrated"] for r in rows] == [occasion_in_year(r["original"], year) for r in rows]
+    expected = [occasion_in_year(r["original"], year, leap_day) for r in rows]
+    assert [r["celebrated"] for r in rows] == expected
 
 
-def test_sql_next_occasion_date_matches_python(conn):
+def test_the_two_argument_sql_occasion_in_year_is_the_feb_28_rule(conn):
     rows = conn.execute(
-        """
-        SELECT o::date AS original, t::date AS today, next_occasion_date(o::date, t::date) AS next
-        FROM generate_series('2000-01-01'::date, '2000-12-31', interval '3 days') AS o
-        CROSS JOIN generate_series('2027-01-01'::date, '2028-12-31', interval '1 day') AS t
-        """
+        "SELECT occasion_in_year(DATE '2000-02-29', y) AS two,"
+        " occasion_in_year(DATE '2000-02-29', y, 'feb28') AS three"
+        " FROM generate_series(2024, 2031) AS y"
     ).fetchall()
 
-    wrong = [r for r in rows if next_occasion_date(r["original"], r["today"]) != r["next"]]
+    assert all(r["two"] == r["three"] for r in rows)
+
+
+@pytest.mark.parametrize("leap_day", list(LeapDay))
+def test_sql_next_occasion_date_matches_python(conn, leap_day):
+    rows = conn.execute(
+        """
+        SELECT o::date AS original, t::date AS today,
+               next_occasion_date(o::date, t::date, %(rule)s) AS next
+        FROM generate_series('2000-01-01'::date, '2000-12-31', interval '3 days') AS o
+        CROSS JOIN generate_series('2027-01-01'::date, '2028-12-31', interval '1 day') AS t
+        """,
+        {"rule": leap_day.value},
+    ).fetchall()
+
+    wrong = [
+        r for r in rows if next_occasion_date(r["original"], r["today"], leap_day) != r["next"]
+    ]
     assert len(rows) > 80_000
     assert wrong == []
 
 
-@pytest.mark.parametrize("message_type", [BIRTHDAY, ANNIVERSARY])
-def test_sql_greeting_text_matches_python(conn, message_type):
-    text = conn.execute(
-        "SELECT greeting_text(%s, 'Ada', 'Lovelace') AS text", (message_type,)
-    ).fetchone()["text"]
+@pytest.mark.parametrize("occasion", OCCASIONS.all, ids=OCCASIONS.types)
+def test_sql_greeting_text_matches_python(conn, occasion):
+    query = psycopg.sql.SQL("SELECT {} AS text").format(
+        occasion_sql.greeting_text(OCCASIONS, "%(type)s::text", "'Ada'::text", "'Lovelace'::text")
+    )
+    text = conn.execute(query, {"type": occasion.message_type}).fetchone()["text"]
 
-    assert text == greeting(message_type, "Ada", "Lovelace")
+    assert text == occasion.greeting("Ada", "Lovelace")
     assert text != ""
-
-
-def test_the_python_reference_itself_moves_a_gap_forward_and_takes_the_first_of_a_fold():
-    new_york = ZoneInfo("America/New_York")
-
-    in_gap = send_instant(date(2026, 3, 8), new_york, time(2, 30))
-    in_fold = send_instant(date(2026, 11, 1), new_york, time(1, 30))
-
-    assert in_gap == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
-    assert in_fold == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
-    assert in_fold + timedelta(hours=1) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)

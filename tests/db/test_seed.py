@@ -12,7 +12,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from db.queries import fetch_all, fetch_scalar
-from scheduling.occasions import occasion_in_year, send_instant
+from domain.occasions import occasion_in_year, send_instant
 from schema import admin
 from seed import loader as seed_loader
 from seed.loader import SeedResult, seed_database

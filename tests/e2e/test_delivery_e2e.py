@@ -20,8 +20,8 @@ import requests
 
 from api.resources import resources_of
 from app import create_app
+from domain.occasions import occasion_in_year
 from repositories import message_lifecycle
-from scheduling.occasions import occasion_in_year
 from tests.delivery_stack import (
     Stack,
     calls_above,

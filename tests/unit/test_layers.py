@@ -66,10 +66,10 @@ LAYERED_PACKAGES = (
     "schema",
     "seed",
     "repositories",
+    "channels",
     "adapters",
     "db",
     "domain",
-    "scheduling",
 )  # the contract's packages, as pyproject.toml lists them
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduling.occasions import next_occurrence
+from domain.occasions import next_occurrence
 from tests.delivery_stack import birth_date_celebrated_on, birthday_today
 
 NINE = time(9, 0)

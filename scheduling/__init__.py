@@ -1,1 +1,0 @@
-"""When greetings are due: calendar rules for occasions in each user's time zone."""
