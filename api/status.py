@@ -43,6 +43,7 @@ from api.auth import same_secret
 from api.resources import current_pool
 from api.status_charts import hourly_bars
 from db.queries import transaction
+from domain import statuses
 from domain.occasions import OCCASIONS
 from errors import DomainError, NotFound
 from services import messages as messages_service
@@ -252,7 +253,7 @@ def upcoming() -> str:
 def failures() -> str:
     """FAILED and EXPIRED greetings with the provider's answer, and a Retry button each."""
     status = request.args.get("status")
-    status = status if status in {"FAILED", "EXPIRED"} else None
+    status = status if status in statuses.OPERATOR_RETRYABLE else None
     days = min(max(request.args.get("days", 7, type=int) or 7, 1), 31)
     with transaction(current_pool()) as conn:
         page = status_page.failures(conn, datetime.now(UTC), status, days, _page_arg(), PAGE_SIZE)

@@ -25,12 +25,16 @@ from db.queries import execute, fetch_all, fetch_optional, fetch_scalar, not_by_
 from domain import statuses
 from domain.occasions import OCCASIONS
 from domain.statuses import Status
-from repositories import occasion_sql
+from repositories import messages, occasion_sql
 
 RESPONSE_BODY_LIMIT = 2000
 
+def _status_list(members: tuple[Status, ...]) -> sql.Composable:
+    return sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(s.value) for s in members))
+
+
 _SETS = {
-    name: sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(s.value) for s in members))
+    name: _status_list(members)
     for name, members in {
         "pending": statuses.PENDING,
         "waiting": statuses.WAITING,
@@ -138,11 +142,10 @@ def seconds_until_next_due(conn: psycopg.Connection) -> float | None:
     return fetch_scalar(conn, _NEXT_DUE)
 
 
-_RECLAIM = _statement(
-    """
+_RECLAIM_ANY = """
     WITH stale AS (
         SELECT id, occasion_date FROM message_logs
-        WHERE status = ANY(%(statuses)s) AND locked_until < %(now)s
+        WHERE status IN {which} AND locked_until < %(now)s
           AND COALESCE(lateness_from, scheduled_send_time)
               >= %(now)s::timestamptz - %(max_lateness)s::interval
         ORDER BY locked_until
@@ -163,7 +166,12 @@ _RECLAIM = _statement(
     WHERE m.id = stale.id AND m.occasion_date = stale.occasion_date
     RETURNING m.id, m.occasion_date, m.idempotency_key
     """
-)
+# One statement for each set of statuses recovery asks for, the set written as
+# constants (the lease index is partial on the in-flight statuses).
+_RECLAIM = {
+    which: _statement(_RECLAIM_ANY, which=_status_list(which))
+    for which in (statuses.IN_FLIGHT, (Status.QUEUED,), (Status.SENDING,))
+}
 
 
 def reclaim_stale(
@@ -187,9 +195,8 @@ def reclaim_stale(
         "lease": lease,
         "max_lateness": max_lateness,
         "limit": limit,
-        "statuses": [status.value for status in which],
     }
-    return fetch_all(conn, _RECLAIM, params)
+    return fetch_all(conn, _RECLAIM[tuple(which)], params)
 
 
 def count_queued(conn: psycopg.Connection) -> int:
@@ -391,24 +398,23 @@ def record_retry(
         "body": _body(answer.get("body")),
         "error": answer.get("error"),
     }
-    return fetch_optional(
-        conn,
-        """
-        UPDATE message_logs
-        SET status = 'RETRYING', locked_until = NULL, next_attempt_at = %(next)s,
-            retry_count = retry_count + %(increment)s,
-            last_retry_at = CASE WHEN %(increment)s > 0 THEN %(now)s ELSE last_retry_at END,
-            api_response_code = CASE WHEN %(increment)s > 0 THEN %(code)s
-                                     ELSE api_response_code END,
-            api_response_body = CASE WHEN %(increment)s > 0 THEN %(body)s
-                                     ELSE api_response_body END,
-            error_message = %(error)s
-        WHERE id = %(id)s AND occasion_date = %(day)s
-          AND status = 'SENDING' AND locked_until = %(lease)s
-        RETURNING id, retry_count
-        """,
-        params,
-    )
+    return fetch_optional(conn, _RECORD_RETRY, params)
+
+
+_RECORD_RETRY = """
+UPDATE message_logs
+SET status = 'RETRYING', locked_until = NULL, next_attempt_at = %(next)s,
+    retry_count = retry_count + %(increment)s,
+    last_retry_at = CASE WHEN %(increment)s > 0 THEN %(now)s ELSE last_retry_at END,
+    api_response_code = CASE WHEN %(increment)s > 0 THEN %(code)s
+                             ELSE api_response_code END,
+    api_response_body = CASE WHEN %(increment)s > 0 THEN %(body)s
+                             ELSE api_response_body END,
+    error_message = %(error)s
+WHERE id = %(id)s AND occasion_date = %(day)s
+  AND status = 'SENDING' AND locked_until = %(lease)s
+RETURNING id, retry_count
+"""
 
 
 def record_finished(
@@ -420,29 +426,35 @@ def record_finished(
     answer: dict,
 ) -> dict | None:
     """SENDING -> FAILED or EXPIRED for good, keeping the provider's answer."""
-    if status not in (Status.FAILED, Status.EXPIRED):
+    if status not in _RECORD_FINISHED:
         raise ValueError(f"not a final status after a send: {status}")
     params = {
         "id": message_id,
         "day": day,
         "lease": lease,
-        "status": status.value,
         "code": answer.get("code"),
         "body": _body(answer.get("body")),
         "error": answer.get("error"),
     }
-    return fetch_optional(
-        conn,
+    return fetch_optional(conn, _RECORD_FINISHED[status], params)
+
+
+# One statement per final status, each naming its status as a constant.
+_RECORD_FINISHED = {
+    final: sql.SQL(
         """
         UPDATE message_logs
-        SET status = %(status)s, locked_until = NULL,
+        SET status = {final}, locked_until = NULL,
             api_response_code = %(code)s, api_response_body = %(body)s, error_message = %(error)s
         WHERE id = %(id)s AND occasion_date = %(day)s
           AND status = 'SENDING' AND locked_until = %(lease)s
         RETURNING id, user_id
-        """,
-        params,
+        """
     )
+    .format(final=sql.Literal(final.value))
+    .as_string()
+    for final in (Status.FAILED, Status.EXPIRED)
+}
 
 
 _CANCEL = _statement(
@@ -480,17 +492,19 @@ def cancel_off_date(conn: psycopg.Connection, user_id: UUID, reason: str) -> int
     return execute(conn, _CANCEL_OFF_DATE, {"user_id": user_id, "reason": reason})
 
 
-def make_due_again(
-    conn: psycopg.Connection, message_id: int, now: datetime, returning: sql.Composable
-) -> dict | None:
-    """FAILED or EXPIRED -> SCHEDULED, due at `now` with a fresh lateness window."""
-    query = sql.SQL(
-        """
-        UPDATE message_logs
-        SET status = 'SCHEDULED', next_attempt_at = %(now)s, lateness_from = %(now)s,
-            retry_count = 0, locked_until = NULL, error_message = NULL
-        WHERE id = %(id)s AND status IN {operator_retryable}
-        RETURNING {returning}
-        """
-    ).format(operator_retryable=_SETS["operator_retryable"], returning=returning)
-    return fetch_optional(conn, query, {"id": message_id, "now": now})
+_MAKE_DUE_AGAIN = _statement(
+    """
+    UPDATE message_logs
+    SET status = 'SCHEDULED', next_attempt_at = %(now)s, lateness_from = %(now)s,
+        retry_count = 0, locked_until = NULL, error_message = NULL
+    WHERE id = %(id)s AND status IN {operator_retryable}
+    RETURNING {returning}
+    """,
+    returning=messages.PUBLIC_SELECT,
+)
+
+
+def make_due_again(conn: psycopg.Connection, message_id: int, now: datetime) -> dict | None:
+    """FAILED or EXPIRED -> SCHEDULED, due at `now` with a fresh lateness window; the
+    message's public columns."""
+    return fetch_optional(conn, _MAKE_DUE_AGAIN, {"id": message_id, "now": now})

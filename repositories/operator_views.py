@@ -18,18 +18,11 @@ from datetime import datetime, timedelta
 import psycopg
 
 from db.queries import fetch_all, fetch_one, fetch_scalar
+from domain import statuses
 
-ALL_STATUSES = [
-    "SCHEDULED",
-    "QUEUED",
-    "SENDING",
-    "SENT",
-    "RETRYING",
-    "FAILED",
-    "CANCELLED",
-    "EXPIRED",
-]
-UNSENT_FINAL = ["FAILED", "EXPIRED"]
+# The statuses' names, as the (status, scheduled_send_time) index is searched for them.
+ALL_STATUSES = [status.value for status in statuses.ALL]
+UNSENT_FINAL = [status.value for status in statuses.OPERATOR_RETRYABLE]
 
 # Every status named, so the (status, scheduled_send_time) index is searched once per
 # status for the range instead of being read whole.

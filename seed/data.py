@@ -25,6 +25,7 @@ from domain.occasions import (
     previous_occasion_date,
     send_instant,
 )
+from domain.statuses import Status
 
 # (zone, city, country, weight)
 ZONES = [
@@ -312,7 +313,7 @@ class SeedGenerator:
         return (
             *self._base(user, occasion, occurrence),
             None,  # actual_send_time
-            "SCHEDULED",  # status
+            Status.SCHEDULED.value,  # status
             0,  # retry_count
             None,  # last_retry_at
             occurrence.scheduled_send_time,  # next_attempt_at
@@ -331,7 +332,7 @@ class SeedGenerator:
         return (
             *self._base(user, occasion, occurrence),
             sent_at,  # actual_send_time
-            "SENT",  # status
+            Status.SENT.value,  # status
             0,  # retry_count
             None,  # last_retry_at
             None,  # next_attempt_at
@@ -349,7 +350,7 @@ class SeedGenerator:
         return (
             *self._base(user, occasion, occurrence),
             None,  # actual_send_time
-            "FAILED",  # status
+            Status.FAILED.value,  # status
             FAILED_RETRIES,  # retry_count
             last_try,  # last_retry_at
             None,  # next_attempt_at

@@ -45,7 +45,7 @@ def check_user_is_live(conn: psycopg.Connection, user_id: UUID) -> None:
 def retry_message(conn: psycopg.Connection, message_id: int, now: datetime) -> dict:
     """Make a FAILED or EXPIRED message due now, with a fresh MAX_LATENESS window;
     other states are a conflict."""
-    retried = message_lifecycle.make_due_again(conn, message_id, now, messages.PUBLIC_SELECT)
+    retried = message_lifecycle.make_due_again(conn, message_id, now)
     if retried is not None:
         return retried
     current = get_message(conn, message_id)
