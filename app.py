@@ -19,12 +19,11 @@ from api.errors import JsonErrorApi
 from commands import database as db_commands
 from config import Settings
 from db.pool import create_pool
-from db.queries import transaction
 from log_setup import configure_logging
+from operations import time_zones
+from operations.metrics import ServiceStateCollector
+from operations.status_page import SummaryCache
 from schema.migrations import discover
-from services import time_zones
-from services.metrics import ServiceStateCollector
-from services.status_page import SummaryCache
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     atexit.register(resources.resources_of(app).pool.close)
 
     api.register(app, JsonErrorApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDocPlugin()]}))
-    db_commands.init_app(app)
+    web = resources.resources_of(app)
+    db_commands.init_app(app, db_commands.CommandResources(web.settings, web.pool, web.migrations))
     return app
 
 
@@ -87,11 +87,4 @@ def check_zone_agreement(app: Flask) -> list[str]:
     not run).
     """
     web = resources.resources_of(app)
-    try:
-        with transaction(web.pool) as conn:
-            return time_zones.warn_about_disagreeing_zones(
-                conn, datetime.now(UTC), web.settings.send_time
-            )
-    except Exception:  # the API still serves; health checks report the database
-        log.exception("could not compare time zones with the database")
-        return []
+    return time_zones.check_agreement(web.pool, datetime.now(UTC), web.settings.send_time)

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from api import auth, resources
-from services import health
+from operations import health
 
 blp = Blueprint(
     "health",
@@ -49,10 +49,8 @@ class LiveSchema(Schema):
 
 
 def database_report(web: resources.WebResources) -> dict:
-    """The database check of /health, /health/db and `flask db health`; opens the pool
-    on its first use."""
-    web.pool.open()
-    return health.check_database(web.pool, web.migrations, timeout=web.settings.health_db_timeout)
+    """The database check of /health and /health/db."""
+    return health.open_and_check_database(web.pool, web.migrations, web.settings)
 
 
 def _run_checks(web: resources.WebResources) -> dict[str, dict]:

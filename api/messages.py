@@ -12,8 +12,8 @@ from api import paging
 from api.paging import Blueprint
 from api.resources import current_pool
 from api.schemas import MessageListArgsSchema, MessageSchema, UserMessageListArgsSchema
-from db.queries import transaction
-from services import messages as messages_service
+from db.transactions import transaction
+from delivery import messages as messages_service
 
 blp = Blueprint(
     "messages",

@@ -1,6 +1,6 @@
 """GET /metrics in the Prometheus text format, and the timing of every request.
 
-The metrics themselves are declared in services/metrics.py. Under gunicorn with
+The metrics themselves are declared in operations/metrics.py. Under gunicorn with
 several workers, PROMETHEUS_MULTIPROC_DIR (set by deploy/gunicorn.conf.py before the
 app is imported) makes every worker write its samples there and a scrape of any
 worker reads them all. The state of the service (messages by status, due backlog,
@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Blueprint
 
 from api import resources
-from services import metrics as service_metrics
+from operations import metrics as service_metrics
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 

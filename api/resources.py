@@ -14,9 +14,9 @@ from flask import Flask, current_app
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from operations.metrics import ServiceStateCollector
+from operations.status_page import SummaryCache
 from schema.migrations import Migration
-from services.metrics import ServiceStateCollector
-from services.status_page import SummaryCache
 
 _EXTENSION = "birthday_message_scheduler"
 

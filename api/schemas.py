@@ -28,7 +28,7 @@ from api.paging import (
 )
 from domain import statuses
 from domain.occasions import OCCASIONS
-from services.user_rules import is_known_timezone, occasion_date_errors
+from users.rules import is_known_timezone, occasion_date_errors
 
 NAME_LENGTH = validate.Length(min=1, max=100)
 LOCATION_LENGTH = validate.Length(max=100)

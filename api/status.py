@@ -42,12 +42,12 @@ from api import resources
 from api.auth import same_secret
 from api.resources import current_pool
 from api.status_charts import hourly_bars
-from db.queries import transaction
+from db.transactions import transaction
+from delivery import messages as messages_service
 from domain import statuses
 from domain.occasions import OCCASIONS
 from errors import DomainError, NotFound
-from services import messages as messages_service
-from services import status_page
+from operations import status_page
 
 SESSION_COOKIE = "birthday_status_session"
 CSRF_COOKIE = "birthday_status_csrf"

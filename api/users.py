@@ -20,9 +20,9 @@ from api.schemas import (
     UserPatchSchema,
     UserSchema,
 )
-from db.queries import single_statement, transaction
-from services import idempotency
-from services import users as users_service
+from db.transactions import single_statement, transaction
+from users import directory as users_service
+from users import idempotent_requests as idempotency
 
 blp = Blueprint(
     "users",

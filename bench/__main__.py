@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import api_reads, e2e_sends, on_time, plan_all, spike
 from bench.common import SERVER, scratch_database
 from bench.report import Figure, machine, write_results
-from workflows import planning
+from planning import all_users as planning
 
 
 def _planning_and_api(users: int, seconds: int) -> list[Figure]:

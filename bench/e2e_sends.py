@@ -32,7 +32,7 @@ from bench.common import ROOT, free_port, scratch_database, start, stop
 from bench.report import Figure
 from config import Settings
 from db.pool import create_pool
-from workflows.planning import plan_all
+from planning.all_users import plan_all
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from bench.common import scratch_database
 from config import Settings
 from repositories import idempotency_keys
-from services import idempotency
+from users import idempotent_requests as idempotency
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)

@@ -28,8 +28,8 @@ from bench.common import scratch_database
 from bench.report import Figure
 from config import Settings
 from db.pool import ABBREVIATIONS, connection_kwargs
+from planning import all_users as planning
 from seed.loader import seed_database
-from workflows import planning
 
 NINE = clock_time(9, 0)
 

@@ -7,35 +7,51 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 import psycopg
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from psycopg_pool import ConnectionPool
 
-from api import resources
-from api.health import database_report
-from api.resources import current_pool
 from config import Settings
 from db.pool import connect
-from db.queries import transaction
-from repositories import idempotency_keys, partitions, server
+from db.transactions import transaction
+from operations import health, time_zones
+from operations import partitions as partition_upkeep
+from repositories import idempotency_keys, server
 from schema import admin, migrations
 from seed import loader as seed
-from services import idempotency, time_zones
+from users import idempotent_requests as idempotency
 
 db_group = AppGroup("db", help="Database: create, migrate, partitions, time zones, seed, health.")
+_EXTENSION = "birthday_db_commands"
 
 
-def init_app(app: Flask) -> None:
-    """Register the `db` command group on the app."""
+@dataclass(frozen=True)
+class CommandResources:
+    """What the commands work with: the app's settings, pool and migration files."""
+
+    settings: Settings
+    pool: ConnectionPool
+    migrations: list[migrations.Migration]
+
+
+def init_app(app: Flask, resources: CommandResources) -> None:
+    """Register the `db` command group on the app, with what its commands use."""
+    app.extensions[_EXTENSION] = resources
     app.cli.add_command(db_group)
 
 
+def _resources() -> CommandResources:
+    return current_app.extensions[_EXTENSION]
+
+
 def _settings() -> Settings:
-    return resources.current_settings()
+    return _resources().settings
 
 
 def _migration_files() -> list[migrations.Migration]:
@@ -151,26 +167,32 @@ def partitions_command(ahead: int | None, retain: int | None, dry_run: bool) -> 
     retain = settings.message_retention_months if retain is None else retain
     verb = "would " if dry_run else ""
     try:
-        with _admin_connection() as conn, conn.transaction():
-            partitions.limit_lock_wait(conn, settings.partition_lock_timeout)
-            for row in partitions.create_monthly(conn, ahead, date.today(), dry_run):
-                click.echo(
-                    f"{verb}create {row['partition_name']} (rows moved: {row['rows_moved']})"
-                )
-            for row in partitions.drop_old(conn, retain, date.today(), dry_run):
-                click.echo(f"{verb}drop {row['partition_name']} (ended {row['range_end']})")
-    except psycopg.errors.LockNotAvailable as error:
+        with _admin_connection() as conn:
+            done = partition_upkeep.maintain(
+                conn,
+                ahead=ahead,
+                retain_months=retain,
+                today=date.today(),
+                lock_timeout=settings.partition_lock_timeout,
+                dry_run=dry_run,
+            )
+    except partition_upkeep.PartitionMaintenanceDeferred as deferred:
         raise click.ClickException(
-            f"gave up after PARTITION_LOCK_TIMEOUT ({settings.partition_lock_timeout}) waiting"
-            f" for a lock: {error.diag.message_primary}; nothing changed, try again later"
-        ) from error
+            f"PARTITION_LOCK_TIMEOUT ({settings.partition_lock_timeout}): {deferred};"
+            " try again later"
+        ) from deferred
+    for row in done.created:
+        click.echo(f"{verb}create {row['partition_name']} (rows moved: {row['rows_moved']})")
+    for row in done.dropped:
+        click.echo(f"{verb}drop {row['partition_name']} (ended {row['range_end']})")
     click.echo("partitions are in order")
 
 
 @db_group.command("health")
 def health_command() -> None:
     """Print the database health report; exit 1 when unhealthy."""
-    report = database_report(resources.current())
+    web = _resources()
+    report = health.open_and_check_database(web.pool, web.migrations, web.settings)
     click.echo(json.dumps(report, indent=2, default=str))
     if report["status"] != "ok":
         sys.exit(1)
@@ -202,7 +224,8 @@ def seed_command(count: int, random_seed: int, reset: bool) -> None:
 def cleanup_keys_command() -> None:
     """Delete Idempotency-Keys older than IDEMPOTENCY_KEY_RETENTION, in batches."""
     settings = _settings()
-    pool = current_pool()
+    pool = _resources().pool
+    pool.open()
     deleted = idempotency.clean_up_expired(
         pool, datetime.now(UTC), settings.idempotency_key_retention
     )

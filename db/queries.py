@@ -1,19 +1,17 @@
 """Small query helpers: every repository talks to PostgreSQL through these.
 
 They take an open connection (rows come back as dicts) and parameterised SQL;
-they never commit. A unit of work is a `transaction(pool)` block.
+they never commit. A unit of work is a `db.transactions.transaction(pool)` block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 Query = str | sql.Composable
 Params = Mapping[str, Any] | Sequence[Any] | None
@@ -135,26 +133,6 @@ def count_up_to(
     explain = sql.SQL("EXPLAIN (FORMAT JSON) SELECT FROM {} WHERE {}")
     plan = fetch_scalar(conn, explain.format(sql.Identifier(table), where), params)
     return Count(max(int(plan[0]["Plan"]["Plan Rows"]), counted), exact=False)
-
-
-@contextmanager
-def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
-    """A pooled connection inside one transaction: commit on success, else roll back."""
-    with pool.connection() as conn, conn.transaction():
-        yield conn
-
-
-@contextmanager
-def single_statement(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
-    """A pooled connection in autocommit, for work that is one statement: the server
-    commits it as it runs, with no BEGIN and COMMIT round trips around it."""
-    with pool.connection() as conn:
-        conn.autocommit = True
-        try:
-            yield conn
-        finally:
-            if not conn.broken:
-                conn.autocommit = False
 
 
 def copy_rows(

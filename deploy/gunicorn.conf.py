@@ -60,7 +60,7 @@ def refuse_anonymous_exposure(server):
 
 def child_exit(server, worker):
     """Let prometheus_client drop the live gauges of a worker that exited."""
-    from services.metrics import forget_process
+    from operations.metrics import forget_process
 
     forget_process(worker.pid)
 

@@ -29,6 +29,7 @@ from repositories import messages, occasion_sql
 
 RESPONSE_BODY_LIMIT = 2000
 
+
 def _status_list(members: tuple[Status, ...]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(s.value) for s in members))
 
@@ -279,10 +280,13 @@ def start_sending_many(
     max_lateness: timedelta,
 ) -> list[dict]:
     """QUEUED -> SENDING for each (message id, occasion date or None) given, in one
-    statement per kind of target; the rule of `start_sending` for each row.
+    statement per kind of target: each row whose user still has its occasion on its
+    date, within its deadline, is taken with a lease (its `locked_until`, the lease
+    token); else it comes back CANCELLED (user deleted or changed) or EXPIRED (too late).
 
     Rows that were not QUEUED (a duplicate or redelivered message that lost the race)
-    are missing from the result.
+    are missing from the result. With `now` None the database's clock is used; each
+    row carries the instant used as `database_now`.
     """
     params = {"now": now, "lease": lease, "max_lateness": max_lateness}
     on_days = [(message_id, day) for message_id, day in targets if day is not None]
@@ -294,26 +298,6 @@ def start_sending_many(
     if any_day:
         rows += fetch_all(conn, _START_SENDING_ANY_DAY, {**params, "ids": any_day})
     return rows
-
-
-def start_sending(
-    conn: psycopg.Connection,
-    message_id: int,
-    occasion_date: date | None,
-    now: datetime | None,
-    lease: timedelta,
-    max_lateness: timedelta,
-) -> dict | None:
-    """QUEUED -> SENDING for a user who still has this occasion, within its deadline.
-
-    Else -> CANCELLED (user deleted or changed) or EXPIRED (too late), returned with
-    that status. None when the row was not QUEUED (a duplicate or redelivered
-    message that lost the race). The row's `locked_until` is the lease token. With
-    `now` None the database's clock is used; the row carries the instant used as
-    `database_now`.
-    """
-    rows = start_sending_many(conn, [(message_id, occasion_date)], now, lease, max_lateness)
-    return rows[0] if rows else None
 
 
 @dataclass(frozen=True)
@@ -356,20 +340,6 @@ def record_sent_many(conn: psycopg.Connection, answers: Sequence[SentAnswer]) ->
         "bodies": [_body(a.body) for a in answers],
     }
     return fetch_all(conn, _RECORD_SENT, params)
-
-
-def record_sent(
-    conn: psycopg.Connection,
-    message_id: int,
-    day: date,
-    lease: datetime,
-    now: datetime,
-    code: int,
-    body: str,
-) -> dict | None:
-    """SENDING -> SENT with the provider's answer, if the lease is still ours."""
-    rows = record_sent_many(conn, [SentAnswer(message_id, day, lease, now, code, body)])
-    return rows[0] if rows else None
 
 
 def record_retry(

@@ -23,8 +23,8 @@ from channels.guards import ProviderGuard, build_provider_guard, connect_redis
 from channels.port import Channel
 from config import Settings
 from db.pool import create_pool, watch_database
+from delivery import attempts as delivery
 from tasks.batching import Batcher
-from workflows import delivery
 
 log = logging.getLogger(__name__)
 

@@ -27,20 +27,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import schedule
-from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from adapters import broker_probe
 from config import Settings
 from db.pool import connect, create_pool, database_label
-from db.queries import transaction
+from db.transactions import transaction
+from delivery import dispatch
 from log_setup import configure_logging
-from repositories import heartbeats, message_lifecycle, partitions, server
-from services import idempotency, time_zones
-from services import metrics as service_metrics
+from operations import metrics as service_metrics
+from operations import partitions as partition_upkeep
+from operations import time_zones
+from planning import all_users as planning
+from repositories import heartbeats, message_lifecycle, server
 from tasks.due_watch import DueWatch
 from tasks.leader import LeaderLock
-from workflows import dispatch, planning
+from users import idempotent_requests as idempotency
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,6 @@ PUBLISH_THREADS = 4
 # Between two dispatches that a due greeting brings forward, at least this long (a row
 # another transaction holds locked stays due until it is released).
 MIN_DISPATCH_GAP_SECONDS = 0.1
-
-
-class PartitionMaintenanceDeferred(Exception):
-    """Partition maintenance gave up waiting for a lock; it is tried again later."""
 
 
 class Scheduler:
@@ -176,28 +174,23 @@ class Scheduler:
         planning.plan_all(self.pool, now, self.settings.send_time)
 
     def maintain_partitions(self, now: datetime) -> None:
-        """Create partitions, then drop old ones; each in a short transaction of its own.
-
-        Every lock is waited for at most PARTITION_LOCK_TIMEOUT: behind a long
-        transaction the job gives up (changing nothing in that step) rather than make
-        the queries queued behind its lock request wait, and tries again later.
-        """
-        today = now.date()
+        """operations.partitions.maintain; deferred behind a lock, it is tried again in
+        PARTITION_RETRY_INTERVAL_SECONDS."""
         settings = self.settings
         try:
-            with transaction(self.pool) as conn:
-                partitions.limit_lock_wait(conn, settings.partition_lock_timeout)
-                partitions.create_monthly(conn, settings.partitions_ahead, today)
-            with transaction(self.pool) as conn:
-                partitions.limit_lock_wait(conn, settings.partition_lock_timeout)
-                partitions.drop_old(conn, settings.message_retention_months, today)
-        except pg_errors.LockNotAvailable as error:
+            with self.pool.connection() as conn:
+                partition_upkeep.maintain(
+                    conn,
+                    ahead=settings.partitions_ahead,
+                    retain_months=settings.message_retention_months,
+                    today=now.date(),
+                    lock_timeout=settings.partition_lock_timeout,
+                )
+        except partition_upkeep.PartitionMaintenanceDeferred as deferred:
             self._retry_partitions_later()
-            raise PartitionMaintenanceDeferred(
-                f"gave up waiting {settings.partition_lock_timeout} for a lock on message_logs"
-                f" ({error.diag.message_primary}); trying again in"
-                f" {settings.partition_retry_interval_seconds} s"
-            ) from error
+            raise partition_upkeep.PartitionMaintenanceDeferred(
+                f"{deferred}; trying again in {settings.partition_retry_interval_seconds} s"
+            ) from deferred
 
     def _retry_partitions_later(self) -> None:
         """One pending retry at most: a one-off job that removes itself when it runs."""
@@ -223,13 +216,7 @@ class Scheduler:
 
     def check_zone_agreement(self) -> None:
         """Warn about zones where the database and this host compute different instants."""
-        try:
-            with transaction(self.pool) as conn:
-                time_zones.warn_about_disagreeing_zones(
-                    conn, datetime.now(UTC), self.settings.send_time
-                )
-        except Exception:  # a check that cannot run must not stop the scheduler
-            log.exception("could not compare time zones with the database")
+        time_zones.check_agreement(self.pool, datetime.now(UTC), self.settings.send_time)
 
     def _run(self, name: str, job: Callable[[datetime], None]) -> None:
         """Run one job if this process leads; record it; never let it kill the loop."""

@@ -2,7 +2,7 @@
 
 What an answer means and what follows (sent, retry when, fail, expire, postpone) is
 the delivery policy's (domain/delivery_policy.py); the database side is
-workflows/delivery.py. The take and the record of a sent greeting go through the
+delivery/attempts.py. The take and the record of a sent greeting go through the
 process's batchers (tasks/batching.py), so the threads share their statements and
 commits. Retries of provider failures live in the database, not in
 Dramatiq: a failed send becomes RETRYING with its next attempt time and the
@@ -27,6 +27,7 @@ import dramatiq
 from channels.guards import Admission, AdmissionVerdict
 from channels.port import OutgoingGreeting
 from config import Settings
+from delivery import attempts as delivery
 from domain.delivery_policy import (
     ChannelAnswer,
     Decision,
@@ -38,10 +39,9 @@ from domain.delivery_policy import (
     postpone,
 )
 from domain.statuses import Status
-from services import metrics
+from operations import metrics
 from tasks import runtime
 from tasks.runtime import WorkerResources
-from workflows import delivery
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import requests
 from psycopg.rows import dict_row
 
 from domain.occasions import occasion_in_year
+from planning import for_users as planning
 from repositories import users
-from services import planning
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"

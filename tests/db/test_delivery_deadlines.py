@@ -13,9 +13,10 @@ from datetime import timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from delivery import attempts as delivery
+from delivery import dispatch
+from delivery import messages as messages_service
 from domain.delivery_policy import Decision, Verdict
-from services import messages as messages_service
-from services import users as users_service
 from tests.db.test_dispatch import (
     DUE,
     NINE,
@@ -29,7 +30,7 @@ from tests.db.test_dispatch import (
     sending,
     take,
 )
-from workflows import delivery, dispatch
+from users import directory as users_service
 
 HOUR = timedelta(hours=1)
 

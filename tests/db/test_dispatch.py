@@ -1,6 +1,6 @@
 """The delivery lifecycle in SQL: dispatch, recovery, and one send attempt's bookkeeping.
 
-Runs workflows.dispatch and workflows.delivery against the real PostgreSQL with fixed
+Runs delivery.dispatch and delivery.attempts against the real PostgreSQL with fixed
 `now` instants. `enqueue` is a plain function collecting ids: publishing to the real
 RabbitMQ broker is covered by the end-to-end tests, not here.
 """
@@ -17,11 +17,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from delivery import attempts as delivery
+from delivery import dispatch
 from domain.delivery_policy import ChannelAnswer, Decision, Outcome, Verdict
+from planning import for_users as planning
 from repositories import users
-from services import planning
 from tests import factories
-from workflows import delivery, dispatch
 
 NINE = time(9, 0)
 BIRTHDAY = date(1990, 11, 26)
@@ -105,16 +106,15 @@ def take(
     settings: Settings,
     occasion_date: date | None = None,
 ) -> dict | None:
-    """begin_send as the worker calls it."""
-    return delivery.begin_send(
+    """One greeting taken as the worker takes its batches (`begin_sends` of one)."""
+    return delivery.begin_sends(
         pool,
-        message_id,
+        [(message_id, occasion_date)],
         now,
-        occasion_date=occasion_date,
         lease=settings.sending_lease,
         max_lateness=settings.max_lateness,
         send_time=NINE,
-    )
+    )[0]
 
 
 def answer(code: int | None, body: str | None, error: str | None = None) -> ChannelAnswer:
@@ -124,7 +124,7 @@ def answer(code: int | None, body: str | None, error: str | None = None) -> Chan
 
 
 def sending(db: psycopg.Connection, pool: ConnectionPool, settings: Settings) -> dict:
-    """A message taken for sending by begin_send, as the worker holds it."""
+    """A message taken for sending, as the worker holds it."""
     message_id = add_message(db, status="QUEUED", locked_until=NOW + timedelta(minutes=5))
     message = take(pool, message_id, NOW, settings)
     assert message is not None and message["status"] == "SENDING"
@@ -380,7 +380,7 @@ def test_rows_whose_lease_is_still_running_are_left_alone(db, pool, settings):
     assert [row(db, message_id) for message_id in ids] == before
 
 
-# begin_send
+# begin_sends
 
 
 def test_begin_send_takes_a_queued_message_with_a_lease_and_the_users_email(db, pool, settings):

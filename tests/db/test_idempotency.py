@@ -14,8 +14,8 @@ from psycopg.rows import dict_row
 from api.resources import resources_of
 from errors import IdempotencyKeyTakenOver
 from repositories import idempotency_keys
-from services import idempotency
 from tests.factories import ADA_BODY
+from users import idempotent_requests as idempotency
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)

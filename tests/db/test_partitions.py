@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from api.resources import resources_of
 from app import create_app
-from db.queries import transaction
+from db.transactions import transaction
 from repositories import message_lifecycle
 from tests import factories
 from tests.delivery_stack import birth_date_celebrated_on
@@ -511,13 +511,14 @@ def test_sends_and_api_reads_go_on_while_maintenance_waits_behind_a_long_reader(
     def send() -> str:
         now = datetime.now(UTC)
         with transaction(pool) as conn:
-            taken = message_lifecycle.start_sending(
-                conn, queued, today, now, timedelta(minutes=2), timedelta(hours=1)
+            [taken] = message_lifecycle.start_sending_many(
+                conn, [(queued, today)], now, timedelta(minutes=2), timedelta(hours=1)
             )
-            assert taken is not None and taken["status"] == "SENDING"
-            message_lifecycle.record_sent(
-                conn, queued, today, taken["locked_until"], now, 200, "ok"
+            assert taken["status"] == "SENDING"
+            sent = message_lifecycle.SentAnswer(
+                queued, today, taken["locked_until"], now, 200, "ok"
             )
+            message_lifecycle.record_sent_many(conn, [sent])
         with transaction(pool) as conn:
             return conn.execute(
                 "SELECT status FROM message_logs WHERE id = %s", (queued,)

@@ -22,7 +22,7 @@ from domain.occasions import (
     send_instant,
 )
 from repositories import occasion_sql
-from services.user_rules import NOT_ZONES
+from users.rules import NOT_ZONES
 
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2030, 12, 31)
 DST_ZONES = [

@@ -11,11 +11,11 @@ from psycopg.rows import dict_row
 
 from api.resources import resources_of
 from app import create_app
+from planning import all_users as batch_planning
+from planning import for_users as planning
 from repositories import messages, planning_state, users
-from services import planning
-from services import users as users_service
 from tests.factories import make_user, messages_of
-from workflows import planning as batch_planning
+from users import directory as users_service
 
 NINE = time(9, 0)
 

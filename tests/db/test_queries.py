@@ -20,8 +20,8 @@ from db.queries import (
     fetch_one,
     fetch_optional,
     fetch_scalar,
-    transaction,
 )
+from db.transactions import transaction
 from schema import admin
 
 USER_COLUMNS = ("id", "first_name", "last_name", "email", "timezone", "birthday_date")

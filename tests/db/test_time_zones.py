@@ -22,9 +22,10 @@ from api.resources import resources_of
 from app import check_zone_agreement, create_app
 from config import Settings
 from db.pool import connect
+from operations import time_zones
+from planning import for_users as planning
 from repositories import messages, users
 from schema import admin
-from services import planning, time_zones
 
 NINE = time(9, 0)
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -229,7 +230,7 @@ def test_the_api_warns_at_start_naming_the_zones_the_database_computes_different
         point_zone_at(conn, "Asia/Tokyo", "Asia/Seoul")  # nobody lives there: not checked
     app = create_app({"DATABASE_URL": fresh_db_url, "TESTING": True})
     resources_of(app).pool.open(wait=True, timeout=10)
-    caplog.set_level(logging.WARNING, logger="services.time_zones")
+    caplog.set_level(logging.WARNING, logger="operations.time_zones")
 
     differing = check_zone_agreement(app)
 
@@ -238,7 +239,7 @@ def test_the_api_warns_at_start_naming_the_zones_the_database_computes_different
     warnings = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "services.time_zones" and r.levelno == logging.WARNING
+        if r.name == "operations.time_zones" and r.levelno == logging.WARNING
     ]
     assert len(warnings) == 1
     assert "Europe/Paris" in warnings[0]

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from services import planning
-from services import users as users_service
+from planning import for_users as planning
 from tests.db.test_dispatch import configured, take
 from tests.factories import make_message, make_user, messages_of
+from users import directory as users_service
 
 NINE = time(9, 0)
 # 26 Nov 2026 in London (UTC in November): the greeting was due at 09:00.

@@ -9,8 +9,8 @@ from api.resources import resources_of
 from app import create_app
 from config import Settings
 from db.pool import create_pool
+from operations import health
 from schema import migrations
-from services import health
 
 
 def _closed_port() -> int:

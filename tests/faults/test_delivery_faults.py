@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from repositories import messages
-from services import users as users_service
 from tests.delivery_stack import (
     NINE,
     Stack,
@@ -33,6 +32,7 @@ from tests.delivery_stack import (
     rabbitmqctl,
     wait_until,
 )
+from users import directory as users_service
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 

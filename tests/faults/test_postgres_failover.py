@@ -22,7 +22,7 @@ import pytest
 import requests
 from psycopg.rows import dict_row
 
-from services import planning
+from planning import for_users as planning
 from tests.delivery_stack import (
     NINE,
     Processes,

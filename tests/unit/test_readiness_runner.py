@@ -2,7 +2,7 @@
 
 import threading
 
-from services import health
+from operations import health
 
 
 def test_the_checks_run_at_once():

@@ -20,8 +20,8 @@ from psycopg_pool import ConnectionPool
 
 from adapters import broker_probe
 from config import Settings
+from operations import health
 from repositories import heartbeats, operator_views, partitions, service_state
-from services import health
 
 SUMMARY_CACHE_SECONDS = 10.0
 DAYS_AHEAD = 7

@@ -20,11 +20,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from db.queries import transaction
+from db.transactions import transaction
 from domain import statuses
 from domain.statuses import Status
+from planning import for_users as planning
 from repositories import message_lifecycle
-from services import planning
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,9 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
+from db.transactions import transaction
 from domain.occasions import send_instant
 from repositories import messages, time_zones
 
@@ -86,6 +88,18 @@ def warn_about_disagreeing_zones(
             ", ".join(differing),
         )
     return differing
+
+
+def check_agreement(pool: ConnectionPool, now: datetime, send_time: time) -> list[str]:
+    """At a process's start: warn about zones users have that the database computes
+    unlike zoneinfo. Never raises (the process serves anyway and its health checks
+    report the database); the zones that differ, empty when the check could not run."""
+    try:
+        with transaction(pool) as conn:
+            return warn_about_disagreeing_zones(conn, now, send_time)
+    except Exception:
+        log.exception("could not compare time zones with the database")
+        return []
 
 
 def _load_zone(name: str) -> ZoneInfo | None:

@@ -26,8 +26,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from operations import health
 from repositories import service_state
-from services import health
 
 LATENESS_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 48 * 3600)
 STATE_CACHE_SECONDS = 5.0

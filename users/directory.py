@@ -12,9 +12,9 @@ import psycopg
 from db.queries import Count
 from domain.occasions import OCCASIONS
 from errors import InvalidFields
+from planning import for_users as planning
 from repositories import users
-from services import planning
-from services.user_rules import occasion_date_errors
+from users.rules import occasion_date_errors
 
 # A change to any of these changes when, or with what text, a greeting goes out.
 PLANNING_FIELDS = ("first_name", "last_name", "timezone", *OCCASIONS.date_fields)

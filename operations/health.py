@@ -79,6 +79,15 @@ def pool_stats(pool: ConnectionPool) -> dict[str, int]:
     }
 
 
+def open_and_check_database(
+    pool: ConnectionPool, migrations: list[Migration], settings: Settings
+) -> Report:
+    """The database check of /health, /health/db and `flask db health`: opens the pool
+    on its first use, then `check_database` within HEALTH_DB_TIMEOUT."""
+    pool.open()
+    return check_database(pool, migrations, timeout=settings.health_db_timeout)
+
+
 def check_database(pool: ConnectionPool, migrations: list[Migration], timeout: float) -> Report:
     """Reachability, latency, version, pool and migration state; `status` is ok or unavailable.
 

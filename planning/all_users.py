@@ -9,7 +9,7 @@ from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
-from db.queries import transaction
+from db.transactions import transaction
 from repositories import messages, planning_state
 
 log = logging.getLogger(__name__)

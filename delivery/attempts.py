@@ -15,11 +15,11 @@ from datetime import date, datetime, time, timedelta
 
 from psycopg_pool import ConnectionPool
 
-from db.queries import single_statement, transaction
+from db.transactions import single_statement, transaction
 from domain.delivery_policy import ChannelAnswer, Decision, Verdict
 from domain.statuses import Status
+from planning import for_users as planning
 from repositories import message_lifecycle
-from services import planning
 
 Sent = tuple[dict, ChannelAnswer, datetime]  # the row as taken, the answer, when
 
@@ -55,22 +55,6 @@ def begin_sends(
             planning.plan_after_finished(conn, ended, ended[0]["database_now"], send_time)
     unclaimed = {row["id"]: row for row in rows}
     return [unclaimed.pop(message_id, None) for message_id, _ in targets]
-
-
-def begin_send(
-    pool: ConnectionPool,
-    message_id: int,
-    now: datetime | None,
-    *,
-    occasion_date: date | None = None,
-    lease: timedelta,
-    max_lateness: timedelta,
-    send_time: time,
-) -> dict | None:
-    """Take one QUEUED greeting for sending: `begin_sends` for one target."""
-    targets = [(message_id, occasion_date)]
-    options = {"lease": lease, "max_lateness": max_lateness, "send_time": send_time}
-    return begin_sends(pool, targets, now, **options)[0]
 
 
 def record_sends(

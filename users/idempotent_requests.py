@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from db.queries import transaction
+from db.transactions import transaction
 from errors import IdempotencyKeyInProgress, IdempotencyKeyReused, IdempotencyKeyTakenOver
 from repositories import idempotency_keys
 

@@ -1,1 +1,0 @@
-"""Use cases that span repositories; each takes a connection inside the caller's transaction."""
