@@ -1,4 +1,5 @@
-"""Bearer tokens: which endpoints stay open, and what each kind of token may do.
+"""Authentication, its one home: bearer tokens, the status page's sessions, and what
+each kind of token may do.
 
 With any of API_TOKEN, API_TOKENS or API_READ_TOKENS set, every endpoint that returns
 or changes users or messages needs `Authorization: Bearer <token>`: a read token (or a
@@ -13,12 +14,19 @@ scraper one that opens /metrics and nothing else.
 Tokens are compared in constant time, as bytes (a header or form value may hold any
 character), and never logged; a refused request is logged with its request id and the
 client's address only. A refusal names the `Authorization` header in its errors.
+
+The status page (api/status.py) asks the same rules through `request_scope`,
+`may_read` and `may_write`: a bearer token, or the session cookie its login form sets
+from a typed token; it only renders what they decide.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import re
+import time
 from typing import Any
 
 from apispec import BasePlugin
@@ -86,6 +94,71 @@ def accepted_scopes(settings: Settings, rule: str | None, method: str) -> frozen
     if method in READ_METHODS:
         return frozenset({WRITE, READ})
     return frozenset({WRITE})
+
+
+# --- the status page's sessions ------------------------------------------------------
+# /status/login turns a typed token into a cookie `expires.signature`: an expiry and an
+# HMAC of it keyed by the token itself, so every API process accepts it without shared
+# state and changing the token ends every session. The cookie carries the token's scope.
+SESSION_COOKIE = "birthday_status_session"
+SESSION_SECONDS = 12 * 3600
+# As session_value writes it: ASCII digits (str.isdigit would also take '²', which int()
+# refuses) and a SHA-256 hex digest.
+_SESSION_SHAPE = re.compile(r"(?P<expires>[0-9]{1,12})\.(?P<signature>[0-9a-f]{64})")
+
+
+def _session_signature(token: str, expires: int) -> str:
+    message = f"status-session:{expires}".encode()
+    return hmac.new(secret_bytes(token), message, hashlib.sha256).hexdigest()
+
+
+def session_value(token: str, now: float) -> str:
+    """The session cookie's value for a token typed at `now` (unix seconds)."""
+    expires = int(now) + SESSION_SECONDS
+    return f"{expires}.{_session_signature(token, expires)}"
+
+
+def session_scope(settings: Settings, cookie: str, now: float) -> str | None:
+    """What a session cookie allows (write or read), or None: unreadable, expired, or
+    signed by no token configured now."""
+    session = _SESSION_SHAPE.fullmatch(cookie)
+    if session is None or int(session["expires"]) < now:
+        return None
+    expires = int(session["expires"])
+    granted = None
+    for scope, tokens in ((WRITE, settings.read_write_tokens), (READ, settings.api_read_tokens)):
+        for token in tokens:
+            signed = same_secret(session["signature"], _session_signature(token, expires))
+            if signed and granted is None:
+                granted = scope
+    return granted
+
+
+def login_token(settings: Settings, given: str) -> str | None:
+    """The read or read-write token `given` is, if it is one (a metrics token is not)."""
+    if token_scope(settings, given) in (WRITE, READ):
+        return given
+    return None
+
+
+def request_scope(settings: Settings) -> str | None:
+    """What this request's bearer token, else its session cookie, allows."""
+    given = _presented_token()
+    if given:
+        scope = token_scope(settings, given)
+        if scope is not None:
+            return scope
+    return session_scope(settings, request.cookies.get(SESSION_COOKIE, ""), time.time())
+
+
+def may_read(settings: Settings, scope: str | None) -> bool:
+    """Whether `scope` may read users, greetings and the status page."""
+    return not settings.requires_token or scope in (WRITE, READ)
+
+
+def may_write(settings: Settings, scope: str | None) -> bool:
+    """Whether `scope` may change anything (a greeting's Retry included)."""
+    return not settings.requires_token or scope == WRITE
 
 
 def _presented_token() -> str:

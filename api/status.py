@@ -1,27 +1,20 @@
 """The operator's status page at /status: server-rendered HTML and SVG, no script, no CDN.
 
-Access follows the API's rule for data reads, in `_require_status_access` (the one
-place to change it): with no API_TOKEN set the page is open; with one, a request
-needs it as `Authorization: Bearer <token>` or carries the session cookie that
-/status/login sets once the token has been typed into its form. The cookie holds an
-expiry and an HMAC of it keyed by the token itself, so every API process accepts it
-without shared state, and changing the token ends every session. The token travels
-in a POST body, never in a URL (URLs end up in access logs and browser history).
+Who may see it and press Retry is api/auth.py's to decide (the API's rules: reads need
+a read or read-write token once any token is configured, Retry a read-write one, as
+POST /messages/<id>/retry does). A request shows its token as `Authorization: Bearer
+<token>` or carries the session cookie /status/login sets once the token has been
+typed into its form; the token travels in a POST body, never in a URL (URLs end up in
+access logs and browser history).
 
-The Retry button is a form POST that needs write access (`_require_write_access`) and
-a CSRF token: the double-submit kind, a random value in an HttpOnly SameSite=Strict
-cookie that the form repeats, so it works across processes without a server secret.
-Retry is a write, as POST /messages/<id>/retry is: once any token is configured it
-needs a read-write one, so with only API_READ_TOKENS set nobody may press it here.
-
-Credentials arrive as any text a client sends: they are compared as bytes and the
-cookie's expiry is read as ASCII digits only, so no value can turn into a 500.
+The Retry button is a form POST with a CSRF token: the double-submit kind, a random
+value in an HttpOnly SameSite=Strict cookie that the form repeats, so it works across
+processes without a server secret. Form values are compared as bytes, so no value can
+turn into a 500.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 import time
@@ -38,8 +31,7 @@ from flask import (
     url_for,
 )
 
-from api import resources
-from api.auth import same_secret
+from api import auth, resources
 from api.resources import current_pool
 from api.status_charts import hourly_bars
 from db.transactions import transaction
@@ -49,12 +41,7 @@ from domain.occasions import OCCASIONS
 from errors import DomainError, NotFound
 from operations import status_page
 
-SESSION_COOKIE = "birthday_status_session"
 CSRF_COOKIE = "birthday_status_csrf"
-SESSION_SECONDS = 12 * 3600
-# `expires.signature` as _session_value writes it: ASCII digits (str.isdigit would also
-# take '²', which int() refuses) and a SHA-256 hex digest.
-_SESSION_SHAPE = re.compile(r"(?P<expires>[0-9]{1,12})\.(?P<signature>[0-9a-f]{64})")
 _REDIRECT_TARGET = re.compile(r"[\x21-\x7e]{1,2048}")
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
@@ -75,55 +62,18 @@ blp = Blueprint(
 )
 
 
-def _read_tokens() -> list[str]:
-    """Tokens that may read the status page: read and read-write tokens."""
-    settings = resources.current_settings()
-    return [*settings.api_read_tokens, *settings.read_write_tokens]
-
-
-def _write_tokens() -> list[str]:
-    """Tokens that may press Retry: read-write tokens only."""
-    return list(resources.current_settings().read_write_tokens)
-
-
-def _session_signature(token: str, expires: int) -> str:
-    return hmac.new(
-        token.encode(), f"status-session:{expires}".encode(), hashlib.sha256
-    ).hexdigest()
-
-
-def _session_value(token: str, now: float) -> str:
-    expires = int(now) + SESSION_SECONDS
-    return f"{expires}.{_session_signature(token, expires)}"
-
-
-def _presents_one_of(tokens: list[str]) -> bool:
-    """The request carries one of `tokens` as a bearer header or a valid session cookie."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and any(same_secret(given.strip(), token) for token in tokens):
-        return True
-    session = _SESSION_SHAPE.fullmatch(request.cookies.get(SESSION_COOKIE, ""))
-    if session is None:
-        return False
-    expires = int(session["expires"])
-    if expires < time.time():
-        return False
-    return any(
-        same_secret(session["signature"], _session_signature(token, expires)) for token in tokens
-    )
-
-
 def _require_status_access() -> Response | None:
-    """Reads of /status: open without a configured token, else the token or its cookie."""
-    if not resources.current_settings().requires_token or _presents_one_of(_read_tokens()):
+    """Reads of /status: what api/auth.py allows a reader, else the sign-in form (401)."""
+    settings = resources.current_settings()
+    if auth.may_read(settings, auth.request_scope(settings)):
         return None
     return _login_page(401, next_url=request.full_path.rstrip("?"))
 
 
 def _require_write_access() -> Response | None:
-    """Retry changes a greeting: once any token is configured it needs a read-write one
-    (none configured, only read tokens: nobody may), as the API's POST does."""
-    if not resources.current_settings().requires_token or _presents_one_of(_write_tokens()):
+    """Retry changes a greeting: what api/auth.py allows a writer, else 403."""
+    settings = resources.current_settings()
+    if auth.may_write(settings, auth.request_scope(settings)):
         return None
     return _login_page(403, next_url=_safe_next(request.form.get("next")), write=True)
 
@@ -134,7 +84,7 @@ def _login_page(code: int, next_url: str, error: str | None = None, write: bool 
         next_url=next_url,
         error=error,
         write=write,
-        writable=bool(_write_tokens()),
+        writable=bool(resources.current_settings().read_write_tokens),
     )
     return Response(body, status=code, mimetype="text/html")
 
@@ -165,7 +115,7 @@ def _guard() -> Response | None:
     if request.method == "POST":
         given = request.form.get("csrf_token", "")
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not (cookie and same_secret(given, cookie) and _same_origin()):
+        if not (cookie and auth.same_secret(given, cookie) and _same_origin()):
             body = render_template(
                 "status/error.html", message="The form has expired: reload the page and try again."
             )
@@ -302,16 +252,14 @@ def login() -> Response | str:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         return _login_page(200, next_url)
-    given = request.form.get("token", "")
-    tokens = sorted(set(_read_tokens()) | set(_write_tokens()))
-    match = next((token for token in tokens if same_secret(given, token)), None)
-    if match is None:
+    token = auth.login_token(resources.current_settings(), request.form.get("token", ""))
+    if token is None:
         return _login_page(401, next_url, error="That token is not accepted.")
     response = redirect(next_url, 303)
     response.set_cookie(
-        SESSION_COOKIE,
-        _session_value(match, time.time()),
-        max_age=SESSION_SECONDS,
+        auth.SESSION_COOKIE,
+        auth.session_value(token, time.time()),
+        max_age=auth.SESSION_SECONDS,
         httponly=True,
         samesite="Strict",
         secure=request.is_secure,
@@ -324,7 +272,7 @@ def login() -> Response | str:
 def logout() -> Response:
     """Forget the session cookie."""
     response = redirect(url_for("status.login"), 303)
-    response.delete_cookie(SESSION_COOKIE, path="/status")
+    response.delete_cookie(auth.SESSION_COOKIE, path="/status")
     return response
 
 

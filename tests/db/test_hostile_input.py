@@ -29,6 +29,7 @@ from flask import Flask
 from psycopg.rows import dict_row
 
 import api
+from api import auth
 from api import status as status_page
 from api.resources import resources_of
 from app import create_app
@@ -140,7 +141,7 @@ SWEPT_HEADERS = {
     "Origin",
     "Transfer-Encoding",
 }
-SWEPT_COOKIES = {status_page.SESSION_COOKIE, status_page.CSRF_COOKIE}
+SWEPT_COOKIES = {auth.SESSION_COOKIE, status_page.CSRF_COOKIE}
 
 
 def header_values(*tables: dict[str, str]) -> dict[str, str]:
