@@ -33,7 +33,7 @@ from bench.common import ROOT, free_port, scratch_database, start, stop
 from bench.e2e_sends import REDIS_URL, _environment, _start_provider, _wait, scratch_vhost
 from bench.report import Figure
 from config import Settings
-from repositories import messages
+from repositories import occurrences
 
 COMMAND = "python -m bench.on_time"
 
@@ -88,7 +88,7 @@ def _sent(url: str) -> int:
 def _spread_over_a_minute(url: str, count: int, first: datetime) -> None:
     """Plan `count` greetings for tomorrow, then move their instants into one minute."""
     with psycopg.connect(url) as conn:
-        messages.plan_next_occurrences(conn, datetime.now(UTC), Settings.from_env({}).send_time)
+        occurrences.plan_next_occurrences(conn, datetime.now(UTC), Settings.from_env({}).send_time)
         conn.execute(
             "WITH spread AS ("
             "  SELECT id, occasion_date, row_number() OVER (ORDER BY id) - 1 AS n"

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from db.transactions import transaction
 from domain.occasions import send_instant
-from repositories import messages, time_zones
+from repositories import occurrences, planned_changes, time_zones
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ def refresh_zones(
     after: UUID | None = None
     while True:
         with conn.transaction():
-            upto = messages.user_id_batch_end(conn, after, batch_size)
+            upto = occurrences.user_id_batch_end(conn, after, batch_size)
             if upto is None:
                 break
-            moved += messages.retime_scheduled(conn, send_time, id_after=after, id_upto=upto)
+            moved += planned_changes.retime_scheduled(conn, send_time, id_after=after, id_upto=upto)
         after = upto
     log.info("time zones refreshed: %d zone(s) changed, %d greeting(s) moved", zones_changed, moved)
     return ZoneRefresh(zones_changed, moved)

@@ -10,7 +10,7 @@ from uuid import UUID
 from psycopg_pool import ConnectionPool
 
 from db.transactions import transaction
-from repositories import messages, planning_state
+from repositories import occurrences, planned_changes, planning_state
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ def plan_all(
     """
     retimed = _retime_if_send_time_changed(pool, send_time, batch_size)
     with transaction(pool) as conn:
-        missing = messages.users_missing_an_occurrence(conn, batch_size + 1)
+        missing = occurrences.users_missing_an_occurrence(conn, batch_size + 1)
     if len(missing) > batch_size:
         planned = _plan_in_batches(pool, now, send_time, batch_size)
     elif missing:
         with transaction(pool) as conn:
-            planned = messages.plan_next_occurrences(conn, now, send_time, user_ids=missing)
+            planned = occurrences.plan_next_occurrences(conn, now, send_time, user_ids=missing)
     else:
         planned = 0
     if planned >= STATISTICS_REFRESH_AFTER:
@@ -48,7 +48,7 @@ def plan_all(
         # rows' indexes (without them, a freshly filled partition looks empty and a
         # send's planning read every pending row of it: ~12x its cost, measured).
         with transaction(pool) as conn:
-            messages.refresh_statistics(conn)
+            occurrences.refresh_statistics(conn)
     log.info("planned %d occurrence(s), moved %d to a new send time", planned, retimed)
     return planned
 
@@ -58,7 +58,7 @@ def _user_ranges(pool: ConnectionPool, batch_size: int) -> Iterator[tuple[UUID |
     after: UUID | None = None
     while True:
         with transaction(pool) as conn:
-            upto = messages.user_id_batch_end(conn, after, batch_size)
+            upto = occurrences.user_id_batch_end(conn, after, batch_size)
         if upto is None:
             return
         yield after, upto
@@ -72,7 +72,9 @@ def _retime_if_send_time_changed(pool: ConnectionPool, send_time: time, batch_si
     retimed = 0
     for after, upto in _user_ranges(pool, batch_size):
         with transaction(pool) as conn:
-            retimed += messages.retime_scheduled(conn, send_time, id_after=after, id_upto=upto)
+            retimed += planned_changes.retime_scheduled(
+                conn, send_time, id_after=after, id_upto=upto
+            )
     with transaction(pool) as conn:
         planning_state.record_retimed_to(conn, send_time)
     return retimed
@@ -82,7 +84,7 @@ def _plan_in_batches(pool: ConnectionPool, now: datetime, send_time: time, batch
     planned = 0
     for after, upto in _user_ranges(pool, batch_size):
         with transaction(pool) as conn:
-            planned += messages.plan_next_occurrences(
+            planned += occurrences.plan_next_occurrences(
                 conn, now, send_time, id_after=after, id_upto=upto
             )
     return planned

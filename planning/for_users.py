@@ -7,12 +7,12 @@ from uuid import UUID
 
 import psycopg
 
-from repositories import message_lifecycle, messages
+from repositories import message_lifecycle, occurrences, planned_changes
 
 
 def plan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
     """Plan a new user's occasions, inside the transaction that created them."""
-    return messages.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
+    return occurrences.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
 
 
 def plan_users(
@@ -21,7 +21,7 @@ def plan_users(
     """Plan the next occurrences of several users (after sends, failures, expiries)."""
     if not user_ids:
         return 0
-    return messages.plan_next_occurrences(conn, now, send_time, user_ids=user_ids)
+    return occurrences.plan_next_occurrences(conn, now, send_time, user_ids=user_ids)
 
 
 def plan_after_finished(
@@ -42,9 +42,9 @@ def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_tim
     Then what is missing (a new date, a new occasion) is planned; how many were.
     """
     message_lifecycle.cancel_off_date(conn, user_id, reason="user changed before the send")
-    messages.move_not_yet_due(conn, user_id, now, send_time)
-    messages.rename_unsent(conn, user_id)
-    return messages.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
+    planned_changes.move_not_yet_due(conn, user_id, now, send_time)
+    planned_changes.rename_unsent(conn, user_id)
+    return occurrences.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
 
 
 def cancel_user(conn: psycopg.Connection, user_id: UUID) -> int:

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.occasions import OCCASIONS, LeapDay, Occasion, Occasions
-from repositories import messages, occasion_sql
+from repositories import occasion_sql, occurrences
 from tests.factories import make_user, messages_of
 
 NINE = time(9, 0)
@@ -75,8 +75,8 @@ def test_a_third_occasion_is_planned_with_its_own_leap_day_rule_and_text(fresh_d
         )
         now = datetime(2027, 1, 10, 12, tzinfo=UTC)
 
-        missing = messages.users_missing_an_occurrence(conn, 10, occasions=THREE)
-        planned = messages.plan_next_occurrences(
+        missing = occurrences.users_missing_an_occurrence(conn, 10, occasions=THREE)
+        planned = occurrences.plan_next_occurrences(
             conn, now, NINE, user_ids=[user["id"]], occasions=THREE
         )
         rows = {row["message_type"]: row for row in messages_of(conn, user["id"])}
@@ -99,7 +99,7 @@ def test_a_third_occasion_is_still_on_its_date_until_its_date_changes(fresh_db_u
             "UPDATE users SET work_anniversary_date = '2016-02-29' WHERE id = %s", (user["id"],)
         )
         now = datetime(2027, 1, 10, 12, tzinfo=UTC)
-        messages.plan_next_occurrences(conn, now, NINE, user_ids=[user["id"]], occasions=THREE)
+        occurrences.plan_next_occurrences(conn, now, NINE, user_ids=[user["id"]], occasions=THREE)
         query = psycopg.sql.SQL(
             "SELECT {} AS on_date FROM message_logs m JOIN users u ON u.id = m.user_id"
             " WHERE m.message_type = 'WORK_ANNIVERSARY'"

@@ -13,7 +13,7 @@ from api.resources import resources_of
 from app import create_app
 from planning import all_users as batch_planning
 from planning import for_users as planning
-from repositories import messages, planning_state, users
+from repositories import occurrences, planned_changes, planning_state, users
 from tests.factories import make_user, messages_of
 from users import directory as users_service
 
@@ -100,7 +100,7 @@ def test_the_users_local_date_decides_on_both_sides_of_the_date_line(conn):
     kiritimati = make_user(conn, timezone="Pacific/Kiritimati", birthday=date(1990, 3, 4))
     pago_pago = make_user(conn, timezone="Pacific/Pago_Pago", birthday=date(1990, 3, 4))
 
-    messages.plan_next_occurrences(conn, now, NINE)
+    occurrences.plan_next_occurrences(conn, now, NINE)
 
     [k] = rows(conn, kiritimati["id"])
     [p] = rows(conn, pago_pago["id"])
@@ -123,8 +123,8 @@ def test_planning_twice_plans_nothing_new(conn):
     user = make_user(conn, anniversary=date(2015, 6, 20))
     now = datetime(2026, 11, 26, tzinfo=UTC)
 
-    first = messages.plan_next_occurrences(conn, now, NINE)
-    second = messages.plan_next_occurrences(conn, now, NINE)
+    first = occurrences.plan_next_occurrences(conn, now, NINE)
+    second = occurrences.plan_next_occurrences(conn, now, NINE)
 
     assert (first, second) == (2, 0)
     assert len(rows(conn, user["id"])) == 2
@@ -222,7 +222,7 @@ def test_deleting_a_user_cancels_every_pending_greeting(conn):
     users_service.delete_user(conn, user["id"])
 
     assert {r["status"] for r in rows(conn, user["id"])} == {"CANCELLED"}
-    assert messages.plan_next_occurrences(conn, datetime(2026, 11, 27, tzinfo=UTC), NINE) == 0
+    assert occurrences.plan_next_occurrences(conn, datetime(2026, 11, 27, tzinfo=UTC), NINE) == 0
 
 
 def test_a_message_in_a_workers_hands_is_not_cancelled(conn):
@@ -288,7 +288,7 @@ def test_seeded_history_agrees_with_the_sql_planner(conn):
     now = datetime(2026, 11, 26, 10, tzinfo=UTC)
     seed_database(conn, count=300, random_seed=11, now=now, send_time=NINE)
 
-    assert messages.plan_next_occurrences(conn, now, NINE) == 0
+    assert occurrences.plan_next_occurrences(conn, now, NINE) == 0
 
 
 def test_a_send_time_change_moves_scheduled_greetings_in_place(db_url):
@@ -319,8 +319,8 @@ def test_retiming_leaves_rows_already_at_the_right_time_untouched(conn):
     user = make_user(conn)
     planning.plan_user(conn, user["id"], datetime(2026, 11, 26, tzinfo=UTC), NINE)
 
-    assert messages.retime_scheduled(conn, NINE) == 0
-    assert messages.retime_scheduled(conn, time(10, 0)) == 1
+    assert planned_changes.retime_scheduled(conn, NINE) == 0
+    assert planned_changes.retime_scheduled(conn, time(10, 0)) == 1
 
 
 def _plan_all(db_url: str, send_time: time, batch_size: int = 5) -> int:

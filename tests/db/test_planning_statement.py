@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
-from repositories import messages, users
+from repositories import occurrences, users
 from tests.factories import messages_of
 
 
@@ -28,7 +28,7 @@ def test_planning_one_user_again_and_again_plans_the_same_rows(conn):
     planned = []
     for _ in range(3):
         conn.execute("DELETE FROM message_logs WHERE user_id = %s", (user["id"],))
-        planned.append(messages.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]]))
+        planned.append(occurrences.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]]))
         found = messages_of(conn, user["id"])
         assert {row["occasion_date"] for row in found} == {date(2026, 12, 10), date(2027, 6, 20)}
 
@@ -40,7 +40,7 @@ def test_the_callers_plan_cache_mode_is_left_as_it_was(conn):
     conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     now = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
-    messages.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]])
+    occurrences.plan_next_occurrences(conn, now, time(9), user_ids=[user["id"]])
 
     assert conn.execute("SHOW plan_cache_mode").fetchone()["plan_cache_mode"] == (
         "force_custom_plan"
@@ -62,7 +62,7 @@ def test_planning_chooses_every_row_before_inserting_the_first(conn):
     # A sort between the chosen rows and the insert reads them all first: without it,
     # the finished-row check of later users scans the rows the statement has just
     # inserted (quadratic on a first planning; see repositories/messages.py).
-    query = messages._plan_statement("all", True, True)
+    query = occurrences._plan_statement("all", True, True)
     params = {
         "now": datetime(2026, 11, 26, 12, tzinfo=UTC),
         "send_time": time(9),

@@ -24,7 +24,7 @@ from config import Settings
 from db.pool import connect
 from operations import time_zones
 from planning import for_users as planning
-from repositories import messages, users
+from repositories import planned_changes, users
 from schema import admin
 
 NINE = time(9, 0)
@@ -199,7 +199,7 @@ def test_a_database_level_abbreviation_set_cannot_move_a_greeting(fresh_db_url):
         with conn.transaction():
             for user in planned:
                 planning.replan_user(conn, user["id"], NOW, NINE)
-            retimed = messages.retime_scheduled(conn, NINE)
+            retimed = planned_changes.retime_scheduled(conn, NINE)
         after = instants(conn)
     assert psql_refresh == {"zones_changed": 0, "greetings_moved": 0}
     assert retimed == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from repositories import messages
+from repositories import occurrences
 from tests.delivery_stack import (
     NINE,
     Stack,
@@ -159,7 +159,7 @@ def start_lateness_window_now(stack: Stack) -> None:
     planned 09:00 local is hours ago in a due zone, so counting from it a short
     MAX_LATENESS would be over before anything could queue them."""
     with stack.connect() as conn:
-        messages.plan_next_occurrences(conn, datetime.now(UTC), NINE)
+        occurrences.plan_next_occurrences(conn, datetime.now(UTC), NINE)
         conn.execute("UPDATE message_logs SET lateness_from = now()")
 
 

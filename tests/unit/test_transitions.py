@@ -19,7 +19,7 @@ from psycopg import sql
 import repositories
 from domain import statuses
 from domain.statuses import Status
-from repositories import messages
+from repositories import occurrences
 
 # `status = <value>` as an assignment: not qualified by a table (m.status = … is a test).
 _ASSIGNMENT = re.compile(r"(?<![\w.])status\s*=\s*(CASE\b.*?\bEND|'\w+'|%\(\w+\)s)", re.S)
@@ -50,7 +50,9 @@ def _statements() -> dict[str, str]:
                 if is_update and not template and _ASSIGNMENT.search(_set_clause(text)):
                     found[f"{module_info.name}.{name}[{number}]"] = text
     # Planning's statement is rendered per shape of its bounds (each shape alike).
-    found["repositories.messages._plan_statement"] = messages._plan_statement("one", False, False)
+    found["repositories.messages._plan_statement"] = occurrences._plan_statement(
+        "one", False, False
+    )
     return found
 
 

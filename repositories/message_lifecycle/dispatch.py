@@ -1,0 +1,165 @@
+"""The scheduler's status changes: overdue greetings expired, due ones claimed for the
+queue, stale ones queued again."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import psycopg
+
+from db.queries import fetch_all, fetch_scalar
+from domain import statuses
+from domain.statuses import Status
+from repositories.message_lifecycle.sql_parts import (
+    statement,
+    status_list,
+)
+
+_EXPIRE = statement(
+    """
+    WITH overdue AS (
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {pending}
+          AND COALESCE(lateness_from, scheduled_send_time)
+              < %(now)s::timestamptz - %(max_lateness)s::interval
+          AND (status IN {waiting} OR locked_until IS NULL OR locked_until < %(now)s)
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE message_logs m
+    SET status = 'EXPIRED', locked_until = NULL,
+        error_message = 'not sent within ' || %(max_lateness)s::interval || ' of its time'
+    FROM overdue o
+    WHERE m.id = o.id AND m.occasion_date = o.occasion_date
+    RETURNING m.id, m.user_id, m.idempotency_key
+    """
+)
+
+
+def expire_overdue(
+    conn: psycopg.Connection, now: datetime, max_lateness: timedelta, limit: int
+) -> list[dict]:
+    """Up to `limit` unfinished rows past their deadline become EXPIRED.
+
+    Waiting rows, and in-flight rows whose lease ran out (a row a worker holds is
+    left to that worker, which checks the deadline itself).
+    """
+    params = {"now": now, "max_lateness": max_lateness, "limit": limit}
+    return fetch_all(conn, _EXPIRE, params)
+
+
+_CLAIM = statement(
+    """
+    WITH due AS (
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {waiting}
+          AND next_attempt_at <= %(now)s
+          AND COALESCE(lateness_from, scheduled_send_time)
+              >= %(now)s::timestamptz - %(max_lateness)s::interval
+        ORDER BY next_attempt_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE message_logs m
+    SET status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval,
+        queued_at = %(now)s
+    FROM due
+    WHERE m.id = due.id AND m.occasion_date = due.occasion_date AND m.status IN {waiting}
+    RETURNING m.id, m.occasion_date, m.idempotency_key
+    """
+)
+
+
+def claim_due(
+    conn: psycopg.Connection,
+    now: datetime,
+    max_lateness: timedelta,
+    limit: int,
+    lease: timedelta,
+) -> list[dict]:
+    """Move up to `limit` due rows within their deadline to QUEUED (oldest first).
+
+    SKIP LOCKED lets several dispatchers run at once without waiting or colliding.
+    """
+    params = {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease}
+    return fetch_all(conn, _CLAIM, params)
+
+
+_NEXT_DUE = statement(
+    """
+    SELECT extract(epoch FROM min(next_attempt_at) - statement_timestamp())::float8
+    FROM message_logs WHERE status IN {waiting}
+    """
+)
+
+
+def seconds_until_next_due(conn: psycopg.Connection) -> float | None:
+    """Seconds from the database's now until the earliest waiting greeting is due
+    (negative: one is due already); None when none waits. Read from the due index."""
+    return fetch_scalar(conn, _NEXT_DUE)
+
+
+_RECLAIM_ANY = """
+    WITH stale AS (
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {which} AND locked_until < %(now)s
+          AND COALESCE(lateness_from, scheduled_send_time)
+              >= %(now)s::timestamptz - %(max_lateness)s::interval
+        ORDER BY locked_until
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE message_logs m
+    SET locked_until = %(now)s::timestamptz + CASE
+            WHEN m.status = 'QUEUED'
+            THEN GREATEST(%(lease)s::interval, %(now)s::timestamptz - m.queued_at)
+            ELSE %(lease)s::interval END,
+        queued_at = CASE WHEN m.status = 'QUEUED' THEN m.queued_at ELSE %(now)s END,
+        error_message = CASE WHEN m.status = 'SENDING'
+                             THEN 'worker lost during the send; queued again'
+                             ELSE m.error_message END,
+        status = 'QUEUED'
+    FROM stale
+    WHERE m.id = stale.id AND m.occasion_date = stale.occasion_date
+    RETURNING m.id, m.occasion_date, m.idempotency_key
+    """
+# One statement for each set of statuses recovery asks for, the set written as
+# constants (the lease index is partial on the in-flight statuses).
+_RECLAIM = {
+    which: statement(_RECLAIM_ANY, which=status_list(which))
+    for which in (statuses.IN_FLIGHT, (Status.QUEUED,), (Status.SENDING,))
+}
+
+
+def reclaim_stale(
+    conn: psycopg.Connection,
+    now: datetime,
+    lease: timedelta,
+    max_lateness: timedelta,
+    limit: int,
+    which: tuple[Status, ...] = statuses.IN_FLIGHT,
+) -> list[dict]:
+    """QUEUED rows never picked up and SENDING rows whose worker died: QUEUED again
+    (`which` narrows it to one of the two), oldest lease first.
+
+    A lost worker is our fault, not the provider's: it uses up no retry, and the
+    provider's Idempotency-Key makes the resend harmless if the first one reached
+    it. A QUEUED row still waiting in a long queue gets a lease as long as it has
+    already waited, so its extra copies double their interval instead of piling up.
+    """
+    params = {
+        "now": now,
+        "lease": lease,
+        "max_lateness": max_lateness,
+        "limit": limit,
+    }
+    return fetch_all(conn, _RECLAIM[tuple(which)], params)
+
+
+def count_queued(conn: psycopg.Connection) -> int:
+    """Greetings handed to the queue and not yet taken by a worker (any lease)."""
+    return fetch_scalar(conn, "SELECT count(*) FROM message_logs WHERE status = 'QUEUED'")
+
+
+# Whether greeting m (joined to its user u) still falls on its date: the user still has
+# its occasion, celebrated on m.occasion_date (repositories/occasion_sql.py).
