@@ -21,7 +21,7 @@ from config import Settings
 from db.pool import create_pool
 from log_setup import configure_logging
 from operations import time_zones
-from operations.metrics import ServiceStateCollector
+from operations.state_metrics import ServiceStateCollector
 from operations.status_page import SummaryCache
 from schema.migrations import discover
 

@@ -8,24 +8,33 @@ Every process (api, worker, scheduler, CLI) builds one `Settings` with
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from env_values import (
+    ConfigError,
+    check_database_url,
+    check_rabbitmq_url,
+    check_url,
+    parse_bool,
+    parse_duration,
+    parse_float,
+    parse_int,
+    parse_log_format,
+    parse_log_level,
+    parse_str,
+    parse_time,
+    parse_tokens,
+    split_rabbitmq_url,
+    tokens_from_files,
+)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
 DEFAULT_MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "sql" / "migrations")
 MIN_TOKEN_LENGTH = 16
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,7 @@ class Settings:
             name = setting.name.upper()
             if name in env and env[name] != "":
                 values[setting.name] = _PARSERS[setting.name](name, env[name])
-        values.update(_tokens_from_files(env))
+        values.update(tokens_from_files(env))
         values.update(_parse_text_overrides(overrides))
         settings = cls(**values)
         settings.validate()
@@ -123,7 +132,7 @@ class Settings:
 
     def validate(self) -> None:
         """Reject values that would only fail later (negative sizes, bad URLs)."""
-        _check_database_url("DATABASE_URL", self.database_url)
+        check_database_url("DATABASE_URL", self.database_url)
         if not Path(self.migrations_dir).is_dir():
             raise ConfigError(f"MIGRATIONS_DIR is not a directory: {self.migrations_dir!r}")
         if self.db_pool_min_size < 0:
@@ -148,9 +157,9 @@ class Settings:
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         self._validate_tokens()
         self._check_idempotency_stale_after()
-        _check_rabbitmq_url("RABBITMQ_URL", self.rabbitmq_url)
+        check_rabbitmq_url("RABBITMQ_URL", self.rabbitmq_url)
         for name in ("redis_url", "email_service_url"):
-            _check_url(name.upper(), getattr(self, name))
+            check_url(name.upper(), getattr(self, name))
         for name in (
             "provider_rate_limit",
             "max_retries",
@@ -234,174 +243,30 @@ class Settings:
             )
 
 
-def _parse_int(name: str, raw: str) -> int:
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _parse_float(name: str, raw: str) -> float:
-    try:
-        return float(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
-
-
-def _parse_time(name: str, raw: str) -> time:
-    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", raw.strip())
-    if not match:
-        raise ConfigError(f"{name} must be a local time HH:MM, got {raw!r}")
-    return time(int(match[1]), int(match[2]))
-
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _parse_duration(name: str, raw: str) -> timedelta:
-    """Accept `90s`, `30m`, `48h`, `400d`, or a bare number of seconds."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw.strip().lower())
-    if not match:
-        raise ConfigError(f"{name} must be a duration such as 48h or 30m, got {raw!r}")
-    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2] or "s"])
-
-
-def _parse_str(name: str, raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_tokens(name: str, raw: str) -> tuple[str, ...]:
-    """A list separated by commas or newlines: add the new token, then drop the old one."""
-    tokens = tuple(part.strip() for part in re.split(r"[,\n]", raw) if part.strip())
-    if any(any(char.isspace() for char in token) for token in tokens):
-        raise ConfigError(f"{name} must hold tokens without spaces, separated by commas")
-    return tokens
+# How each setting is read from its environment variable: by the field's type, except
+# where a setting has a vocabulary of its own.
+_PARSERS_BY_TYPE = {
+    "str": parse_str,
+    "str | None": parse_str,
+    "int": parse_int,
+    "float": parse_float,
+    "bool": parse_bool,
+    "time": parse_time,
+    "timedelta": parse_duration,
+    "tuple[str, ...]": parse_tokens,
+}
+_PARSERS_BY_NAME = {"log_level": parse_log_level, "log_format": parse_log_format}
+_PARSERS = {
+    setting.name: _PARSERS_BY_NAME.get(setting.name) or _PARSERS_BY_TYPE[str(setting.type)]
+    for setting in fields(Settings)
+}
 
 
 def _parse_text_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """An override given as text (`{"API_TOKENS": "a,b"}`) is read as the variable would be."""
     parsed = dict(overrides)
     for name, value in overrides.items():
-        parser = _PARSERS.get(name, _parse_str)
-        if isinstance(value, str) and parser is not _parse_str:
+        parser = _PARSERS.get(name, parse_str)
+        if isinstance(value, str) and parser is not parse_str:
             parsed[name] = parser(name.upper(), value)
     return parsed
-
-
-TOKEN_LISTS = ("api_tokens", "api_read_tokens", "metrics_tokens")
-
-
-def _tokens_from_files(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    """`API_TOKENS_FILE=/run/secrets/api_tokens`: the list read from a secret's file."""
-    values = {}
-    for setting in TOKEN_LISTS:
-        name = f"{setting.upper()}_FILE"
-        path = env.get(name, "")
-        if not path:
-            continue
-        if env.get(setting.upper()):
-            raise ConfigError(f"set {setting.upper()} or {name}, not both")
-        try:
-            raw = Path(path).read_text()
-        except OSError as error:
-            raise ConfigError(f"{name} cannot be read: {error.strerror}") from None
-        values[setting] = _parse_tokens(name, raw)
-    return values
-
-
-def _parse_log_level(name: str, raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise ConfigError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    return level
-
-
-_URL_SCHEMES = {
-    "RABBITMQ_URL": {"amqp", "amqps"},
-    "REDIS_URL": {"redis", "rediss", "unix"},
-    "EMAIL_SERVICE_URL": {"http", "https"},
-}
-
-
-def _check_url(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in _URL_SCHEMES[name]:
-        schemes = " or ".join(sorted(_URL_SCHEMES[name]))
-        raise ConfigError(f"{name} must be a {schemes} URL, got {url!r}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError(f"{name} has an invalid port: {url!r}") from None
-
-
-# Addresses are separated by ";" (Dramatiq's own form) or by "," before the next
-# address's scheme, so a comma inside one URL's query stays part of that URL.
-_ADDRESS_SEPARATOR = re.compile(r";|,(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
-
-
-def split_rabbitmq_url(raw: str) -> tuple[str, ...]:
-    """Each broker address of RABBITMQ_URL in order: one URL, or several joined by , or ;."""
-    return tuple(part.strip() for part in _ADDRESS_SEPARATOR.split(raw) if part.strip())
-
-
-def _check_rabbitmq_url(name: str, raw: str) -> None:
-    """Every address a full amqp(s) URL with a valid port; at least one."""
-    addresses = split_rabbitmq_url(raw)
-    if not addresses:
-        raise ConfigError(f"{name} must name at least one amqp or amqps URL")
-    for address in addresses:
-        if "," in urlsplit(address).netloc:
-            raise ConfigError(
-                f"{name} must give each broker as a full URL (amqp://host:port/vhost),"
-                f" separated by commas, got {address!r}"
-            )
-        _check_url(name, address)
-
-
-def _parse_log_format(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in {"json", "text"}:
-        raise ConfigError(f"{name} must be json or text, got {raw!r}")
-    return value
-
-
-def _check_database_url(name: str, url: str) -> None:
-    # libpq's own parser, so a multi-host URL (h1:p1,h2:p2) or `host=a,b ...` passes.
-    if "://" in url and urlsplit(url).scheme not in {"postgresql", "postgres"}:
-        raise ConfigError(f"{name} must start with postgresql://, got {url!r}")
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        raise ConfigError(f"{name} is not a PostgreSQL connection string: {url!r}") from None
-    if not all(port.isdigit() for port in str(params.get("port", "")).split(",") if port):
-        raise ConfigError(f"{name} has an invalid port: {url!r}")
-    if not params.get("dbname"):
-        raise ConfigError(f"{name} must name a database, got {url!r}")
-
-
-# How each setting is read from its environment variable: by the field's type, except
-# where a setting has a vocabulary of its own.
-_PARSERS_BY_TYPE = {
-    "str": _parse_str,
-    "str | None": _parse_str,
-    "int": _parse_int,
-    "float": _parse_float,
-    "bool": _parse_bool,
-    "time": _parse_time,
-    "timedelta": _parse_duration,
-    "tuple[str, ...]": _parse_tokens,
-}
-_PARSERS_BY_NAME = {"log_level": _parse_log_level, "log_format": _parse_log_format}
-_PARSERS = {
-    setting.name: _PARSERS_BY_NAME.get(setting.name) or _PARSERS_BY_TYPE[str(setting.type)]
-    for setting in fields(Settings)
-}

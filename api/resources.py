@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from operations.metrics import ServiceStateCollector
+from operations.state_metrics import ServiceStateCollector
 from operations.status_page import SummaryCache
 from schema.migrations import Migration
 

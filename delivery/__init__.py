@@ -8,5 +8,5 @@ Who opens the transaction:
 - delivery/messages.py joins its caller's transaction (it takes `conn`): the API's
   reads and the operator's retry.
 What an answer means and what follows is domain/delivery_policy.py's; the status
-changes themselves, repositories/message_lifecycle.py's.
+changes themselves, repositories/message_lifecycle/'s.
 """

@@ -80,7 +80,7 @@ def expire_overdue(pool: ConnectionPool, now: datetime, settings: Settings) -> i
     """EXPIRED for every unfinished greeting past its deadline; next year's planned.
 
     Planning runs in a transaction of its own after each batch commits: it locks
-    the users (see repositories/messages.py), and taking user locks while holding
+    the users (see repositories/occurrences.py), and taking user locks while holding
     message locks could deadlock with an API update, which takes them the other
     way round. A crash in between leaves the users to the hourly planning.
     """

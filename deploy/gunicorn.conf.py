@@ -74,7 +74,7 @@ def post_worker_init(worker):
     the worker waits for.
     """
     from api.resources import resources_of
-    from db.pool import watch_database
+    from db.availability import watch_database
 
     watch_database(resources_of(worker.wsgi).pool, "api")
     from app import check_zone_agreement

@@ -182,7 +182,7 @@ def previous_occasion_date(
     return occasion if occasion > original else None
 
 
-# The whole rule stated in Python. The service plans in SQL (repositories/messages.py);
+# The whole rule stated in Python. The service plans in SQL (repositories/occurrences.py);
 # this stays as the reference the unit tests pin the rule on (DST nights, Feb 29,
 # +14:00 and -12:00 zones), composed of the pieces the service itself uses.
 def next_occurrence(

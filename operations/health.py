@@ -24,7 +24,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from adapters import broker_probe
 from channels.guards import breaker_state, connect_redis
 from config import Settings
-from db.pool import DatabaseUnreachable, connection_unless_unreachable, database_label
+from db.availability import DatabaseUnreachable, connection_unless_unreachable
+from db.pool import database_label
 from repositories import heartbeats, server
 from schema.migrations import Migration, read_status
 

@@ -5,6 +5,6 @@ Who opens the transaction:
   a user's creation or edit, a send recorded, an expiry; it never commits.
 - planning/all_users.py owns its transactions (it takes the pool) and commits in
   batches: the scheduler's hourly pass over every user, at any scale.
-The planning statement itself is repositories/messages.py's; the calendar, the
+The planning statement itself is repositories/occurrences.py's; the calendar, the
 registry's domain/occasions.py.
 """

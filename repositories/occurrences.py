@@ -33,7 +33,7 @@ from repositories import occasion_sql
 # computed by the zone's time_zones.compute_as, never by the user's spelling
 # (AT TIME ZONE 'CET' would read an abbreviation; see migration 0009).
 # That revival (CANCELLED -> SCHEDULED) is the one status change made outside
-# repositories/message_lifecycle.py: it is the ON CONFLICT branch of this INSERT, so
+# repositories/message_lifecycle/: it is the ON CONFLICT branch of this INSERT, so
 # planning stays one set-based statement instead of an insert and a second UPDATE.
 # The finished row of the first date is found by its key (user, type, date), never
 # through the status index: rows just SENT look rare to the statistics until the next

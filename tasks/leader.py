@@ -14,7 +14,8 @@ import time
 import psycopg
 
 from config import Settings
-from db.pool import WAITING_LOG_INTERVAL, connect, first_line
+from db.availability import WAITING_LOG_INTERVAL
+from db.pool import connect, first_line
 
 log = logging.getLogger(__name__)
 

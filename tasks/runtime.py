@@ -22,7 +22,8 @@ from channels import build_channel
 from channels.guards import ProviderGuard, build_provider_guard, connect_redis
 from channels.port import Channel
 from config import Settings
-from db.pool import create_pool, watch_database
+from db.availability import watch_database
+from db.pool import create_pool
 from delivery import attempts as delivery
 from tasks.batching import Batcher
 

@@ -1,7 +1,7 @@
 """Status changes of message_logs rows, each a conditional UPDATE … RETURNING.
 
 The one place a greeting changes status (the planner's CANCELLED -> SCHEDULED
-revival aside, which is part of the planning statement in repositories/messages.py).
+revival aside, which is part of the planning statement in repositories/occurrences.py).
 The statuses and their named sets come from domain/statuses.py. Every transition
 names the status it expects; when no row comes back, another process changed the
 row first and the caller does nothing. A worker's answer is recorded only while it

@@ -7,8 +7,8 @@ import socket
 import pytest
 from psycopg_pool import ConnectionPool
 
-from config import ConfigError, _check_database_url
 from db.pool import database_label
+from env_values import ConfigError, check_database_url
 from schema import admin
 
 
@@ -28,7 +28,7 @@ def _closed_port() -> int:
     ],
 )
 def test_multi_host_database_url_is_accepted_and_names_its_database(url: str) -> None:
-    _check_database_url("DATABASE_URL", url)
+    check_database_url("DATABASE_URL", url)
     assert admin.database_name(url) == "birthday"
     assert "dbname=postgres" in admin.maintenance_url(url)
     assert "h1,h2" in admin.maintenance_url(url)
@@ -39,7 +39,7 @@ def test_multi_host_database_url_is_accepted_and_names_its_database(url: str) ->
 )
 def test_bad_database_url_is_refused(url: str) -> None:
     with pytest.raises(ConfigError):
-        _check_database_url("DATABASE_URL", url)
+        check_database_url("DATABASE_URL", url)
 
 
 def test_label_lists_every_host_without_credentials() -> None:

@@ -61,7 +61,7 @@ def _path_to(node: dict, wanted) -> list[dict] | None:
 def test_planning_chooses_every_row_before_inserting_the_first(conn):
     # A sort between the chosen rows and the insert reads them all first: without it,
     # the finished-row check of later users scans the rows the statement has just
-    # inserted (quadratic on a first planning; see repositories/messages.py).
+    # inserted (quadratic on a first planning; see repositories/occurrences.py).
     query = occurrences._plan_statement("all", True, True)
     params = {
         "now": datetime(2026, 11, 26, 12, tzinfo=UTC),
