@@ -43,18 +43,25 @@ WHERE status IN ('SCHEDULED', 'RETRYING')
   AND next_attempt_at <= now();
 
 \echo '== due rows by hour of next_attempt_at (oldest first) =='
-SELECT date_trunc('hour', next_attempt_at) AS due_hour,
+-- by_type: rows per message type (every occasion's, however many there are).
+WITH due AS (
+    SELECT date_trunc('hour', next_attempt_at) AS due_hour, status, message_type,
+           next_attempt_at
+    FROM message_logs
+    WHERE status IN ('SCHEDULED', 'RETRYING')
+      AND next_attempt_at <= now()
+)
+SELECT d.due_hour,
        count(*) AS rows,
-       count(*) FILTER (WHERE status = 'SCHEDULED') AS scheduled,
-       count(*) FILTER (WHERE status = 'RETRYING') AS retrying,
-       count(*) FILTER (WHERE message_type = 'BIRTHDAY') AS birthdays,
-       count(*) FILTER (WHERE message_type = 'ANNIVERSARY') AS anniversaries,
-       bool_or(next_attempt_at < now() - :'max_lateness'::interval) AS will_expire
-FROM message_logs
-WHERE status IN ('SCHEDULED', 'RETRYING')
-  AND next_attempt_at <= now()
-GROUP BY 1
-ORDER BY 1;
+       count(*) FILTER (WHERE d.status = 'SCHEDULED') AS scheduled,
+       count(*) FILTER (WHERE d.status = 'RETRYING') AS retrying,
+       (SELECT string_agg(t.message_type || ' ' || t.n, ', ' ORDER BY t.message_type)
+        FROM (SELECT message_type, count(*) AS n FROM due AS x
+              WHERE x.due_hour = d.due_hour GROUP BY message_type) AS t) AS by_type,
+       bool_or(d.next_attempt_at < now() - :'max_lateness'::interval) AS will_expire
+FROM due AS d
+GROUP BY d.due_hour
+ORDER BY d.due_hour;
 
 \echo '== coming up: due in the next hour =='
 SELECT count(*) AS due_within_an_hour,

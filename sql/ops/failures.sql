@@ -37,17 +37,23 @@ SET LOCAL timezone_abbreviations = 'Default';
 
 \echo
 \echo '== unsent greetings in the last' :days 'days, by status =='
-SELECT status,
+-- by_type: rows per message type (every occasion's, however many there are).
+WITH unsent AS (
+    SELECT status, message_type, updated_at
+    FROM message_logs
+    WHERE status IN ('FAILED', 'EXPIRED', 'CANCELLED')
+      AND updated_at >= now() - make_interval(days => :'days'::integer)
+)
+SELECT u.status,
        count(*) AS rows,
-       count(*) FILTER (WHERE message_type = 'BIRTHDAY') AS birthdays,
-       count(*) FILTER (WHERE message_type = 'ANNIVERSARY') AS anniversaries,
-       min(updated_at) AS first_at,
-       max(updated_at) AS last_at
-FROM message_logs
-WHERE status IN ('FAILED', 'EXPIRED', 'CANCELLED')
-  AND updated_at >= now() - make_interval(days => :'days'::integer)
-GROUP BY status
-ORDER BY status;
+       (SELECT string_agg(t.message_type || ' ' || t.n, ', ' ORDER BY t.message_type)
+        FROM (SELECT message_type, count(*) AS n FROM unsent AS x
+              WHERE x.status = u.status GROUP BY message_type) AS t) AS by_type,
+       min(u.updated_at) AS first_at,
+       max(u.updated_at) AS last_at
+FROM unsent AS u
+GROUP BY u.status
+ORDER BY u.status;
 
 \echo '== by status, error message and provider response code (most frequent first) =='
 SELECT status,
