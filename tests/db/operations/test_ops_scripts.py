@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from schema import admin
 from seed.loader import seed_database
 
-OPS_DIR = Path(__file__).resolve().parents[2] / "sql" / "ops"
+OPS_DIR = Path(__file__).resolve().parents[3] / "sql" / "ops"
 OPS_SCRIPTS = sorted(OPS_DIR.glob("*.sql"))
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
 

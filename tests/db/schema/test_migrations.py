@@ -16,7 +16,7 @@ from api.resources import resources_of
 from app import create_app
 from schema import migrations
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXPECTED_TABLES = {"schema_migrations", "time_zones", "users", "message_logs", "idempotency_keys"}
 
 

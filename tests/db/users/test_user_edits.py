@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from planning import for_users as planning
-from tests.db.test_dispatch import configured, take
+from tests.db.delivery.test_dispatch import configured, take
 from tests.factories import make_message, make_user, messages_of
 from users import directory as users_service
 

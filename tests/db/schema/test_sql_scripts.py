@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 SCRIPTS = sorted(p for p in SQL_DIR.rglob("*.sql") if "migrations" not in p.parts)
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")

@@ -17,7 +17,7 @@ from delivery import attempts as delivery
 from delivery import dispatch
 from delivery import messages as messages_service
 from domain.delivery_policy import Decision, Verdict
-from tests.db.test_dispatch import (
+from tests.db.delivery.test_dispatch import (
     DUE,
     NINE,
     NOW,

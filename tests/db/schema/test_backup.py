@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from schema import admin, migrations
 from seed.loader import seed_database
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BACKUP = ROOT / "deploy" / "backup.sh"
 RESTORE = ROOT / "deploy" / "restore.sh"
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from schema import migrations
 
-SCRIPT = Path(__file__).resolve().parents[2] / "sql" / "roles" / "app_role.sql"
+SCRIPT = Path(__file__).resolve().parents[3] / "sql" / "roles" / "app_role.sql"
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 
