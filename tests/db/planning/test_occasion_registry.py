@@ -15,6 +15,7 @@ from repositories import occasion_sql, occurrences
 from tests.factories import make_user, messages_of
 
 NINE = time(9, 0)
+NOW = datetime(2027, 1, 10, 12, tzinfo=UTC)
 WORK = Occasion(
     message_type="WORK_ANNIVERSARY",
     date_field="work_anniversary_date",
@@ -43,6 +44,17 @@ def add_work_anniversary_column(conn: psycopg.Connection) -> None:
     )
 
 
+def user_with_a_work_anniversary(conn: psycopg.Connection) -> dict:
+    """In a scratch database with the third occasion's column: a user with a birthday on
+    10 Dec and a work anniversary on Feb 29."""
+    add_work_anniversary_column(conn)
+    user = make_user(conn, birthday=date(1990, 12, 10))
+    conn.execute(
+        "UPDATE users SET work_anniversary_date = '2016-02-29' WHERE id = %s", (user["id"],)
+    )
+    return user
+
+
 def test_every_occasion_of_the_registry_has_its_column_range_check_and_type(conn):
     columns = {
         row["column_name"]
@@ -68,16 +80,11 @@ def test_every_occasion_of_the_registry_has_its_column_range_check_and_type(conn
 
 def test_a_third_occasion_is_planned_with_its_own_leap_day_rule_and_text(fresh_db_url):
     with connect(fresh_db_url) as conn:
-        add_work_anniversary_column(conn)
-        user = make_user(conn, birthday=date(1990, 12, 10))
-        conn.execute(
-            "UPDATE users SET work_anniversary_date = '2016-02-29' WHERE id = %s", (user["id"],)
-        )
-        now = datetime(2027, 1, 10, 12, tzinfo=UTC)
+        user = user_with_a_work_anniversary(conn)
 
         missing = occurrences.users_missing_an_occurrence(conn, 10, occasions=THREE)
         planned = occurrences.plan_next_occurrences(
-            conn, now, NINE, user_ids=[user["id"]], occasions=THREE
+            conn, NOW, NINE, user_ids=[user["id"]], occasions=THREE
         )
         rows = {row["message_type"]: row for row in messages_of(conn, user["id"])}
 
@@ -93,13 +100,8 @@ def test_a_third_occasion_is_planned_with_its_own_leap_day_rule_and_text(fresh_d
 
 def test_a_third_occasion_is_still_on_its_date_until_its_date_changes(fresh_db_url):
     with connect(fresh_db_url) as conn:
-        add_work_anniversary_column(conn)
-        user = make_user(conn, birthday=date(1990, 12, 10))
-        conn.execute(
-            "UPDATE users SET work_anniversary_date = '2016-02-29' WHERE id = %s", (user["id"],)
-        )
-        now = datetime(2027, 1, 10, 12, tzinfo=UTC)
-        occurrences.plan_next_occurrences(conn, now, NINE, user_ids=[user["id"]], occasions=THREE)
+        user = user_with_a_work_anniversary(conn)
+        occurrences.plan_next_occurrences(conn, NOW, NINE, user_ids=[user["id"]], occasions=THREE)
         query = psycopg.sql.SQL(
             "SELECT {} AS on_date FROM message_logs m JOIN users u ON u.id = m.user_id"
             " WHERE m.message_type = 'WORK_ANNIVERSARY'"
