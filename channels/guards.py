@@ -168,11 +168,10 @@ def connect_redis(settings: Settings) -> redis.Redis:
 def build_provider_guard(settings: Settings, client: redis.Redis) -> ProviderGuard:
     """PROVIDER_RATE_LIMIT sends per second; BREAKER_FAIL_MAX transient failures in a
     row open the breaker for BREAKER_RESET_TIMEOUT."""
-    call_timeout = settings.provider_connect_timeout + settings.provider_read_timeout
     return ProviderGuard(
         client,
         sends_per_second=settings.provider_rate_limit,
         fail_max=settings.breaker_fail_max,
         reset_timeout=settings.breaker_reset_timeout,
-        trial_timeout=timedelta(seconds=call_timeout) + TRIAL_MARGIN,
+        trial_timeout=settings.provider_call_timeout + TRIAL_MARGIN,
     )

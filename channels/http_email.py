@@ -8,7 +8,7 @@ for); any other 4xx is refused. This module is the only one that knows these cod
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -17,7 +17,7 @@ from requests.utils import get_netrc_auth
 
 from channels.port import OutgoingGreeting
 from config import Settings
-from domain.delivery_policy import RETRY_AFTER_LIMIT_SECONDS, ChannelAnswer, Outcome
+from domain.delivery_policy import ChannelAnswer, Outcome
 
 
 def classify(status_code: int) -> Outcome:
@@ -30,21 +30,20 @@ def classify(status_code: int) -> Outcome:
 
 
 def retry_after_seconds(header: str | None, now: datetime) -> float | None:
-    """Seconds asked for by a Retry-After header (seconds or an HTTP date), if any,
-    at most RETRY_AFTER_LIMIT_SECONDS (a longer wait is past any deadline anyway)."""
+    """Seconds asked for by a Retry-After header (seconds or an HTTP date), if any; as
+    large as the header says (inf past float's range): the retry policy caps any wait."""
     if not header:
         return None
     value = header.strip()
     if value.isascii() and value.isdigit():
-        return min(float(value), RETRY_AFTER_LIMIT_SECONDS)
+        return float(value)
     try:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    seconds = (min(when, now + timedelta(seconds=RETRY_AFTER_LIMIT_SECONDS)) - now).total_seconds()
-    return max(0.0, seconds)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _session_for(url: str) -> requests.Session:

@@ -38,8 +38,9 @@ def maintain(
     dry_run: bool = False,
 ) -> MaintenanceResult:
     """Create `ahead` months of partitions from `today`'s on, then drop those older than
-    `retain_months`, each step committed on its own (`conn` in autocommit, outside any
-    transaction); PartitionMaintenanceDeferred when a lock is not granted in time."""
+    `retain_months`, each step committed on its own (`conn` must not be inside a
+    transaction: in autocommit, or idle); PartitionMaintenanceDeferred when a lock is not
+    granted in time."""
     try:
         with conn.transaction():
             partitions.limit_lock_wait(conn, lock_timeout)
