@@ -16,6 +16,7 @@ from typing import Any
 
 from env_values import (
     ConfigError,
+    SmtpServer,
     check_database_url,
     check_rabbitmq_url,
     check_url,
@@ -25,11 +26,14 @@ from env_values import (
     parse_int,
     parse_log_format,
     parse_log_level,
+    parse_mail_from,
+    parse_smtp_url,
     parse_str,
     parse_time,
     parse_tokens,
     split_rabbitmq_url,
     tokens_from_files,
+    value_from_file,
 )
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
@@ -79,9 +83,14 @@ class Settings:
     gunicorn_timeout: int = 30  # seconds
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # The channel greetings go out through (channels/: "http", the email API).
+    # The channel greetings go out through (channels/: "http", the email API, or
+    # "smtp", a mail server).
     delivery_channel: str = "http"
     email_service_url: str = "http://127.0.0.1:8025"
+    # The mail server of the smtp channel; its password stays out of repr().
+    smtp_url: str = field(default="smtp://127.0.0.1:1025", repr=False)
+    smtp_ca_file: str | None = None  # more certificate authorities to trust, PEM
+    mail_from: str = "Birthday Greetings <greetings@localhost>"
     queue_name: str = "greetings"
     provider_rate_limit: int = 50  # sends per second, all workers together
     # How long a send waits for room in the rate limit before it is postponed.
@@ -114,6 +123,9 @@ class Settings:
             if name in env and env[name] != "":
                 values[setting.name] = _PARSERS[setting.name](name, env[name])
         values.update(tokens_from_files(env))
+        smtp_url = value_from_file(env, "SMTP_URL")
+        if smtp_url is not None:
+            values["smtp_url"] = smtp_url
         values.update(_parse_text_overrides(overrides))
         settings = cls(**values)
         settings.validate()
@@ -123,6 +135,16 @@ class Settings:
     def provider_call_timeout(self) -> timedelta:
         """The longest one provider call may take: connect, then read."""
         return timedelta(seconds=self.provider_connect_timeout + self.provider_read_timeout)
+
+    @property
+    def smtp_server(self) -> SmtpServer:
+        """The mail server SMTP_URL names."""
+        return parse_smtp_url("SMTP_URL", self.smtp_url)
+
+    @property
+    def mail_sender(self) -> tuple[str, str]:
+        """MAIL_FROM as a From header and as the envelope's sender address."""
+        return parse_mail_from("MAIL_FROM", self.mail_from)
 
     @property
     def longest_send_attempt(self) -> timedelta:
@@ -188,6 +210,10 @@ class Settings:
                 f" attempt ({self.longest_send_attempt}): PROVIDER_RATE_LIMIT_WAIT +"
                 " PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT"
             )
+        self.smtp_server  # noqa: B018 - each raises ConfigError naming its variable
+        self.mail_sender  # noqa: B018
+        if self.smtp_ca_file is not None and not Path(self.smtp_ca_file).is_file():
+            raise ConfigError(f"SMTP_CA_FILE is not a file: {self.smtp_ca_file!r}")
         if self.dependency_retry_delay <= timedelta(0):
             raise ConfigError("DEPENDENCY_RETRY_DELAY must be > 0")
         if self.partitions_ahead < 1:

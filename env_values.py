@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import time, timedelta
+from email.utils import formataddr, parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -160,3 +162,84 @@ def check_database_url(name: str, url: str) -> None:
         raise ConfigError(f"{name} has an invalid port: {url!r}")
     if not params.get("dbname"):
         raise ConfigError(f"{name} must name a database, got {url!r}")
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where SMTP_URL says mail goes: `security` is "plain", "starttls" or "tls"."""
+
+    security: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+# scheme -> (security, default port): 25 for plain, 587 (submission) for STARTTLS,
+# 465 (submissions) for TLS from the first byte.
+SMTP_SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
+
+
+def _without_password(url: str) -> str:
+    """`url` for a message: whatever lies between the user's `:` and the last `@` shown as
+    ***, so a password holding an unencoded / ? # or @ (which urlsplit would take for a
+    path, query or fragment) never shows either."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{separator}{userinfo.partition(':')[0]}:***@{host}"
+
+
+def parse_smtp_url(name: str, url: str) -> SmtpServer:
+    """`smtp://[user:password@]host[:port]`, `smtp+starttls://…` or `smtps://…`."""
+    parts = urlsplit(url.strip())
+    shown = _without_password(url.strip())
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ConfigError(f"{name} must be an smtp, smtp+starttls or smtps URL, got {shown!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{name} must name a host, got {shown!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{name} takes no path or query, got {shown!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {shown!r}") from None
+    if (parts.username is None) != (parts.password is None):
+        raise ConfigError(f"{name} must give both a user and a password, or neither")
+    security, default_port = SMTP_SCHEMES[parts.scheme]
+    return SmtpServer(
+        security,
+        parts.hostname,
+        port or default_port,
+        unquote(parts.username) if parts.username is not None else None,
+        unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def value_from_file(env: Mapping[str, str], variable: str) -> str | None:
+    """`SMTP_URL_FILE=/run/secrets/smtp_url`: the value of `variable` read from a secret's
+    file (surrounding whitespace dropped), or None when the _FILE variable is unset."""
+    name = f"{variable}_FILE"
+    path = env.get(name, "")
+    if not path:
+        return None
+    if env.get(variable):
+        raise ConfigError(f"set {variable} or {name}, not both")
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"{name} cannot be read: {error.strerror}") from None
+
+
+def parse_mail_from(name: str, raw: str) -> tuple[str, str]:
+    """`Name <address>` or a bare address: (the header as given, the address)."""
+    display, address = parseaddr(raw.strip())
+    local, _, domain = address.rpartition("@")
+    if not local or not domain or ("." not in domain and domain != "localhost"):
+        raise ConfigError(f"{name} must be an address such as 'Greetings <hi@example.com>'")
+    if any(ord(char) < 32 for char in raw):
+        raise ConfigError(f"{name} must be one line")
+    return formataddr((display, address)), address

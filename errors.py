@@ -6,10 +6,11 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base class: something the caller asked for cannot be done as asked."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, location: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.location = location  # where the field was: "path", "json" (default), …
 
     @property
     def field_errors(self) -> dict[str, list[str]]:
@@ -85,3 +86,32 @@ class MessageNotRetryable(Conflict):
         super().__init__(
             f"message {message_id} is {status}: only FAILED or EXPIRED messages can be retried"
         )
+
+
+class OccasionNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no occasion is named {name!r}", field="occasion", location="path")
+
+
+class TemplateNotFound(NotFound):
+    def __init__(self, occasion: str, locale: str) -> None:
+        super().__init__(
+            f"no {occasion} template is stored for locale {locale!r}",
+            field="locale",
+            location="path",
+        )
+
+
+class TemplateRefused(InvalidField):
+    """A template that could not be sent as written: the field and the line."""
+
+    def __init__(self, field: str, problem: str, line: int | None) -> None:
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{field}: {where}{problem}", field=field)
+        self.line = line
+        self.problem = problem
+
+    @property
+    def field_errors(self) -> dict[str, list[str]]:
+        where = f"line {self.line}: " if self.line else ""
+        return {self.field or "": [f"{where}{self.problem}"]}

@@ -3,7 +3,18 @@
 from flask import Flask
 from flask_smorest import Api
 
-from api import docs, errors, guards, health, messages, metrics, request_ids, status, users
+from api import (
+    docs,
+    errors,
+    greeting_templates,
+    guards,
+    health,
+    messages,
+    metrics,
+    request_ids,
+    status,
+    users,
+)
 
 
 def register(app: Flask, api: Api) -> None:
@@ -11,6 +22,7 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(users.blp)
     api.register_blueprint(messages.blp)
+    api.register_blueprint(greeting_templates.blp)
     api.register_blueprint(metrics.blp)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)

@@ -62,7 +62,7 @@ def handle_domain_error(error: DomainError) -> ResponseReturnValue:
     payload = {"code": code, "status": HTTPStatus(code).phrase, "message": error.message}
     field_errors = error.field_errors
     if field_errors:
-        location = "headers" if set(field_errors) <= _HEADER_FIELDS else "json"
+        location = error.location or ("headers" if set(field_errors) <= _HEADER_FIELDS else "json")
         payload["errors"] = {location: field_errors}
     return jsonify(payload), code
 

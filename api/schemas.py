@@ -26,7 +26,7 @@ from api.paging import (
     refuse_page_with_cursor,
     uuid_text,
 )
-from domain import statuses
+from domain import locales, statuses
 from domain.occasions import OCCASIONS
 from users.rules import is_known_timezone, occasion_date_errors
 
@@ -41,6 +41,7 @@ USER_EXAMPLE = {
     "anniversary_date": None,
     "location_city": "London",
     "location_country": "United Kingdom",
+    "locale": "en-GB",
 }
 
 
@@ -69,6 +70,24 @@ class TrimmedString(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
+class Locale(fields.String):
+    """A BCP 47 language tag (`en`, `pt-BR`), kept in its conventional case."""
+
+    def __init__(self, *, allow_default: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"example": "pt-BR"})
+        super().__init__(**kwargs)
+        self.allow_default = allow_default
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            tag = locales.canonical(super()._deserialize(value, attr, data, **kwargs).strip())
+        except locales.InvalidLocale as error:
+            raise ValidationError(str(error)) from None
+        if tag == locales.DEFAULT and not self.allow_default:
+            raise ValidationError("must be a BCP 47 language tag such as en, fr or pt-BR")
+        return tag
+
+
 def _name(required: bool) -> fields.Field:
     return TrimmedString(
         required=required, validate=[NAME_LENGTH, _no_control_characters], allow_none=False
@@ -92,6 +111,15 @@ class UserInputSchema(Schema):
     )
     location_country = TrimmedString(
         allow_none=True, load_default=None, validate=[LOCATION_LENGTH, _no_control_characters]
+    )
+    locale = Locale(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The language of the user's greetings (BCP 47); the closest template"
+            " is used: pt-BR, then pt, then default. Null: default.",
+            "example": "pt-BR",
+        },
     )
 
     @pre_load
@@ -132,6 +160,7 @@ class UserPatchSchema(UserInputSchema):
     location_country = TrimmedString(
         allow_none=True, validate=[LOCATION_LENGTH, _no_control_characters]
     )
+    locale = Locale(allow_none=True)
 
 
 class UserSchema(Schema):
@@ -146,6 +175,7 @@ class UserSchema(Schema):
     anniversary_date = fields.Date(allow_none=True)
     location_city = fields.String(allow_none=True)
     location_country = fields.String(allow_none=True)
+    locale = fields.String(allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -187,7 +217,15 @@ class MessageSchema(Schema):
     user_id = fields.UUID()
     message_type = fields.String(metadata={"enum": list(OCCASIONS.types)})
     occasion_date = fields.Date(metadata={"description": "The user's local date of the occasion"})
-    message_content = fields.String()
+    message_content = fields.String(
+        metadata={
+            "description": "Once SENT, exactly the text sent; before, the occasion's built-in"
+            " wording (the template is rendered at the send: see /templates)"
+        }
+    )
+    subject = fields.String(
+        allow_none=True, metadata={"description": "The subject sent; null until SENT"}
+    )
     scheduled_send_time = fields.DateTime()
     actual_send_time = fields.DateTime(allow_none=True)
     status = fields.String(metadata={"enum": list(MESSAGE_STATUSES)})

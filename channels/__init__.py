@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from channels.http_email import HttpEmailChannel
 from channels.port import Channel
+from channels.smtp_email import SmtpChannel
 from config import ConfigError, Settings
 
 CHANNELS: dict[str, type] = {
     HttpEmailChannel.name: HttpEmailChannel,
+    SmtpChannel.name: SmtpChannel,
 }
 
 

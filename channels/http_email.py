@@ -1,9 +1,10 @@
 """The HTTP email API channel (the default): the seed's contract.
 
-POST {EMAIL_SERVICE_URL}/send-email with {"email", "message"} and the header
-Idempotency-Key. Any 2xx is delivered; 5xx, 429, timeouts and connection errors are
-"retry later" (a Retry-After header, in seconds or as an HTTP date, is the wait asked
-for); any other 4xx is refused. This module is the only one that knows these codes.
+POST {EMAIL_SERVICE_URL}/send-email with {"email", "message", "subject"} (and "html"
+when the greeting's template has an HTML body) and the header Idempotency-Key. Any
+2xx is delivered; 5xx, 429, timeouts and connection errors are "retry later" (a
+Retry-After header, in seconds or as an HTTP date, is the wait asked for); any other
+4xx is refused. This module is the only one that knows these codes.
 """
 
 from __future__ import annotations
@@ -77,10 +78,13 @@ class HttpEmailChannel:
 
     def deliver(self, greeting: OutgoingGreeting) -> ChannelAnswer:
         """One POST; network trouble is an answer (retry later), never an exception."""
+        payload = {"email": greeting.email, "message": greeting.text, "subject": greeting.subject}
+        if greeting.html is not None:
+            payload["html"] = greeting.html
         try:
             response = self.session.post(
                 self.url,
-                json={"email": greeting.email, "message": greeting.text},
+                json=payload,
                 headers={"Idempotency-Key": greeting.idempotency_key},
                 timeout=self.timeout,
             )

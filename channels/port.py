@@ -13,8 +13,10 @@ class OutgoingGreeting:
     """One rendered greeting for one person, with the key every attempt repeats."""
 
     email: str
+    subject: str
     text: str
     idempotency_key: str
+    html: str | None = None
 
 
 class Channel(Protocol):

@@ -21,7 +21,9 @@ from domain.statuses import Status
 from planning import for_users as planning
 from repositories import message_lifecycle
 
-Sent = tuple[dict, ChannelAnswer, datetime]  # the row as taken, the answer, when
+# The row as taken (with its "wording" once rendered: delivery/wording.py), the
+# channel's answer, when.
+Sent = tuple[dict, ChannelAnswer, datetime]
 
 
 def begin_sends(
@@ -73,6 +75,7 @@ def record_sends(
             sent_at,
             answer.code,
             answer.detail or "",
+            *_words(message),
         )
         for message, answer, sent_at in sends
     ]
@@ -82,6 +85,12 @@ def record_sends(
         planning.plan_after_finished(conn, rows, latest, send_time)
     recorded = {(row["id"], row["lease"]) for row in rows}
     return [(message["id"], message["locked_until"]) in recorded for message, _, _ in sends]
+
+
+def _words(message: dict) -> tuple[str | None, str | None]:
+    """The subject and text sent, to keep on the row (None: the row's own text stays)."""
+    wording = message.get("wording")
+    return (wording.subject, wording.text) if wording is not None else (None, None)
 
 
 def record_outcome(

@@ -35,7 +35,8 @@ class ChannelAnswer:
 
     `reason` says why it was not delivered; `retry_after` is the wait (seconds) the
     channel asked for; `code` and `detail` are the transport's own answer (status
-    code, body or reply), stored with the greeting for operators.
+    code, body or reply), stored with the greeting for operators. `no_such_recipient`
+    marks a refusal because the address has no mailbox (SMTP 5.1.1 and its kin).
     """
 
     outcome: Outcome
@@ -43,6 +44,7 @@ class ChannelAnswer:
     retry_after: float | None = None
     code: int | None = None
     detail: str | None = None
+    no_such_recipient: bool = False
 
 
 # A wait longer than this is read as this: it lies past any greeting's deadline either

@@ -55,6 +55,7 @@ class Occasion:
     message_type: str  # BIRTHDAY: message_logs.message_type, the API's `type`
     date_field: str  # birthday_date: the users column holding the original date
     default_text: str  # with {first_name} and {last_name}
+    default_subject: str = "Greetings, {first_name}"  # the same variables
     leap_day: LeapDay = LeapDay.FEB_28
 
     def __post_init__(self) -> None:
@@ -64,9 +65,10 @@ class Occasion:
             raise ValueError(f"not an occasion name: {self.message_type!r}")
         if not _COLUMN.fullmatch(self.date_field):
             raise ValueError(f"not a users column: {self.date_field!r}")
-        used = set(re.findall(r"{(\w*)}", self.default_text))
-        if not used <= set(TEXT_VARIABLES):
-            raise ValueError(f"unknown variables in the default text: {sorted(used)}")
+        for text in (self.default_text, self.default_subject):
+            used = set(re.findall(r"{(\w*)}", text))
+            if not used <= set(TEXT_VARIABLES):
+                raise ValueError(f"unknown variables in a default text: {sorted(used)}")
 
     def greeting(self, first_name: str, last_name: str) -> str:
         """The default text for this person."""
@@ -134,11 +136,13 @@ OCCASIONS = Occasions(
         message_type="BIRTHDAY",
         date_field="birthday_date",
         default_text="Hey, {first_name} {last_name} it's your birthday",
+        default_subject="Happy birthday, {first_name}!",
     ),
     Occasion(
         message_type="ANNIVERSARY",
         date_field="anniversary_date",
         default_text="Hey, {first_name} {last_name} happy anniversary",
+        default_subject="Happy anniversary, {first_name}!",
     ),
 )
 

@@ -24,6 +24,7 @@ PUBLIC_COLUMNS = (
     "message_type",
     "occasion_date",
     "message_content",
+    "subject",
     "scheduled_send_time",
     "actual_send_time",
     "status",

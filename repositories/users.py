@@ -35,6 +35,7 @@ COLUMNS = (
     *OCCASIONS.date_fields,
     "location_city",
     "location_country",
+    "locale",
     "created_at",
     "updated_at",
 )
@@ -59,6 +60,7 @@ _CONSTRAINT_FIELDS = {
     },
     "users_location_city_length": ("location_city", "must be at most 100 characters"),
     "users_location_country_length": ("location_country", "must be at most 100 characters"),
+    "users_locale_format": ("locale", "must be a BCP 47 language tag such as en, fr or pt-BR"),
 }
 
 

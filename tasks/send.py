@@ -25,9 +25,9 @@ from datetime import date, datetime, timedelta
 import dramatiq
 
 from channels.guards import Admission, AdmissionVerdict
-from channels.port import OutgoingGreeting
 from config import Settings
 from delivery import attempts as delivery
+from delivery import wording
 from domain.delivery_policy import (
     ChannelAnswer,
     Decision,
@@ -103,10 +103,8 @@ def _admission(resources: WorkerResources, send_deadline: datetime, now: Attempt
 
 
 def _deliver(resources: WorkerResources, message: dict) -> ChannelAnswer:
+    greeting = wording.outgoing(message, message["wording"])
     started = clock.perf_counter()
-    greeting = OutgoingGreeting(
-        message["email"], message["message_content"], message["idempotency_key"]
-    )
     try:
         return resources.channel.deliver(greeting)
     finally:
@@ -199,6 +197,7 @@ def send_greeting(message_id: int, occasion_date: str | None = None) -> None:
         message["scheduled_send_time"], message["lateness_from"], settings.max_lateness
     )
     try:
+        message["wording"] = wording.wording_for(message)
         decision, answer = _attempt(resources, message, send_deadline, now)
     except Exception as error:  # our failure, not the provider's: put the row back
         log.exception("send attempt failed inside the worker message_id=%s", message_id)

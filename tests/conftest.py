@@ -31,6 +31,7 @@ DATA_TABLES = (
     "idempotency_keys",
     "scheduler_heartbeats",
     "planning_state",
+    "greeting_templates",
 )
 
 
@@ -164,12 +165,14 @@ def rabbit_url():
     rabbitmqctl("delete_vhost", vhost)
 
 
-@pytest.fixture(scope="module")
-def provider():
-    """The local email provider in a process of its own, for this test module."""
+@pytest.fixture(scope="module", params=["http", "smtp"])
+def provider(request):
+    """The local email provider in a process of its own, for this test module; the tests
+    that use it run once for each channel: its HTTP API, then its SMTP side (the
+    service's processes get DELIVERY_CHANNEL from `environment`)."""
     from tests.delivery_stack import Provider
 
-    server = Provider()
+    server = Provider(channel=request.param)
     yield server
     server.stop()
 
@@ -182,6 +185,6 @@ def stack(fresh_db_url, rabbit_url, provider, tmp_path):
     vhost, url = rabbit_url
     reset_shared_state(vhost)
     provider.reset()
-    processes = Processes(environment(fresh_db_url, url, provider.url), tmp_path)
+    processes = Processes(environment(fresh_db_url, url, provider), tmp_path)
     yield Stack(fresh_db_url, vhost, processes, provider)
     processes.stop_all()

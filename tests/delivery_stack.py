@@ -181,11 +181,18 @@ class Processes:
 
 
 class Provider:
-    """The local email provider in its own gunicorn process."""
+    """The local email provider in its own gunicorn process; with `smtp`, its SMTP side
+    too, on `smtp_port`. `channel` is the one the service's processes send through
+    ("smtp" starts the SMTP side)."""
 
-    def __init__(self) -> None:
+    def __init__(self, smtp: bool = False, channel: str = "http") -> None:
+        self.channel = channel
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.smtp_port = free_port() if smtp or channel == "smtp" else None
+        factory = "provider.app:create_app()"
+        if self.smtp_port is not None:
+            factory = f"provider.app:create_app(smtp_port={self.smtp_port})"
         command = [
             sys.executable,
             "-m",
@@ -196,7 +203,7 @@ class Provider:
             "16",
             "-b",
             f"127.0.0.1:{self.port}",
-            "provider.app:create_app()",
+            factory,
         ]
         self.process = subprocess.Popen(
             command,
@@ -206,6 +213,19 @@ class Provider:
             start_new_session=True,
         )
         wait_until(self._healthy, 20, "the local provider to start")
+        if self.smtp_port is not None:
+            try:
+                wait_until(self._smtp_listening, 20, "the local provider's SMTP side to start")
+            except AssertionError:
+                self.stop()
+                raise
+
+    def _smtp_listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def _healthy(self) -> bool:
         try:
@@ -226,9 +246,26 @@ class Provider:
         return requests.get(f"{self.url}/requests", timeout=5).json()
 
     def calls_per_key(self) -> Counter:
-        """Every POST the provider received, counted by Idempotency-Key (a repeat of a
-        key is counted even though the provider delivers it once)."""
+        """Every POST or SMTP transaction the provider received, counted by idempotency
+        key (over SMTP: read from the Message-ID; a repeat of a key is counted even though
+        the provider delivers it once)."""
         return Counter(r["idempotency_key"] for r in self.requests_seen())
+
+    def channel_settings(self) -> dict[str, str]:
+        """The settings that send the service's greetings here, through `channel`."""
+        settings = {"EMAIL_SERVICE_URL": self.url, "DELIVERY_CHANNEL": self.channel}
+        if self.smtp_port is not None:
+            settings["SMTP_URL"] = f"smtp://127.0.0.1:{self.smtp_port}"
+        return settings
+
+    def code_for(self, http_status: int) -> int:
+        """The code the channel records for an answer the tests ask for as an HTTP status
+        (the provider's SMTP side answers 250, 451 for a transient failure, 550 else)."""
+        if self.channel == "http":
+            return http_status
+        if http_status < 300:
+            return 250
+        return 451 if http_status >= 500 or http_status == 429 else 550
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -240,15 +277,20 @@ def calls_above(calls: Counter, bound: int) -> dict[str, int]:
     return {key: count for key, count in calls.items() if count > bound}
 
 
-def environment(db_url: str, amqp_url: str, provider_url: str, **overrides: str) -> dict:
-    """What every test process gets: the test's database, vhost, Redis db and provider."""
+def environment(db_url: str, amqp_url: str, provider: Provider | str, **overrides: str) -> dict:
+    """What every test process gets: the test's database, vhost, Redis db and provider
+    (a running one, through its channel; or a URL no provider answers)."""
+    if isinstance(provider, Provider):
+        delivery = provider.channel_settings()
+    else:
+        delivery = {"EMAIL_SERVICE_URL": provider}
     return {
         **os.environ,
         **FAST_SETTINGS,
         "DATABASE_URL": db_url,
         "RABBITMQ_URL": amqp_url,
         "REDIS_URL": REDIS_TEST_URL,
-        "EMAIL_SERVICE_URL": provider_url,
+        **delivery,
         **overrides,
     }
 

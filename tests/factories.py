@@ -114,6 +114,7 @@ USER_FIELDS = {
     "anniversary_date",
     "location_city",
     "location_country",
+    "locale",
     "created_at",
     "updated_at",
 }

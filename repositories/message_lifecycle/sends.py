@@ -13,6 +13,7 @@ from psycopg import sql
 from db.queries import fetch_all, fetch_optional, not_by_index
 from domain.statuses import Status
 from repositories.message_lifecycle.sql_parts import (
+    ORIGINAL_DATE,
     RETURNED,
     STILL_ON_ITS_DATE,
     response_body,
@@ -24,9 +25,20 @@ _START_SENDING = sql.SQL(
         SELECT m.id, m.occasion_date, u.email,
                u.id IS NOT NULL AND {still_on_its_date} AS still_due,
                COALESCE(m.lateness_from, m.scheduled_send_time)
-                   >= {now} - %(max_lateness)s::interval AS in_time
+                   >= {now} - %(max_lateness)s::interval AS in_time,
+               u.first_name, u.last_name, u.location_city, u.location_country,
+               {original_date} AS original_date, u.locale,
+               wording.locale AS template_locale, wording.subject AS template_subject,
+               wording.body_text AS template_text, wording.body_html AS template_html
         FROM message_logs m
         LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+        LEFT JOIN LATERAL (
+            SELECT t.locale, t.subject, t.body_text, t.body_html
+            FROM greeting_templates t
+            WHERE t.message_type = m.message_type AND t.locale = ANY(locale_fallbacks(u.locale))
+            ORDER BY array_position(locale_fallbacks(u.locale), t.locale)
+            LIMIT 1
+        ) wording ON true
         WHERE {wanted} AND {queued}
         ORDER BY m.id
         FOR UPDATE OF m
@@ -44,7 +56,9 @@ _START_SENDING = sql.SQL(
             ELSE m.error_message END
     FROM target t
     WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND {wanted} AND {queued}
-    RETURNING {returned}, t.email, {now} AS database_now
+    RETURNING {returned}, {now} AS database_now, t.email, t.first_name, t.last_name,
+              t.location_city, t.location_country, t.original_date, t.locale,
+              t.template_locale, t.template_subject, t.template_text, t.template_html
     """
 )
 # A message names its row's partition (occasion_date), so the statement reads and
@@ -58,12 +72,17 @@ _START_SENDING = sql.SQL(
 # QUEUED row of the partition through the status index and filter by id: one take per
 # row queued, quadratic in a spike (20,000 queued at once): see not_by_index.
 # `now` NULL: the database's clock (the statement's start), returned as database_now.
+# The row comes back with what its wording needs: the user's names, place, original
+# date and locale, and the stored template of the closest locale (none: the built-in
+# wording). The worker renders it just before the call, so an edit to a template or a
+# user reaches every greeting not yet sent.
 _QUEUED_BY_KEY = not_by_index(sql.SQL("m.status = 'QUEUED'"))
 _NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timestamp())")
 # Rendered to text once: psycopg then reuses its parse and its prepared statement,
 # where a composed query would be rendered again on every take.
 _START_SENDING_ON_DAYS = _START_SENDING.format(
     still_on_its_date=STILL_ON_ITS_DATE,
+    original_date=ORIGINAL_DATE,
     returned=RETURNED,
     queued=_QUEUED_BY_KEY,
     wanted=sql.SQL(
@@ -74,6 +93,7 @@ _START_SENDING_ON_DAYS = _START_SENDING.format(
 ).as_string()
 _START_SENDING_ANY_DAY = _START_SENDING.format(
     still_on_its_date=STILL_ON_ITS_DATE,
+    original_date=ORIGINAL_DATE,
     returned=RETURNED,
     queued=_QUEUED_BY_KEY,
     wanted=sql.SQL("m.id = ANY(%(ids)s::bigint[])"),
@@ -119,15 +139,19 @@ class SentAnswer:
     sent_at: datetime
     code: int
     body: str
+    subject: str | None = None  # what was sent: the subject and the text
+    text: str | None = None
 
 
 _RECORD_SENT = """
 UPDATE message_logs m
 SET status = 'SENT', actual_send_time = a.sent_at, locked_until = NULL,
-    api_response_code = a.code, api_response_body = a.body, error_message = NULL
+    api_response_code = a.code, api_response_body = a.body, error_message = NULL,
+    subject = a.subject, message_content = COALESCE(a.text, m.message_content)
 FROM unnest(%(ids)s::bigint[], %(days)s::date[], %(leases)s::timestamptz[],
-            %(sent_at)s::timestamptz[], %(codes)s::integer[], %(bodies)s::text[])
-     AS a (id, occasion_date, lease, sent_at, code, body)
+            %(sent_at)s::timestamptz[], %(codes)s::integer[], %(bodies)s::text[],
+            %(subjects)s::text[], %(texts)s::text[])
+     AS a (id, occasion_date, lease, sent_at, code, body, subject, text)
 WHERE m.id = a.id AND m.occasion_date = a.occasion_date
   AND m.occasion_date = ANY(%(days)s::date[])
   AND m.status = 'SENDING' AND m.locked_until = a.lease
@@ -147,6 +171,8 @@ def record_sent_many(conn: psycopg.Connection, answers: Sequence[SentAnswer]) ->
         "sent_at": [a.sent_at for a in answers],
         "codes": [a.code for a in answers],
         "bodies": [response_body(a.body) for a in answers],
+        "subjects": [a.subject for a in answers],
+        "texts": [a.text for a in answers],
     }
     return fetch_all(conn, _RECORD_SENT, params)
 

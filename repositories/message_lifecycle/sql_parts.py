@@ -46,3 +46,5 @@ def response_body(body: str | None) -> str | None:
 # Whether greeting m (joined to its user u) still falls on its date: the user still has
 # its occasion, celebrated on m.occasion_date (repositories/occasion_sql.py).
 STILL_ON_ITS_DATE = occasion_sql.still_on_its_date(OCCASIONS)
+# The user's original date of greeting m's occasion (u the user).
+ORIGINAL_DATE = occasion_sql.original_date(OCCASIONS)

@@ -261,7 +261,7 @@ def test_sigterm_during_a_dispatch_lets_the_job_finish_and_the_scheduler_exit_0(
     fresh_db_url, rabbit_url, provider, tmp_path
 ):
     # Only dispatch repeats (every second), so it is the job caught by the lock.
-    env = environment(fresh_db_url, rabbit_url[1], provider.url, RECOVERY_INTERVAL_SECONDS="3600")
+    env = environment(fresh_db_url, rabbit_url[1], provider, RECOVERY_INTERVAL_SECONDS="3600")
     processes = Processes(env, tmp_path)
     try:
         scheduler = processes.scheduler()

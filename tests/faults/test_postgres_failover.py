@@ -189,9 +189,7 @@ def test_primary_crash_mid_spike_promoted_standby_takes_over_and_each_greeting_g
     reset_shared_state(vhost)
     provider.reset()
     url = _multi_host_url(private_postgres, standby)
-    env = environment(
-        url, amqp_url, provider.url, PROVIDER_RATE_LIMIT=str(RATE), DB_POOL_TIMEOUT="2"
-    )
+    env = environment(url, amqp_url, provider, PROVIDER_RATE_LIMIT=str(RATE), DB_POOL_TIMEOUT="2")
     processes = Processes(env, tmp_path)
     try:
         # Given 2,000 greetings due, and two workers, two schedulers and the API on a URL

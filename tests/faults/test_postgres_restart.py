@@ -67,7 +67,7 @@ def test_postgres_restart_mid_dispatch_delivers_every_greeting_once(
     provider.reset()
     db_url = private_postgres.db_url
     env = environment(
-        db_url, amqp_url, provider.url, PROVIDER_RATE_LIMIT=str(RATE), DB_POOL_TIMEOUT="2"
+        db_url, amqp_url, provider, PROVIDER_RATE_LIMIT=str(RATE), DB_POOL_TIMEOUT="2"
     )
     processes = Processes(env, tmp_path)
     stack = Stack(db_url, vhost, processes, provider)
@@ -185,7 +185,7 @@ def test_worker_and_scheduler_started_with_postgres_down_wait_then_deliver(
     reset_shared_state(vhost)
     provider.reset()
     db_url = private_postgres.db_url
-    processes = Processes(environment(db_url, amqp_url, provider.url), tmp_path)
+    processes = Processes(environment(db_url, amqp_url, provider), tmp_path)
     stack = Stack(db_url, vhost, processes, provider)
     try:
         # Given greetings due and PostgreSQL down when the scheduler and worker start

@@ -53,7 +53,7 @@ def cluster_stack(cluster, fresh_db_url, provider: Provider, tmp_path) -> Iterat
     heal(cluster)
     purge_queues(cluster.any_running())
     provider.reset()
-    processes = Processes(environment(fresh_db_url, cluster.url, provider.url), tmp_path)
+    processes = Processes(environment(fresh_db_url, cluster.url, provider), tmp_path)
     try:
         yield Stack(fresh_db_url, "/", processes, provider)
     finally:

@@ -169,3 +169,182 @@ def test_every_setting_reads_its_default_written_as_text_back_as_the_default():
             continue
         read = Settings.from_env({setting.name.upper(): text})
         assert getattr(read, setting.name) == getattr(defaults, setting.name), setting.name
+
+
+# The SMTP channel's settings: SMTP_URL (or SMTP_URL_FILE), MAIL_FROM, SMTP_CA_FILE.
+
+
+@pytest.mark.parametrize(
+    ("url", "security", "host", "port"),
+    [
+        ("smtp://mail.example.com", "plain", "mail.example.com", 25),
+        ("smtp+starttls://mail.example.com", "starttls", "mail.example.com", 587),
+        ("smtps://mail.example.com", "tls", "mail.example.com", 465),
+        ("smtp://mail.example.com:2525", "plain", "mail.example.com", 2525),
+        ("smtp+starttls://localhost:1587/", "starttls", "localhost", 1587),
+        ("smtps://[::1]:4650", "tls", "::1", 4650),
+    ],
+)
+def test_smtp_url_schemes_choose_the_security_and_default_port(url, security, host, port):
+    server = Settings.from_env({"SMTP_URL": url}).smtp_server
+
+    assert (server.security, server.host, server.port) == (security, host, port)
+    assert (server.username, server.password) == (None, None)
+
+
+def test_the_default_smtp_url_is_a_local_server_in_the_clear():
+    server = Settings.from_env({}).smtp_server
+
+    assert (server.security, server.host, server.port) == ("plain", "127.0.0.1", 1025)
+
+
+def test_smtp_url_user_and_password_are_percent_decoded_and_kept_out_of_repr():
+    settings = Settings.from_env(
+        {"SMTP_URL": "smtp+starttls://us%40er:s3cr%40t%3Aw%2Fx@mail.example.com"}
+    )
+
+    server = settings.smtp_server
+    assert (server.username, server.password) == ("us@er", "s3cr@t:w/x")
+    assert "s3cr" not in repr(settings)
+    assert "s3cr" not in repr(server)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:s3cret@mail.example.com",
+        "smtp+ssl://user:s3cret@mail.example.com",
+        "user:s3cret@mail.example.com",
+        "smtp://user:s3cret@mail.example.com:notaport",
+        "smtp://user:s3cret@mail.example.com:70000",
+        "smtp://user:s3cret@",
+        "smtp://user:s3cret@mail.example.com/inbox",
+        "smtp://user:s3cret@mail.example.com?tls=1",
+        # A password with / ? # left unencoded: urlsplit reads a path, query or fragment.
+        "smtp://user:s3/cret@mail.example.com",
+        "smtp://user:s3?cret@mail.example.com",
+        "smtp://user:s3#cret@mail.example.com",
+        "smtp://user@mail.example.com",  # a user without a password
+    ],
+)
+def test_a_bad_smtp_url_stops_startup_naming_it_and_never_showing_the_password(url):
+    with pytest.raises(ConfigError, match="SMTP_URL") as raised:
+        Settings.from_env({"SMTP_URL": url})
+
+    message = str(raised.value)
+    assert "s3" not in message
+    assert "cret" not in message
+
+
+def test_smtp_url_is_read_from_smtp_url_file(tmp_path):
+    secret = tmp_path / "smtp_url"
+    secret.write_text("smtps://greeter:s3cret@mail.example.com:2465\n")
+
+    settings = Settings.from_env({"SMTP_URL_FILE": str(secret)})
+
+    assert settings.smtp_url == "smtps://greeter:s3cret@mail.example.com:2465"
+    server = settings.smtp_server
+    assert (server.security, server.host, server.port) == ("tls", "mail.example.com", 2465)
+    assert (server.username, server.password) == ("greeter", "s3cret")
+
+
+def test_smtp_url_and_smtp_url_file_together_stop_startup(tmp_path):
+    secret = tmp_path / "smtp_url"
+    secret.write_text("smtps://greeter:s3cret@mail.example.com")
+
+    with pytest.raises(ConfigError, match="set SMTP_URL or SMTP_URL_FILE, not both"):
+        Settings.from_env({"SMTP_URL": "smtp://mail.example.com", "SMTP_URL_FILE": str(secret)})
+
+
+def test_an_unreadable_smtp_url_file_stops_startup_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match="SMTP_URL_FILE cannot be read"):
+        Settings.from_env({"SMTP_URL_FILE": str(tmp_path / "missing")})
+
+
+def test_a_bad_url_in_smtp_url_file_stops_startup_without_showing_the_password(tmp_path):
+    secret = tmp_path / "smtp_url"
+    secret.write_text("imap://greeter:s3cret@mail.example.com")
+
+    with pytest.raises(ConfigError, match="SMTP_URL") as raised:
+        Settings.from_env({"SMTP_URL_FILE": str(secret)})
+
+    assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "header", "address"),
+    [
+        ("Greetings <hi@example.com>", "Greetings <hi@example.com>", "hi@example.com"),
+        ("hi@example.com", "hi@example.com", "hi@example.com"),
+        ("greetings@localhost", "greetings@localhost", "greetings@localhost"),
+        (
+            '"Birthday, Team" <hi@example.com>',
+            '"Birthday, Team" <hi@example.com>',
+            "hi@example.com",
+        ),
+        (
+            "  Greetings <hi@mail.example.com>  ",
+            "Greetings <hi@mail.example.com>",
+            "hi@mail.example.com",
+        ),
+    ],
+)
+def test_mail_from_gives_the_from_header_and_the_envelope_sender(raw, header, address):
+    assert Settings.from_env({"MAIL_FROM": raw}).mail_sender == (header, address)
+
+
+def test_the_default_mail_from_is_a_local_address():
+    assert Settings.from_env({}).mail_sender[1] == "greetings@localhost"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Greetings",
+        "example.com",
+        "hi@example",  # a domain without a dot (only localhost may)
+        "@example.com",
+        "Greetings <>",
+        "Greetings <hi@example.com>\nBcc: everyone@example.com",
+        "Greetings <hi@example.com>\r\nBcc: everyone@example.com",
+        "hi@exa\nmple.com",
+    ],
+)
+def test_a_bad_mail_from_stops_startup_naming_it(raw):
+    with pytest.raises(ConfigError, match="MAIL_FROM"):
+        Settings.from_env({"MAIL_FROM": raw})
+
+
+def test_smtp_ca_file_names_a_file_to_trust(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+
+    assert Settings.from_env({"SMTP_CA_FILE": str(bundle)}).smtp_ca_file == str(bundle)
+
+
+@pytest.mark.parametrize("name", ["missing.pem", "."])
+def test_an_smtp_ca_file_that_is_not_a_file_stops_startup(tmp_path, name):
+    with pytest.raises(ConfigError, match="SMTP_CA_FILE is not a file"):
+        Settings.from_env({"SMTP_CA_FILE": str(tmp_path / name)})
+
+
+def test_delivery_channel_smtp_builds_the_smtp_channel_from_its_settings():
+    from channels import build_channel
+    from channels.smtp_email import SmtpChannel
+
+    settings = Settings.from_env(
+        {
+            "DELIVERY_CHANNEL": "smtp",
+            "SMTP_URL": "smtp+starttls://greeter:s3cret@mail.example.com",
+            "MAIL_FROM": "Greetings <hi@example.com>",
+        }
+    )
+
+    channel = build_channel(settings, threads=2)
+    try:
+        assert isinstance(channel, SmtpChannel)
+        assert (channel.server.host, channel.server.port) == ("mail.example.com", 587)
+        assert channel.sender == "Greetings <hi@example.com>"
+        assert channel.envelope_sender == "hi@example.com"
+    finally:
+        channel.close()

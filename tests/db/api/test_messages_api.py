@@ -15,6 +15,7 @@ MESSAGE_FIELDS = {
     "message_type",
     "occasion_date",
     "message_content",
+    "subject",
     "scheduled_send_time",
     "actual_send_time",
     "status",
