@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr, getaddresses, parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -207,7 +207,10 @@ def parse_smtp_url(name: str, url: str) -> SmtpServer:
         port = parts.port
     except ValueError:
         raise ConfigError(f"{name} has an invalid port: {shown!r}") from None
-    if (parts.username is None) != (parts.password is None):
+    if (parts.username is None) != (parts.password is None) or "" in (
+        parts.username,
+        parts.password,
+    ):
         raise ConfigError(f"{name} must give both a user and a password, or neither")
     security, default_port = SMTP_SCHEMES[parts.scheme]
     return SmtpServer(
@@ -236,6 +239,8 @@ def value_from_file(env: Mapping[str, str], variable: str) -> str | None:
 
 def parse_mail_from(name: str, raw: str) -> tuple[str, str]:
     """`Name <address>` or a bare address: (the header as given, the address)."""
+    if len(getaddresses([raw])) != 1:
+        raise ConfigError(f"{name} must be one address, got several")
     display, address = parseaddr(raw.strip())
     local, _, domain = address.rpartition("@")
     if not local or not domain or ("." not in domain and domain != "localhost"):

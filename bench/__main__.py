@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import api_reads, e2e_sends, on_time, plan_all, spike
+from bench import api_reads, e2e_sends, on_time, plan_all, smtp_sends, spike
 from bench.common import SERVER, scratch_database
 from bench.report import Figure, machine, write_results
 from planning import all_users as planning
@@ -48,11 +48,13 @@ def main() -> None:
     args = parser.parse_args()
     sends = e2e_sends.measure(args.sends, args.workers, args.threads)
     _show(sends)
+    over_smtp = smtp_sends.measure(args.sends, args.workers, args.threads)
+    _show(over_smtp)
     punctual = on_time.measure(args.greetings, args.workers, args.threads)
     _show(punctual)
     spiked = spike.measure(args.spike, spike.RATE, args.workers, args.threads)
     _show(spiked)
-    figures = sends + punctual + spiked + _planning_and_api(args.users, args.seconds)
+    figures = sends + over_smtp + punctual + spiked + _planning_and_api(args.users, args.seconds)
     command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
     write_results(args.output, figures, machine(f"{SERVER}/postgres"), command)
     print(f"wrote {args.output}")

@@ -190,8 +190,12 @@ def _environment(url: str, vhost: str, provider_port: int) -> dict:
     }
 
 
-def _start_provider(env: dict, port: int) -> tuple[subprocess.Popen, str]:
-    provider_app = "provider.app:create_app()"
+def _start_provider(
+    env: dict, port: int, smtp_port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """The local provider on `port` (and its SMTP side on `smtp_port`, if given); its URL."""
+    smtp = "" if smtp_port is None else f"smtp_port={smtp_port}"
+    provider_app = f"provider.app:create_app({smtp})"
     gunicorn = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32"]
     process = start([*gunicorn, "-b", f"127.0.0.1:{port}", provider_app], env)
     provider = f"http://127.0.0.1:{port}"

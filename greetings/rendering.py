@@ -97,10 +97,18 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-_PLAIN = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, finalize=_finalize, keep_trailing_newline=False
-)
-_HTML = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, finalize=_finalize)
+def _sandbox(autoescape: bool) -> SandboxedEnvironment:
+    """Jinja2's sandbox with strict variables and no globals (range, lipsum, cycler…):
+    a template sees its variables only."""
+    environment = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=autoescape, finalize=_finalize
+    )
+    environment.globals.clear()
+    return environment
+
+
+_PLAIN = _sandbox(autoescape=False)
+_HTML = _sandbox(autoescape=True)
 
 
 def _environment(field: str) -> SandboxedEnvironment:

@@ -225,6 +225,8 @@ def test_smtp_url_user_and_password_are_percent_decoded_and_kept_out_of_repr():
         "smtp://user:s3?cret@mail.example.com",
         "smtp://user:s3#cret@mail.example.com",
         "smtp://user@mail.example.com",  # a user without a password
+        "smtp://:s3cret@mail.example.com",  # an empty user
+        "smtp://user:@mail.example.com",  # an empty password
     ],
 )
 def test_a_bad_smtp_url_stops_startup_naming_it_and_never_showing_the_password(url):
@@ -308,6 +310,7 @@ def test_the_default_mail_from_is_a_local_address():
         "Greetings <hi@example.com>\nBcc: everyone@example.com",
         "Greetings <hi@example.com>\r\nBcc: everyone@example.com",
         "hi@exa\nmple.com",
+        "<hi@example.com>, <other@example.org>",  # two senders
     ],
 )
 def test_a_bad_mail_from_stops_startup_naming_it(raw):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import logging
 import socket
 import ssl
 import subprocess
@@ -254,6 +255,16 @@ class MailServer:
 
     async def _close(self) -> list[tuple]:
         return self.recorder.close_connections()
+
+
+@pytest.fixture(autouse=True)
+def quiet_mail_servers() -> Iterator[None]:
+    """aiosmtpd says INFO about every connection, from its own thread; warnings suffice."""
+    server_log = logging.getLogger("mail.log")
+    level = server_log.level
+    server_log.setLevel(logging.WARNING)
+    yield
+    server_log.setLevel(level)
 
 
 @pytest.fixture
