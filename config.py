@@ -31,6 +31,7 @@ from env_values import (
     parse_str,
     parse_time,
     parse_tokens,
+    parse_window,
     split_rabbitmq_url,
     tokens_from_files,
     value_from_file,
@@ -59,6 +60,9 @@ class Settings:
     health_db_timeout: float = 2.0  # seconds
     sql_log: bool = False
     send_time: time = time(9, 0)
+    # The recipient's local hours a greeting may reach the provider: "HH:MM-HH:MM" or
+    # "off" (any hour).
+    delivery_window: str = "08:00-21:00"
     max_lateness: timedelta = timedelta(hours=48)
     message_retention_months: int = 13
     partitions_ahead: int = 12
@@ -137,6 +141,11 @@ class Settings:
         return timedelta(seconds=self.provider_connect_timeout + self.provider_read_timeout)
 
     @property
+    def delivery_hours(self) -> tuple[time, time] | None:
+        """DELIVERY_WINDOW as (opens, closes), local; None when it is off."""
+        return parse_window("DELIVERY_WINDOW", self.delivery_window)
+
+    @property
     def smtp_server(self) -> SmtpServer:
         """The mail server SMTP_URL names."""
         return parse_smtp_url("SMTP_URL", self.smtp_url)
@@ -210,6 +219,7 @@ class Settings:
                 f" attempt ({self.longest_send_attempt}): PROVIDER_RATE_LIMIT_WAIT +"
                 " PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT"
             )
+        self._check_send_time_in_window()
         self.smtp_server  # noqa: B018 - each raises ConfigError naming its variable
         self.mail_sender  # noqa: B018
         if self.smtp_ca_file is not None and not Path(self.smtp_ca_file).is_file():
@@ -222,6 +232,16 @@ class Settings:
             raise ConfigError("PARTITION_LOCK_TIMEOUT must be between 1ms and 1min")
         if self.message_retention_months < 1:
             raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
+
+    def _check_send_time_in_window(self) -> None:
+        """Greetings planned for SEND_TIME must be sendable at SEND_TIME."""
+        hours = self.delivery_hours
+        if hours is not None and not hours[0] <= self.send_time < hours[1]:
+            raise ConfigError(
+                f"SEND_TIME {self.send_time:%H:%M} is outside DELIVERY_WINDOW"
+                f" {hours[0]:%H:%M}-{hours[1]:%H:%M}: greetings would wait for the next"
+                " day's window; move SEND_TIME inside it, widen the window or set it off"
+            )
 
     def _validate_tokens(self) -> None:
         """Each token long enough to resist guessing; none both read-only and read-write."""

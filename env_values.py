@@ -248,3 +248,17 @@ def parse_mail_from(name: str, raw: str) -> tuple[str, str]:
     if any(ord(char) < 32 for char in raw):
         raise ConfigError(f"{name} must be one line")
     return formataddr((display, address)), address
+
+
+def parse_window(name: str, raw: str) -> tuple[time, time] | None:
+    """`08:00-21:00`: the local hours a greeting may go out (opens, closes); `off`: None."""
+    value = raw.strip().lower()
+    if value == "off":
+        return None
+    match = re.fullmatch(r"(\d\d:\d\d)\s*-\s*(\d\d:\d\d)", value)
+    if not match:
+        raise ConfigError(f"{name} must be HH:MM-HH:MM (local hours) or off, got {raw!r}")
+    opens, closes = parse_time(name, match[1]), parse_time(name, match[2])
+    if opens >= closes:
+        raise ConfigError(f"{name} must open before it closes on the same day, got {raw!r}")
+    return opens, closes

@@ -34,11 +34,14 @@ def begin_sends(
     lease: timedelta,
     max_lateness: timedelta,
     send_time: time,
+    window: tuple[time, time] | None = None,
 ) -> list[dict | None]:
     """Take QUEUED greetings for sending (SENDING with a lease), one statement for all
     the (message id, occasion date or None) targets; for each target its row, or None
     if it is not ours to send.
 
+    Each row carries `window_opens_at`: when the recipient's delivery `window` (opens,
+    closes) next opens, if they are outside it now.
     A greeting whose user was deleted or no longer has this occasion comes back
     CANCELLED; one past its deadline comes back EXPIRED; either way the user's next
     greeting is planned.
@@ -46,7 +49,7 @@ def begin_sends(
     `database_now`. A message id given twice gets its row once, for its first target.
     """
     with single_statement(pool) as conn:
-        rows = message_lifecycle.start_sending_many(conn, targets, now, lease, max_lateness)
+        rows = message_lifecycle.start_sending_many(conn, targets, now, lease, max_lateness, window)
     ended = [row for row in rows if row["status"] in (Status.EXPIRED, Status.CANCELLED)]
     if ended:
         # Whatever ended the row, its user's next greeting is planned now (a birthday

@@ -62,18 +62,42 @@ def dispatch_due(
     broker, bounded how fast a backlog reached the workers.
     """
     expired = expire_overdue(pool, now, settings)
+    deferred = defer_to_window(pool, now, settings)
+    window = settings.delivery_hours
     queued = _claim_and_enqueue(
         pool,
         lambda conn, limit: message_lifecycle.claim_due(
-            conn, now, settings.max_lateness, limit, settings.queued_lease
+            conn, now, settings.max_lateness, limit, settings.queued_lease, window
         ),
         enqueue,
         settings.dispatch_batch_size,
         publishers=publishers,
     )
-    if queued or expired:
-        log.info("dispatched %d greeting(s), expired %d", queued, expired)
+    if queued or expired or deferred:
+        log.info(
+            "dispatched %d greeting(s), expired %d, %d wait for their delivery window",
+            queued,
+            expired,
+            deferred,
+        )
     return DispatchResult(queued=queued, expired=expired)
+
+
+def defer_to_window(pool: ConnectionPool, now: datetime, settings: Settings) -> int:
+    """Due greetings whose recipients are outside DELIVERY_WINDOW now wait for its next
+    opening (their next attempt moves there), in committed batches; how many moved."""
+    window = settings.delivery_hours
+    if window is None:
+        return 0
+    total = 0
+    while True:
+        with transaction(pool) as conn:
+            moved = message_lifecycle.defer_to_window(
+                conn, now, settings.max_lateness, settings.dispatch_batch_size, window
+            )
+        total += moved
+        if moved < settings.dispatch_batch_size:
+            return total
 
 
 def expire_overdue(pool: ConnectionPool, now: datetime, settings: Settings) -> int:

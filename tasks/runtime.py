@@ -87,6 +87,7 @@ def _taking(pool: ConnectionPool, settings: Settings) -> Callable[[Sequence[Take
             lease=settings.sending_lease,
             max_lateness=settings.max_lateness,
             send_time=settings.send_time,
+            window=settings.delivery_hours,
         )
 
     return take

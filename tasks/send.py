@@ -126,6 +126,12 @@ def _attempt(
 ) -> tuple[Decision, ChannelAnswer | None]:
     """Breaker and rate limit, provider call; the decision that follows."""
     settings = resources.settings
+    if message["window_opens_at"] is not None:
+        # Taken outside the recipient's delivery window (a redelivered message, an
+        # operator's retry): it waits for the window to open, no retry used.
+        at = now.now()
+        wait = message["window_opens_at"] - at
+        return postpone(at, wait, send_deadline, "outside the delivery window"), None
     admission = _admission(resources, send_deadline, now)
     if admission.verdict is AdmissionVerdict.RATE_LIMITED:
         wait = settings.breaker_reset_timeout

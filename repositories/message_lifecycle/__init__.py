@@ -20,6 +20,7 @@ from __future__ import annotations
 from repositories.message_lifecycle.dispatch import (
     claim_due,
     count_queued,
+    defer_to_window,
     expire_overdue,
     reclaim_stale,
     seconds_until_next_due,
@@ -41,6 +42,7 @@ __all__ = [
     "cancel_pending",
     "claim_due",
     "count_queued",
+    "defer_to_window",
     "expire_overdue",
     "make_due_again",
     "reclaim_stale",

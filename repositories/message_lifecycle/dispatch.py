@@ -3,9 +3,10 @@ queue, stale ones queued again."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import psycopg
+from psycopg import sql
 
 from db.queries import fetch_all, fetch_scalar
 from domain import statuses
@@ -48,17 +49,18 @@ def expire_overdue(
     return fetch_all(conn, _EXPIRE, params)
 
 
-_CLAIM = statement(
-    """
+_CLAIM_ANY = """
     WITH due AS (
-        SELECT id, occasion_date FROM message_logs
-        WHERE status IN {waiting}
-          AND next_attempt_at <= %(now)s
-          AND COALESCE(lateness_from, scheduled_send_time)
+        SELECT m.id, m.occasion_date FROM message_logs m
+        {users}
+        WHERE m.status IN {waiting}
+          AND m.next_attempt_at <= %(now)s
+          AND COALESCE(m.lateness_from, m.scheduled_send_time)
               >= %(now)s::timestamptz - %(max_lateness)s::interval
-        ORDER BY next_attempt_at
+          {in_window}
+        ORDER BY m.next_attempt_at
         LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF m SKIP LOCKED
     )
     UPDATE message_logs m
     SET status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval,
@@ -67,7 +69,60 @@ _CLAIM = statement(
     WHERE m.id = due.id AND m.occasion_date = due.occasion_date AND m.status IN {waiting}
     RETURNING m.id, m.occasion_date, m.idempotency_key
     """
+# The user's zone, for the delivery window (a deleted user's row is claimed: the worker
+# cancels it).
+_USERS_AND_ZONES = sql.SQL(
+    "LEFT JOIN users u ON u.id = m.user_id LEFT JOIN time_zones z ON z.name = u.timezone"
 )
+_OPENING = sql.SQL(
+    "delivery_window_opening(%(now)s::timestamptz, z.compute_as, %(opens)s::time, %(closes)s::time)"
+)
+# Without a window (DELIVERY_WINDOW=off) the statement reads message_logs alone.
+_CLAIM = {
+    False: statement(_CLAIM_ANY, users=sql.SQL(""), in_window=sql.SQL("")),
+    True: statement(
+        _CLAIM_ANY,
+        users=_USERS_AND_ZONES,
+        in_window=sql.SQL("AND {} IS NULL").format(_OPENING),
+    ),
+}
+_DEFER = statement(
+    """
+    WITH outside AS (
+        SELECT m.id, m.occasion_date, {opening} AS opens_at FROM message_logs m
+        {users}
+        WHERE m.status IN {waiting}
+          AND m.next_attempt_at <= %(now)s
+          AND COALESCE(m.lateness_from, m.scheduled_send_time)
+              >= %(now)s::timestamptz - %(max_lateness)s::interval
+          AND {opening} IS NOT NULL
+        LIMIT %(limit)s
+        FOR UPDATE OF m SKIP LOCKED
+    )
+    UPDATE message_logs m
+    SET next_attempt_at = outside.opens_at
+    FROM outside
+    WHERE m.id = outside.id AND m.occasion_date = outside.occasion_date
+    RETURNING m.id
+    """,
+    users=_USERS_AND_ZONES,
+    opening=_OPENING,
+)
+
+
+def defer_to_window(
+    conn: psycopg.Connection,
+    now: datetime,
+    max_lateness: timedelta,
+    limit: int,
+    window: tuple[time, time],
+) -> int:
+    """Up to `limit` due rows whose recipient's local time is outside `window` (opens,
+    closes) wait for its next opening: their next_attempt_at moves there. One past its
+    deadline by then stays waiting and expires at the deadline. The count moved."""
+    params = {"now": now, "max_lateness": max_lateness, "limit": limit}
+    opens, closes = window
+    return len(fetch_all(conn, _DEFER, {**params, "opens": opens, "closes": closes}))
 
 
 def claim_due(
@@ -76,13 +131,17 @@ def claim_due(
     max_lateness: timedelta,
     limit: int,
     lease: timedelta,
+    window: tuple[time, time] | None = None,
 ) -> list[dict]:
-    """Move up to `limit` due rows within their deadline to QUEUED (oldest first).
+    """Move up to `limit` due rows within their deadline to QUEUED (oldest first); with
+    a delivery `window` (opens, closes), only those whose recipient's local time is in it.
 
     SKIP LOCKED lets several dispatchers run at once without waiting or colliding.
     """
     params = {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease}
-    return fetch_all(conn, _CLAIM, params)
+    opens, closes = window or (None, None)
+    statement_ = _CLAIM[window is not None]
+    return fetch_all(conn, statement_, {**params, "opens": opens, "closes": closes})
 
 
 _NEXT_DUE = statement(

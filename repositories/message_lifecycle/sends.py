@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import psycopg
 from psycopg import sql
@@ -29,9 +29,12 @@ _START_SENDING = sql.SQL(
                u.first_name, u.last_name, u.location_city, u.location_country,
                {original_date} AS original_date, u.locale,
                wording.locale AS template_locale, wording.subject AS template_subject,
-               wording.body_text AS template_text, wording.body_html AS template_html
+               wording.body_text AS template_text, wording.body_html AS template_html,
+               delivery_window_opening({now}, z.compute_as, %(opens)s::time, %(closes)s::time)
+                   AS window_opens_at
         FROM message_logs m
         LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+        LEFT JOIN time_zones z ON z.name = u.timezone
         LEFT JOIN LATERAL (
             SELECT t.locale, t.subject, t.body_text, t.body_html
             FROM greeting_templates t
@@ -58,7 +61,8 @@ _START_SENDING = sql.SQL(
     WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND {wanted} AND {queued}
     RETURNING {returned}, {now} AS database_now, t.email, t.first_name, t.last_name,
               t.location_city, t.location_country, t.original_date, t.locale,
-              t.template_locale, t.template_subject, t.template_text, t.template_html
+              t.template_locale, t.template_subject, t.template_text, t.template_html,
+              t.window_opens_at
     """
 )
 # A message names its row's partition (occasion_date), so the statement reads and
@@ -75,7 +79,9 @@ _START_SENDING = sql.SQL(
 # The row comes back with what its wording needs: the user's names, place, original
 # date and locale, and the stored template of the closest locale (none: the built-in
 # wording). The worker renders it just before the call, so an edit to a template or a
-# user reaches every greeting not yet sent.
+# user reaches every greeting not yet sent. `window_opens_at`: when the recipient's
+# delivery window next opens, if their local time is outside it now (else NULL; NULL
+# too when there is no window: opens and closes NULL).
 _QUEUED_BY_KEY = not_by_index(sql.SQL("m.status = 'QUEUED'"))
 _NOW_OR_DATABASE_NOW = sql.SQL("COALESCE(%(now)s::timestamptz, statement_timestamp())")
 # Rendered to text once: psycopg then reuses its parse and its prepared statement,
@@ -107,6 +113,7 @@ def start_sending_many(
     now: datetime | None,
     lease: timedelta,
     max_lateness: timedelta,
+    window: tuple[time, time] | None = None,
 ) -> list[dict]:
     """QUEUED -> SENDING for each (message id, occasion date or None) given, in one
     statement per kind of target: each row whose user still has its occasion on its
@@ -117,7 +124,14 @@ def start_sending_many(
     are missing from the result. With `now` None the database's clock is used; each
     row carries the instant used as `database_now`.
     """
-    params = {"now": now, "lease": lease, "max_lateness": max_lateness}
+    opens, closes = window or (None, None)
+    params = {
+        "now": now,
+        "lease": lease,
+        "max_lateness": max_lateness,
+        "opens": opens,
+        "closes": closes,
+    }
     on_days = [(message_id, day) for message_id, day in targets if day is not None]
     any_day = [message_id for message_id, day in targets if day is None]
     rows: list[dict] = []

@@ -32,6 +32,7 @@ def worker(db_url, provider, store, monkeypatch):
                 "DATABASE_URL": db_url,
                 "REDIS_URL": REDIS_URL,
                 **provider.channel_settings(),
+                "DELIVERY_WINDOW": "off",  # its own tests set it
                 **environ,
             }
         )

@@ -4,7 +4,8 @@ Redis and local provider: what happens between the take and the provider call.""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -66,3 +67,43 @@ def test_a_greeting_whose_deadline_passes_while_it_waits_for_the_rate_limit_is_n
     assert row["status"] == "EXPIRED"
     assert "deadline" in row["error_message"]
     assert row["retry_count"] == 0
+
+
+def zone_at_night(now: datetime) -> str:
+    """A fixed-offset zone where it is between 01:00 and 06:59 at `now`."""
+    for offset in range(-12, 15):
+        name = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+        if 1 <= now.astimezone(ZoneInfo(name)).hour <= 6:
+            return name
+    raise AssertionError("no zone is at night")
+
+
+def test_a_greeting_taken_outside_the_recipients_window_waits_for_it_unsent(db, worker, provider):
+    from tasks.send import send_greeting
+
+    # Given a greeting queued for someone for whom it is the middle of the night
+    worker(DELIVERY_WINDOW="08:00-21:00", SENDING_LEASE="60s")
+    now = datetime.now(UTC)
+    zone = zone_at_night(now)
+    day = now.astimezone(ZoneInfo(zone)).date()
+    if (day.month, day.day) == (2, 29):
+        day = day.replace(day=28)
+    user = factories.make_user(db, timezone=zone, birthday=day.replace(year=1992))
+    greeting = factories.make_message(
+        db,
+        user,
+        status="QUEUED",
+        scheduled=now - timedelta(hours=1),
+        occasion_date=day,
+        locked_until=now + timedelta(minutes=5),
+    )
+
+    send_greeting(greeting["id"], day.isoformat())
+
+    # Then nothing reached the provider, and it waits for 08:00 local, no retry used
+    row = db.execute("SELECT * FROM message_logs WHERE id = %s", (greeting["id"],)).fetchone()
+    opening = datetime.combine(day, time(8), tzinfo=ZoneInfo(zone))
+    assert provider.requests_seen() == []
+    assert row["status"] == "RETRYING" and row["retry_count"] == 0
+    assert row["next_attempt_at"] == opening
+    assert row["error_message"] == "outside the delivery window"
