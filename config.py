@@ -40,6 +40,9 @@ from env_values import (
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/birthday"
 DEFAULT_MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "sql" / "migrations")
 MIN_TOKEN_LENGTH = 16
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+# Loopback only (no tokens set, every write open anyway); start-up asks for a real one.
+LOCAL_UNSUBSCRIBE_SECRET = "birthday-local-unsubscribe-links"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ class Settings:
     api_read_tokens: tuple[str, ...] = field(default=(), repr=False)
     metrics_tokens: tuple[str, ...] = field(default=(), repr=False)
     allow_anonymous: bool = False
+    # Where people reach the API from outside: greetings carry a one-click unsubscribe
+    # link to it, signed with UNSUBSCRIBE_SECRET. Both required once tokens are set;
+    # without tokens (loopback) the API's local address and a fixed local secret.
+    public_base_url: str | None = None
+    unsubscribe_secret: str | None = field(default=None, repr=False)
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
@@ -127,9 +135,10 @@ class Settings:
             if name in env and env[name] != "":
                 values[setting.name] = _PARSERS[setting.name](name, env[name])
         values.update(tokens_from_files(env))
-        smtp_url = value_from_file(env, "SMTP_URL")
-        if smtp_url is not None:
-            values["smtp_url"] = smtp_url
+        for secret in ("SMTP_URL", "UNSUBSCRIBE_SECRET"):
+            value = value_from_file(env, secret)
+            if value is not None:
+                values[secret.lower()] = value
         values.update(_parse_text_overrides(overrides))
         settings = cls(**values)
         settings.validate()
@@ -139,6 +148,17 @@ class Settings:
     def provider_call_timeout(self) -> timedelta:
         """The longest one provider call may take: connect, then read."""
         return timedelta(seconds=self.provider_connect_timeout + self.provider_read_timeout)
+
+    @property
+    def unsubscribe_base_url(self) -> str:
+        """PUBLIC_BASE_URL, or the API's local address when none is set (loopback)."""
+        return (self.public_base_url or LOCAL_BASE_URL).rstrip("/")
+
+    @property
+    def unsubscribe_signing_secret(self) -> str:
+        """UNSUBSCRIBE_SECRET, or a fixed local one when none is set (no tokens: loopback,
+        where every write is open anyway)."""
+        return self.unsubscribe_secret or LOCAL_UNSUBSCRIBE_SECRET
 
     @property
     def delivery_hours(self) -> tuple[time, time] | None:
@@ -187,6 +207,7 @@ class Settings:
         if self.idempotency_key_retention <= timedelta(0):
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         self._validate_tokens()
+        self._check_unsubscribe_links()
         self._check_idempotency_stale_after()
         check_rabbitmq_url("RABBITMQ_URL", self.rabbitmq_url)
         for name in ("redis_url", "email_service_url"):
@@ -232,6 +253,30 @@ class Settings:
             raise ConfigError("PARTITION_LOCK_TIMEOUT must be between 1ms and 1min")
         if self.message_retention_months < 1:
             raise ConfigError("MESSAGE_RETENTION_MONTHS must be >= 1")
+
+    def _check_unsubscribe_links(self) -> None:
+        """Links that reach the API from outside, signed with a secret of the operator's,
+        once the API is not loopback-only (tokens set)."""
+        if self.public_base_url is not None:
+            check_url("PUBLIC_BASE_URL", self.public_base_url)
+        if self.unsubscribe_secret is not None and len(self.unsubscribe_secret) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"UNSUBSCRIBE_SECRET must be at least {MIN_TOKEN_LENGTH} characters")
+        if not self.requires_token:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("PUBLIC_BASE_URL", self.public_base_url),
+                ("UNSUBSCRIBE_SECRET", self.unsubscribe_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} must be set when API tokens are: every greeting"
+                " carries a one-click unsubscribe link to PUBLIC_BASE_URL, signed with"
+                " UNSUBSCRIBE_SECRET (docs/recipients.md)"
+            )
 
     def _check_send_time_in_window(self) -> None:
         """Greetings planned for SEND_TIME must be sendable at SEND_TIME."""

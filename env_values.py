@@ -105,6 +105,7 @@ URL_SCHEMES = {
     "RABBITMQ_URL": {"amqp", "amqps"},
     "REDIS_URL": {"redis", "rediss", "unix"},
     "EMAIL_SERVICE_URL": {"http", "https"},
+    "PUBLIC_BASE_URL": {"http", "https"},
 }
 
 

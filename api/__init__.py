@@ -13,6 +13,7 @@ from api import (
     metrics,
     request_ids,
     status,
+    unsubscribe,
     users,
 )
 
@@ -26,6 +27,7 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(metrics.blp)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(unsubscribe.blp)
     status.init_app(app)
     request_ids.init_app(app)
     guards.register(app)

@@ -38,9 +38,10 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
-# Blueprints that check tokens themselves: the /status pages accept the bearer
-# header or the signed session cookie their login form sets (api/status.py).
-SELF_GUARDED_BLUEPRINTS = frozenset({"status"})
+# Blueprints that check access themselves: the /status pages accept the bearer
+# header or the signed session cookie their login form sets (api/status.py); the
+# one-click unsubscribe pages take the signed token in their URL (api/unsubscribe.py).
+SELF_GUARDED_BLUEPRINTS = frozenset({"status", "unsubscribe"})
 
 # Rules as Flask writes them; the docs paths follow OPENAPI_* in app.py.
 OPEN_RULES = frozenset(

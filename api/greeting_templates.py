@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from flask.views import MethodView
 
+from api import resources
 from api.paging import Blueprint
 from api.resources import current_pool
 from api.template_schemas import (
@@ -17,6 +18,7 @@ from api.template_schemas import (
 )
 from db.transactions import transaction
 from greetings import templates as templates_service
+from recipients import links
 
 blp = Blueprint(
     "templates",
@@ -26,8 +28,8 @@ blp = Blueprint(
     "`default`). A greeting uses the template of the closest locale: pt-BR, then pt, then "
     "default; an occasion's `default` is its built-in wording until one is stored. "
     "Templates are Jinja2 in a sandbox: variables first_name, last_name, full_name, "
-    "occasion_date, years, city, country; `if`/`else`, `+`/`-`, a list of filters; no "
-    "loops. A change reaches every greeting not yet sent.",
+    "occasion_date, years, city, country, unsubscribe_url; `if`/`else`, `+`/`-`, a list "
+    "of filters; no loops. A change reaches every greeting not yet sent.",
 )
 
 
@@ -82,9 +84,16 @@ class TemplatePreview(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def post(self, body: dict, occasion: str, locale: str):
         """This template rendered for a user's next occasion; nothing is sent."""
+        settings = resources.current_settings()
+        link = links.link_for(
+            settings.unsubscribe_base_url,
+            settings.unsubscribe_signing_secret,
+            body["user_id"],
+            templates_service.occasion_named(occasion).message_type,
+        )
         with transaction(current_pool()) as conn:
             rendered, variables = templates_service.preview(
-                conn, occasion, locale, body["user_id"], datetime.now(UTC)
+                conn, occasion, locale, body["user_id"], datetime.now(UTC), link
             )
         shown = {
             name: value.isoformat() if isinstance(value, date) else value

@@ -8,9 +8,9 @@ from flask_smorest import abort
 from api import auth, resources
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The status page (api/status.py) checks its own access and CSRF token: its forms
-# come from a browser, with neither a bearer header nor a JSON body.
-SELF_GUARDED_BLUEPRINTS = frozenset({"status"})
+# The status and unsubscribe pages check their own access: their forms come from a
+# browser (or a mail client), with neither a bearer header nor a JSON body.
+SELF_GUARDED_BLUEPRINTS = auth.SELF_GUARDED_BLUEPRINTS
 
 
 def require_json_body() -> None:

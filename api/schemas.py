@@ -163,6 +163,30 @@ class UserPatchSchema(UserInputSchema):
     locale = Locale(allow_none=True)
 
 
+class SubscriptionSchema(Schema):
+    """Which occasions to opt out of, or back in to; none given: all of them."""
+
+    class Meta:
+        unknown = RAISE
+
+    occasions = fields.List(
+        fields.String(validate=validate.OneOf(OCCASIONS.types)),
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "Occasions by message type (any case)",
+            "example": ["ANNIVERSARY"],
+        },
+    )
+
+    @pre_load
+    def upper_case_occasions(self, data: Any, **kwargs: Any) -> Any:
+        """`anniversary` names ANNIVERSARY, as in /templates."""
+        if isinstance(data, dict) and isinstance(data.get("occasions"), list):
+            upper = [o.upper() if isinstance(o, str) else o for o in data["occasions"]]
+            data = {**data, "occasions": upper}
+        return data
+
+
 class UserSchema(Schema):
     """A user as the API returns it."""
 
@@ -176,6 +200,10 @@ class UserSchema(Schema):
     location_city = fields.String(allow_none=True)
     location_country = fields.String(allow_none=True)
     locale = fields.String(allow_none=True)
+    unsubscribed = fields.List(
+        fields.String(),
+        metadata={"description": "The occasions this person opted out of", "example": []},
+    )
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 

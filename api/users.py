@@ -15,6 +15,7 @@ from api.paging import Blueprint
 from api.resources import current_pool
 from api.schemas import (
     USER_EXAMPLE,
+    SubscriptionSchema,
     UserInputSchema,
     UserListArgsSchema,
     UserPatchSchema,
@@ -185,3 +186,30 @@ class UserById(MethodView):
         """Soft-delete a user; their email can be used again."""
         with transaction(current_pool()) as conn:
             users_service.delete_user(conn, user_id)
+
+
+@blp.route("/<uuid:user_id>/unsubscribe")
+class UserUnsubscribe(MethodView):
+    @blp.arguments(SubscriptionSchema, required=False, example={"occasions": ["ANNIVERSARY"]})
+    @blp.response(200, UserSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, data, user_id: UUID):
+        """Opt the user out of the occasions given (no body or `{}`: all of them); what is
+        pending for them is cancelled with the reason "unsubscribed"."""
+        with transaction(current_pool()) as conn:
+            return users_service.unsubscribe(conn, user_id, (data or {}).get("occasions"))
+
+
+@blp.route("/<uuid:user_id>/resubscribe")
+class UserResubscribe(MethodView):
+    @blp.arguments(SubscriptionSchema, required=False, example={"occasions": ["ANNIVERSARY"]})
+    @blp.response(200, UserSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, data, user_id: UUID):
+        """Opt the user back in to the occasions given (no body or `{}`: all of them);
+        their greetings are planned again."""
+        occasions = (data or {}).get("occasions")
+        with transaction(current_pool()) as conn:
+            return users_service.resubscribe(conn, user_id, occasions, *_clock_and_send_time())

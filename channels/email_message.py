@@ -26,6 +26,11 @@ def compose(
     message["Subject"] = greeting.subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id_for(greeting.idempotency_key, sender_domain)
+    if greeting.unsubscribe_url is not None:
+        # RFC 2369 and RFC 8058: mailbox providers show their own unsubscribe button
+        # and POST List-Unsubscribe=One-Click to the link.
+        message["List-Unsubscribe"] = f"<{greeting.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(greeting.text)
     if greeting.html is not None:
         message.add_alternative(greeting.html, subtype="html")

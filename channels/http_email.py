@@ -1,7 +1,8 @@
 """The HTTP email API channel (the default): the seed's contract.
 
 POST {EMAIL_SERVICE_URL}/send-email with {"email", "message", "subject"} (and "html"
-when the greeting's template has an HTML body) and the header Idempotency-Key. Any
+when the greeting's template has an HTML body, and "unsubscribe_url", its one-click
+link) and the header Idempotency-Key. Any
 2xx is delivered; 5xx, 429, timeouts and connection errors are "retry later" (a
 Retry-After header, in seconds or as an HTTP date, is the wait asked for); any other
 4xx is refused. This module is the only one that knows these codes.
@@ -81,6 +82,8 @@ class HttpEmailChannel:
         payload = {"email": greeting.email, "message": greeting.text, "subject": greeting.subject}
         if greeting.html is not None:
             payload["html"] = greeting.html
+        if greeting.unsubscribe_url is not None:
+            payload["unsubscribe_url"] = greeting.unsubscribe_url
         try:
             response = self.session.post(
                 self.url,

@@ -17,6 +17,7 @@ class OutgoingGreeting:
     text: str
     idempotency_key: str
     html: str | None = None
+    unsubscribe_url: str | None = None  # the one-click link (RFC 8058)
 
 
 class Channel(Protocol):

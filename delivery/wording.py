@@ -13,11 +13,17 @@ import logging
 from channels.port import OutgoingGreeting
 from domain.occasions import OCCASIONS
 from greetings.rendering import Rendered, Template, TemplateProblem, built_in, render, variables_for
+from recipients import links
 
 log = logging.getLogger(__name__)
 
 
-def wording_for(row: dict) -> Rendered:
+def unsubscribe_url(row: dict, base_url: str, secret: str) -> str:
+    """The one-click link that opts the greeted person out of this greeting's occasion."""
+    return links.link_for(base_url, secret, row["user_id"], row["message_type"])
+
+
+def wording_for(row: dict, unsubscribe_url: str) -> Rendered:
     """Subject, text and HTML of the taken greeting `row` (start_sending_many's columns)."""
     variables = variables_for(
         row["first_name"],
@@ -26,6 +32,7 @@ def wording_for(row: dict) -> Rendered:
         row["original_date"],
         row["location_city"],
         row["location_country"],
+        unsubscribe_url,
     )
     if row["template_text"] is not None:
         stored = Template(row["template_subject"], row["template_text"], row["template_html"])
@@ -47,7 +54,7 @@ def wording_for(row: dict) -> Rendered:
     return render(built_in(OCCASIONS.by_type(row["message_type"])), variables)
 
 
-def outgoing(row: dict, wording: Rendered) -> OutgoingGreeting:
+def outgoing(row: dict, wording: Rendered, unsubscribe_url: str) -> OutgoingGreeting:
     """What the channel gets for `row` in these words."""
     return OutgoingGreeting(
         email=row["email"],
@@ -55,4 +62,5 @@ def outgoing(row: dict, wording: Rendered) -> OutgoingGreeting:
         text=wording.text,
         idempotency_key=row["idempotency_key"],
         html=wording.html,
+        unsubscribe_url=unsubscribe_url,
     )

@@ -33,6 +33,7 @@ VARIABLES = (
     "years",
     "city",
     "country",
+    "unsubscribe_url",
 )
 FIELDS = ("subject", "text", "html")
 _SAMPLE = {
@@ -43,6 +44,7 @@ _SAMPLE = {
     "years": 12,
     "city": "London",
     "country": "GB",
+    "unsubscribe_url": "https://greetings.example.com/unsubscribe/sample-token",
 }
 
 
@@ -137,6 +139,7 @@ def variables_for(
     original_date: date,
     city: str | None,
     country: str | None,
+    unsubscribe_url: str = "",
 ) -> dict[str, Any]:
     """What a template sees for one greeting: `years` counts from the original date."""
     return {
@@ -147,6 +150,7 @@ def variables_for(
         "years": occasion_date.year - original_date.year,
         "city": city,
         "country": country,
+        "unsubscribe_url": unsubscribe_url,
     }
 
 

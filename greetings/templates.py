@@ -123,7 +123,12 @@ def delete_template(conn: psycopg.Connection, occasion_name: str, tag: str) -> N
 
 
 def preview(
-    conn: psycopg.Connection, occasion_name: str, tag: str, user_id: UUID, now: datetime
+    conn: psycopg.Connection,
+    occasion_name: str,
+    tag: str,
+    user_id: UUID,
+    now: datetime,
+    unsubscribe_url: str = "",
 ) -> tuple[Rendered, dict]:
     """The template rendered for a live user's next occasion, without sending anything;
     (the rendering, the variables it used)."""
@@ -144,6 +149,7 @@ def preview(
         original,
         user["location_city"],
         user["location_country"],
+        unsubscribe_url,
     )
     try:
         return render(template, variables), variables

@@ -3,7 +3,7 @@
     gunicorn -w 1 --threads 16 -b 127.0.0.1:8025 'provider.app:create_app()'
     gunicorn -w 1 --threads 16 -b 127.0.0.1:8025 'provider.app:create_app(smtp_port=1025)'
 
-- POST /send-email {"email", "message", optional "subject" and "html"} with header
+- POST /send-email {"email", "message", optional "subject", "html", "unsubscribe_url"} with header
   Idempotency-Key: 200 and one recorded delivery per key; a repeated key is answered 200
   and not delivered again.
 - GET /deliveries: what was delivered; GET /requests: every request received. Each
@@ -110,13 +110,14 @@ def _send_fields(body: object) -> dict | str:
     """The delivery fields of a POST /send-email body, or what is wrong with it."""
     if not isinstance(body, dict) or not body.get("email") or not body.get("message"):
         return "send JSON with 'email' and 'message'"
-    for name in ("subject", "html"):
+    for name in ("subject", "html", "unsubscribe_url"):
         if body.get(name) is not None and not isinstance(body[name], str):
             return f"'{name}' must be a string"
     return {
         "message": str(body["message"]),
         "subject": body.get("subject"),
         "html": body.get("html"),
+        "unsubscribe_url": body.get("unsubscribe_url"),
     }
 
 

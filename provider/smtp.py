@@ -124,6 +124,14 @@ def _part_text(message: EmailMessage, subtype: str) -> str | None:
     return part.get_content().replace("\r\n", "\n")
 
 
+def _unsubscribe_url(message: EmailMessage) -> str | None:
+    """The link of a List-Unsubscribe header (`<https://…>`), if the message has one."""
+    header = _header(message, "List-Unsubscribe")
+    if not header or not (header.startswith("<") and header.endswith(">")):
+        return None
+    return header[1:-1]
+
+
 def _content(message: EmailMessage, envelope: Envelope) -> dict:
     """What a delivery of `message` records besides its channel, key and recipient."""
     text, html = _part_text(message, "plain"), _part_text(message, "html")
@@ -131,6 +139,7 @@ def _content(message: EmailMessage, envelope: Envelope) -> dict:
         "message": None if text is None else text.removesuffix("\n"),
         "subject": _header(message, "Subject"),
         "html": None if html is None else html.removesuffix("\n"),
+        "unsubscribe_url": _unsubscribe_url(message),
         "message_id": _header(message, "Message-ID"),
         "mail_from": envelope.mail_from,
         "headers": _headers(message),

@@ -20,12 +20,20 @@ def _column(table: str, occasion: Occasion) -> sql.Composable:
     return sql.SQL("{}.{}").format(sql.Identifier(table), sql.Identifier(occasion.date_field))
 
 
+def _greeted_date(user: str, occasion: Occasion) -> sql.Composable:
+    """The user's date of `occasion`, NULL when they unsubscribed from it: greetings are
+    planned, kept and sent only for a date this gives."""
+    return sql.SQL("CASE WHEN {} = ANY({}.unsubscribed) THEN NULL ELSE {} END").format(
+        sql.Literal(occasion.message_type), sql.Identifier(user), _column(user, occasion)
+    )
+
+
 def user_occasions(occasions: Occasions, user: str = "u") -> sql.Composable:
     """A VALUES list of (message_type, original, leap_day), one row per occasion of the
     user `user`, to put after CROSS JOIN LATERAL (aliased `o`)."""
     rows = sql.SQL(", ").join(
         sql.SQL("({}, {}, {})").format(
-            sql.Literal(o.message_type), _column(user, o), sql.Literal(o.leap_day.value)
+            sql.Literal(o.message_type), _greeted_date(user, o), sql.Literal(o.leap_day.value)
         )
         for o in occasions
     )
@@ -40,8 +48,9 @@ def _case(occasions: Occasions, message_type: str, value) -> sql.Composable:
 
 
 def original_date(occasions: Occasions, message_type: str = "m.message_type", user: str = "u"):
-    """The user's original date for the occasion named by `message_type` (NULL: none)."""
-    return _case(occasions, message_type, lambda o: _column(user, o))
+    """The user's original date for the occasion named by `message_type` (NULL: none, or
+    unsubscribed from it)."""
+    return _case(occasions, message_type, lambda o: _greeted_date(user, o))
 
 
 def leap_day(occasions: Occasions, message_type: str = "m.message_type") -> sql.Composable:

@@ -198,6 +198,7 @@ def _plan_from_generic_plan(conn: psycopg.Connection, query: str, params: dict) 
 _MISSING_ONE_OCCASION = """
 SELECT u.id FROM users u
 WHERE u.deleted_at IS NULL AND {original} IS NOT NULL
+  AND NOT ({message_type} = ANY(u.unsubscribed))
   AND NOT EXISTS (SELECT 1 FROM message_logs p
                   WHERE p.user_id = u.id AND p.message_type = {message_type}
                     AND p.status IN {pending})

@@ -36,10 +36,12 @@ COLUMNS = (
     "location_city",
     "location_country",
     "locale",
+    "unsubscribed",
     "created_at",
     "updated_at",
 )
-WRITABLE = tuple(c for c in COLUMNS if c not in ("id", "created_at", "updated_at"))
+# Written by PUT, PATCH and POST; `unsubscribed` only through unsubscribe/resubscribe.
+WRITABLE = tuple(c for c in COLUMNS if c not in ("id", "created_at", "updated_at", "unsubscribed"))
 _RETURNING = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 # Which field a violated constraint is about, for a 422 that names it.
@@ -138,6 +140,20 @@ def update(conn: psycopg.Connection, user_id: UUID, changes: Mapping[str, Any]) 
     )
     with _constraint_errors(changes.get("email")):
         row = fetch_optional(conn, query, {"id": user_id, **{n: changes[n] for n in columns}})
+    if row is None:
+        raise UserNotFound(user_id)
+    return row
+
+
+_SET_UNSUBSCRIBED = sql.SQL(
+    "UPDATE users SET unsubscribed = %(occasions)s::text[]"
+    " WHERE id = %(id)s AND deleted_at IS NULL RETURNING {}"
+).format(_RETURNING)
+
+
+def set_unsubscribed(conn: psycopg.Connection, user_id: UUID, occasions: list[str]) -> dict:
+    """The occasions a live user is opted out of become `occasions`; the new row."""
+    row = fetch_optional(conn, _SET_UNSUBSCRIBED, {"id": user_id, "occasions": occasions})
     if row is None:
         raise UserNotFound(user_id)
     return row

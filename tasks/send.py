@@ -103,7 +103,7 @@ def _admission(resources: WorkerResources, send_deadline: datetime, now: Attempt
 
 
 def _deliver(resources: WorkerResources, message: dict) -> ChannelAnswer:
-    greeting = wording.outgoing(message, message["wording"])
+    greeting = wording.outgoing(message, message["wording"], message["unsubscribe_url"])
     started = clock.perf_counter()
     try:
         return resources.channel.deliver(greeting)
@@ -203,7 +203,10 @@ def send_greeting(message_id: int, occasion_date: str | None = None) -> None:
         message["scheduled_send_time"], message["lateness_from"], settings.max_lateness
     )
     try:
-        message["wording"] = wording.wording_for(message)
+        message["unsubscribe_url"] = wording.unsubscribe_url(
+            message, settings.unsubscribe_base_url, settings.unsubscribe_signing_secret
+        )
+        message["wording"] = wording.wording_for(message, message["unsubscribe_url"])
         decision, answer = _attempt(resources, message, send_deadline, now)
     except Exception as error:  # our failure, not the provider's: put the row back
         log.exception("send attempt failed inside the worker message_id=%s", message_id)

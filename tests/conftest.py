@@ -25,6 +25,13 @@ from db.pool import create_pool
 from schema import admin, migrations
 
 SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
+# A deployment with API tokens must say where its unsubscribe links point and sign them
+# with a secret of its own (config.py): the tests' processes, started with tokens or
+# not, get these (tests of that rule pass their environment explicitly).
+TEST_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+TEST_UNSUBSCRIBE_SECRET = "test-unsubscribe-secret-0123456789"
+os.environ.setdefault("PUBLIC_BASE_URL", TEST_PUBLIC_BASE_URL)
+os.environ.setdefault("UNSUBSCRIBE_SECRET", TEST_UNSUBSCRIBE_SECRET)
 DATA_TABLES = (
     "message_logs",
     "users",

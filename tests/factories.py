@@ -115,6 +115,7 @@ USER_FIELDS = {
     "location_city",
     "location_country",
     "locale",
+    "unsubscribed",
     "created_at",
     "updated_at",
 }

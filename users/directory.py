@@ -13,7 +13,7 @@ from db.queries import Count
 from domain.occasions import OCCASIONS
 from errors import InvalidFields
 from planning import for_users as planning
-from repositories import users
+from repositories import message_lifecycle, users
 from users.rules import occasion_date_errors
 
 # A change to any of these changes when, or with what text, a greeting goes out.
@@ -68,6 +68,32 @@ def _update(
     after = users.update(conn, user_id, changes)
     if any(before[field] != after[field] for field in PLANNING_FIELDS):
         planning.replan_user(conn, user_id, now, send_time)
+    return after
+
+
+def unsubscribe(conn: psycopg.Connection, user_id: UUID, occasions: list[str] | None) -> dict:
+    """Opt a live user out of `occasions` (None: all); what is pending for them and no
+    worker holds yet is cancelled, saying why."""
+    user = users.get_live(conn, user_id, for_update=True)
+    chosen = list(OCCASIONS.types) if occasions is None else occasions
+    opted_out = sorted(set(user["unsubscribed"]) | set(chosen))
+    after = users.set_unsubscribed(conn, user_id, opted_out)
+    message_lifecycle.cancel_off_date(conn, user_id, "unsubscribed")
+    return after
+
+
+def resubscribe(
+    conn: psycopg.Connection,
+    user_id: UUID,
+    occasions: list[str] | None,
+    now: datetime,
+    send_time: time,
+) -> dict:
+    """Opt a live user back in to `occasions` (None: all), and plan their greetings."""
+    user = users.get_live(conn, user_id, for_update=True)
+    kept = [] if occasions is None else sorted(set(user["unsubscribed"]) - set(occasions))
+    after = users.set_unsubscribed(conn, user_id, kept)
+    planning.plan_user(conn, user_id, now, send_time)
     return after
 
 

@@ -351,3 +351,77 @@ def test_delivery_channel_smtp_builds_the_smtp_channel_from_its_settings():
         assert channel.envelope_sender == "hi@example.com"
     finally:
         channel.close()
+
+
+LINKS = {"PUBLIC_BASE_URL": "https://greetings.example.com", "UNSUBSCRIBE_SECRET": "s" * 24}
+
+
+@pytest.mark.parametrize("missing", ["PUBLIC_BASE_URL", "UNSUBSCRIBE_SECRET"])
+def test_tokens_without_the_unsubscribe_links_address_or_secret_stop_startup(missing):
+    environ = {"API_TOKENS": "t" * 24, **LINKS}
+    del environ[missing]
+
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(environ)
+
+
+def test_without_tokens_the_links_point_at_the_local_api():
+    settings = Settings.from_env({})
+
+    assert settings.unsubscribe_base_url == "http://127.0.0.1:8000"
+    assert settings.unsubscribe_signing_secret
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"PUBLIC_BASE_URL": "ftp://example.com"}, "PUBLIC_BASE_URL"),
+        ({"UNSUBSCRIBE_SECRET": "short"}, "UNSUBSCRIBE_SECRET"),
+    ],
+)
+def test_a_bad_links_setting_stops_startup_naming_it(environ, named):
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(environ)
+
+
+def test_the_unsubscribe_secret_may_come_from_a_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("f" * 24 + "\n")
+
+    settings = Settings.from_env({"UNSUBSCRIBE_SECRET_FILE": str(secret)})
+
+    assert settings.unsubscribe_signing_secret == "f" * 24
+
+
+@pytest.mark.parametrize(
+    ("raw", "hours"),
+    [
+        ("08:00-21:00", (time(8), time(21))),
+        (" 07:30 - 22:15 ", (time(7, 30), time(22, 15))),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
+def test_delivery_window_is_read_as_local_hours_or_off(raw, hours):
+    assert Settings.from_env({"DELIVERY_WINDOW": raw}).delivery_hours == hours
+
+
+@pytest.mark.parametrize(
+    "raw", ["21:00-08:00", "09:00-09:00", "8-21", "08:00", "always", "25:00-26:00"]
+)
+def test_a_bad_delivery_window_stops_startup_naming_it(raw):
+    with pytest.raises(ConfigError, match="DELIVERY_WINDOW"):
+        Settings.from_env({"DELIVERY_WINDOW": raw})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"SEND_TIME": "07:59"}, {"SEND_TIME": "21:00"}, {"DELIVERY_WINDOW": "10:00-20:00"}],
+)
+def test_send_time_outside_the_window_stops_startup_saying_so(environ):
+    with pytest.raises(ConfigError, match=r"SEND_TIME .* outside DELIVERY_WINDOW"):
+        Settings.from_env(environ)
+
+
+def test_send_time_may_be_anything_with_the_window_off():
+    assert Settings.from_env({"SEND_TIME": "03:00", "DELIVERY_WINDOW": "off"}).send_time == time(3)

@@ -174,11 +174,24 @@ def test_compose_gives_the_api_its_tokens_from_a_secret_file():
     api = config["services"]["api"]
 
     assert api["environment"]["API_TOKENS_FILE"] == "/run/secrets/api_tokens"
-    assert api["secrets"] == ["api_tokens"]
+    assert api["secrets"] == ["api_tokens", "unsubscribe_secret"]
     assert config["secrets"]["api_tokens"] == {"file": "./secrets/api_tokens"}
     assert "deploy/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
     for service in config["services"].values():  # no token written into the file itself
         assert not {"API_TOKEN", "API_TOKENS"} & set(service.get("environment", {}))
+
+
+def test_compose_gives_the_api_and_the_worker_the_unsubscribe_links_address_and_secret():
+    config = compose()
+
+    for name in ("api", "worker"):
+        service = config["services"][name]
+        assert (
+            service["environment"]["UNSUBSCRIBE_SECRET_FILE"] == "/run/secrets/unsubscribe_secret"
+        )
+        assert service["environment"]["PUBLIC_BASE_URL"]
+        assert "unsubscribe_secret" in service["secrets"]
+    assert config["secrets"]["unsubscribe_secret"] == {"file": "./secrets/unsubscribe_secret"}
 
 
 def test_the_systemd_api_unit_binds_beyond_loopback_with_a_token_file_and_reloads():

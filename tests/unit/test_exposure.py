@@ -42,7 +42,9 @@ def test_an_exposed_bind_without_a_token_is_refused_naming_the_variable():
     ],
 )
 def test_a_token_or_allow_anonymous_lets_an_exposed_bind_start(environ):
-    assert exposure.refusal(Settings.from_env(environ), ["0.0.0.0:8000"]) is None
+    # With tokens, unsubscribe links need their address and secret too (config.py).
+    links = {"PUBLIC_BASE_URL": "https://greetings.example.com", "UNSUBSCRIBE_SECRET": TOKEN}
+    assert exposure.refusal(Settings.from_env({**environ, **links}), ["0.0.0.0:8000"]) is None
 
 
 def test_metrics_tokens_alone_do_not_protect_users():
