@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 
@@ -33,6 +35,9 @@ def worker(db_url, provider, store, monkeypatch):
                 "REDIS_URL": REDIS_URL,
                 **provider.channel_settings(),
                 "DELIVERY_WINDOW": "off",  # its own tests set it
+                # Links signed as the API of this test run checks them (tests/conftest.py)
+                "PUBLIC_BASE_URL": os.environ["PUBLIC_BASE_URL"],
+                "UNSUBSCRIBE_SECRET": os.environ["UNSUBSCRIBE_SECRET"],
                 **environ,
             }
         )

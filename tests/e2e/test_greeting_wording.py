@@ -123,3 +123,25 @@ def test_a_template_that_fails_on_this_users_data_gives_way_to_the_built_in_word
 
     assert delivered["message"] == "Hey, Ada Lovelace it's your birthday"
     assert sent_row(db, greeting)["status"] == "SENT"
+
+
+def test_every_greeting_carries_a_one_click_link_that_unsubscribes(db, send, client, provider):
+    greeting = queued_birthday(db)
+    store_template(db, "default", "Hi", "Bye? {{ unsubscribe_url }}")
+
+    delivered = send(greeting)
+
+    url = delivered["unsubscribe_url"]
+    assert url.startswith("http://127.0.0.1:8000/unsubscribe/")
+    assert delivered["message"] == f"Bye? {url}"
+    if provider.channel == "smtp":
+        assert delivered["headers"]["List-Unsubscribe"] == f"<{url}>"
+        assert delivered["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    answer = client.post(
+        url.removeprefix("http://127.0.0.1:8000"), data={"List-Unsubscribe": "One-Click"}
+    )
+    assert answer.status_code == 200
+    user = db.execute(
+        "SELECT unsubscribed FROM users WHERE id = %s", (greeting["user_id"],)
+    ).fetchone()
+    assert user["unsubscribed"] == ["BIRTHDAY"]
