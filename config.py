@@ -43,6 +43,8 @@ MIN_TOKEN_LENGTH = 16
 LOCAL_BASE_URL = "http://127.0.0.1:8000"
 # Loopback only (no tokens set, every write open anyway); start-up asks for a real one.
 LOCAL_UNSUBSCRIBE_SECRET = "birthday-local-unsubscribe-links"  # noqa: S105
+# The local provider signs its webhooks with this one by default (provider/events.py).
+LOCAL_WEBHOOK_SECRET = "birthday-local-webhook-secret"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class Settings:
     # without tokens (loopback) the API's local address and a fixed local secret.
     public_base_url: str | None = None
     unsubscribe_secret: str | None = field(default=None, repr=False)
+    # Secrets the provider signs its webhooks with (several while one is rotated).
+    webhook_secret: tuple[str, ...] = field(default=(), repr=False)
     max_request_bytes: int = 64 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
@@ -159,6 +163,14 @@ class Settings:
         """UNSUBSCRIBE_SECRET, or a fixed local one when none is set (no tokens: loopback,
         where every write is open anyway)."""
         return self.unsubscribe_secret or LOCAL_UNSUBSCRIBE_SECRET
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """WEBHOOK_SECRET's list; without it, the local provider's secret on loopback (no
+        tokens) and none once tokens are set (POST /webhooks/provider then refuses all)."""
+        if self.webhook_secret:
+            return self.webhook_secret
+        return () if self.requires_token else (LOCAL_WEBHOOK_SECRET,)
 
     @property
     def delivery_hours(self) -> tuple[time, time] | None:
@@ -295,6 +307,7 @@ class Settings:
             "API_TOKENS": self.api_tokens,
             "API_READ_TOKENS": self.api_read_tokens,
             "METRICS_TOKENS": self.metrics_tokens,
+            "WEBHOOK_SECRET": self.webhook_secret,
         }
         for name, tokens in lists.items():
             # The message names the variable, never the value.

@@ -73,7 +73,7 @@ def parse_tokens(name: str, raw: str) -> tuple[str, ...]:
     return tokens
 
 
-TOKEN_LISTS = ("api_tokens", "api_read_tokens", "metrics_tokens")
+TOKEN_LISTS = ("api_tokens", "api_read_tokens", "metrics_tokens", "webhook_secret")
 
 
 def tokens_from_files(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:

@@ -115,3 +115,8 @@ class TemplateRefused(InvalidField):
     def field_errors(self) -> dict[str, list[str]]:
         where = f"line {self.line}: " if self.line else ""
         return {self.field or "": [f"{where}{self.problem}"]}
+
+
+class SuppressionNotFound(NotFound):
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} is not suppressed", field="email", location="path")

@@ -13,8 +13,10 @@ from api import (
     metrics,
     request_ids,
     status,
+    suppressions,
     unsubscribe,
     users,
+    webhooks,
 )
 
 
@@ -24,6 +26,8 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(users.blp)
     api.register_blueprint(messages.blp)
     api.register_blueprint(greeting_templates.blp)
+    api.register_blueprint(suppressions.blp)
+    api.register_blueprint(webhooks.blp)
     api.register_blueprint(metrics.blp)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)

@@ -44,8 +44,16 @@ log = logging.getLogger(__name__)
 SELF_GUARDED_BLUEPRINTS = frozenset({"status", "unsubscribe"})
 
 # Rules as Flask writes them; the docs paths follow OPENAPI_* in app.py.
+# /webhooks/provider carries the provider's signature instead (api/webhooks.py).
 OPEN_RULES = frozenset(
-    {"/health/live", "/health", "/openapi.json", "/docs", "/docs/assets/<path:filename>"}
+    {
+        "/health/live",
+        "/health",
+        "/openapi.json",
+        "/docs",
+        "/docs/assets/<path:filename>",
+        "/webhooks/provider",
+    }
 )
 METRICS_RULE = "/metrics"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

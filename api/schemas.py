@@ -256,6 +256,10 @@ class MessageSchema(Schema):
     )
     scheduled_send_time = fields.DateTime()
     actual_send_time = fields.DateTime(allow_none=True)
+    delivered_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When the provider reported it delivered (its webhook)"},
+    )
     status = fields.String(metadata={"enum": list(MESSAGE_STATUSES)})
     retry_count = fields.Integer()
     api_response_code = fields.Integer(allow_none=True)

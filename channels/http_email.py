@@ -2,10 +2,11 @@
 
 POST {EMAIL_SERVICE_URL}/send-email with {"email", "message", "subject"} (and "html"
 when the greeting's template has an HTML body, and "unsubscribe_url", its one-click
-link) and the header Idempotency-Key. Any
-2xx is delivered; 5xx, 429, timeouts and connection errors are "retry later" (a
+link) and the header Idempotency-Key. Any 2xx is delivered; 5xx, 429, timeouts and
+connection errors are "retry later" (a
 Retry-After header, in seconds or as an HTTP date, is the wait asked for); any other
-4xx is refused. This module is the only one that knows these codes.
+4xx is refused, and one whose JSON body says `"error": "no_such_recipient"` is reported
+as an address with no mailbox. This module is the only one that knows these codes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from requests.utils import get_netrc_auth
 from channels.port import OutgoingGreeting
 from config import Settings
 from domain.delivery_policy import ChannelAnswer, Outcome
+
+NO_SUCH_RECIPIENT = "no_such_recipient"
 
 
 def classify(status_code: int) -> Outcome:
@@ -46,6 +49,16 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def says_no_such_recipient(response: requests.Response) -> bool:
+    """A refusal whose JSON body says `"error": "no_such_recipient"`: the address has no
+    mailbox (the email API's counterpart of SMTP's 5.1.1)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == NO_SUCH_RECIPIENT
 
 
 def _session_for(url: str) -> requests.Session:
@@ -96,14 +109,17 @@ class HttpEmailChannel:
         except requests.RequestException as error:
             return ChannelAnswer(Outcome.RETRY_LATER, reason=f"connection error: {error}")
         outcome = classify(response.status_code)
+        no_mailbox = outcome is Outcome.REFUSED and says_no_such_recipient(response)
+        reason = (
+            None if outcome is Outcome.DELIVERED else f"provider answered {response.status_code}"
+        )
         return ChannelAnswer(
             outcome,
-            reason=None
-            if outcome is Outcome.DELIVERED
-            else f"provider answered {response.status_code}",
+            reason=f"no such recipient: {reason}" if no_mailbox else reason,
             retry_after=retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC)),
             code=response.status_code,
             detail=response.text,
+            no_such_recipient=no_mailbox,
         )
 
     def close(self) -> None:

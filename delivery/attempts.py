@@ -19,6 +19,7 @@ from db.transactions import single_statement, transaction
 from domain.delivery_policy import ChannelAnswer, Decision, Verdict
 from domain.statuses import Status
 from planning import for_users as planning
+from recipients.suppression import suppress
 from repositories import message_lifecycle
 
 # The row as taken (with its "wording" once rendered: delivery/wording.py), the
@@ -140,6 +141,10 @@ def record_outcome(
             return row is not None
         final = Status.FAILED if decision.verdict is Verdict.FAIL else Status.EXPIRED
         row = message_lifecycle.record_finished(conn, message_id, day, lease, final, details)
+        if row is not None and answer is not None and answer.no_such_recipient:
+            # The address has no mailbox: never tried again until taken off the list.
+            detail = answer.detail or answer.reason
+            suppress(conn, message["email"], "no_such_recipient", "channel", detail)
         if row is not None:
             planning.plan_users(conn, [row["user_id"]], now, send_time)
         return row is not None

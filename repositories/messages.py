@@ -25,6 +25,7 @@ PUBLIC_COLUMNS = (
     "occasion_date",
     "message_content",
     "subject",
+    "delivered_at",
     "scheduled_send_time",
     "actual_send_time",
     "status",

@@ -59,6 +59,7 @@ WITH occasions AS (
     JOIN time_zones z ON z.name = u.timezone
     CROSS JOIN LATERAL {user_occasions}
     WHERE u.deleted_at IS NULL AND o.original IS NOT NULL AND {users}
+      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = u.email)
       AND NOT EXISTS (
           SELECT 1 FROM message_logs p
           WHERE p.user_id = u.id AND p.message_type = o.message_type AND {pending_users}
@@ -199,6 +200,7 @@ _MISSING_ONE_OCCASION = """
 SELECT u.id FROM users u
 WHERE u.deleted_at IS NULL AND {original} IS NOT NULL
   AND NOT ({message_type} = ANY(u.unsubscribed))
+  AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = u.email)
   AND NOT EXISTS (SELECT 1 FROM message_logs p
                   WHERE p.user_id = u.id AND p.message_type = {message_type}
                     AND p.status IN {pending})

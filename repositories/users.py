@@ -159,6 +159,16 @@ def set_unsubscribed(conn: psycopg.Connection, user_id: UUID, occasions: list[st
     return row
 
 
+def live_ids_with_email(conn: psycopg.Connection, email: str) -> list[UUID]:
+    """The live user with `email` (any case), if any, as a list."""
+    rows = fetch_all(
+        conn,
+        "SELECT id FROM users WHERE email = lower(%(email)s) AND deleted_at IS NULL",
+        {"email": email},
+    )
+    return [row["id"] for row in rows]
+
+
 def soft_delete(conn: psycopg.Connection, user_id: UUID) -> None:
     """Mark a live user deleted; raises UserNotFound when there is none."""
     deleted = execute(

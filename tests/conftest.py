@@ -39,6 +39,8 @@ DATA_TABLES = (
     "scheduler_heartbeats",
     "planning_state",
     "greeting_templates",
+    "suppressions",
+    "provider_events",
 )
 
 

@@ -25,7 +25,12 @@ from repositories.message_lifecycle.dispatch import (
     reclaim_stale,
     seconds_until_next_due,
 )
-from repositories.message_lifecycle.edits import cancel_off_date, cancel_pending, make_due_again
+from repositories.message_lifecycle.edits import (
+    cancel_for_address,
+    cancel_off_date,
+    cancel_pending,
+    make_due_again,
+)
 from repositories.message_lifecycle.sends import (
     SentAnswer,
     record_finished,
@@ -38,6 +43,7 @@ from repositories.message_lifecycle.sql_parts import RESPONSE_BODY_LIMIT
 __all__ = [
     "RESPONSE_BODY_LIMIT",
     "SentAnswer",
+    "cancel_for_address",
     "cancel_off_date",
     "cancel_pending",
     "claim_due",

@@ -29,6 +29,23 @@ def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
     return execute(conn, _CANCEL, {"user_id": user_id, "reason": reason})
 
 
+_CANCEL_FOR_ADDRESS = statement(
+    """
+    UPDATE message_logs m
+    SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
+    FROM users u
+    WHERE u.email = lower(%(email)s) AND u.deleted_at IS NULL AND m.user_id = u.id
+      AND m.status IN {cancellable}
+    """
+)
+
+
+def cancel_for_address(conn: psycopg.Connection, email: str, reason: str) -> int:
+    """Cancel the greetings, not yet in a worker's hands, of the live user with `email`
+    (any case); how many."""
+    return execute(conn, _CANCEL_FOR_ADDRESS, {"email": email, "reason": reason})
+
+
 _CANCEL_OFF_DATE = statement(
     """
     UPDATE message_logs m

@@ -31,7 +31,8 @@ _START_SENDING = sql.SQL(
                wording.locale AS template_locale, wording.subject AS template_subject,
                wording.body_text AS template_text, wording.body_html AS template_html,
                delivery_window_opening({now}, z.compute_as, %(opens)s::time, %(closes)s::time)
-                   AS window_opens_at
+                   AS window_opens_at,
+               (SELECT s.reason FROM suppressions s WHERE s.email = u.email) AS suppressed_for
         FROM message_logs m
         LEFT JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
         LEFT JOIN time_zones z ON z.name = u.timezone
@@ -47,13 +48,14 @@ _START_SENDING = sql.SQL(
         FOR UPDATE OF m
     )
     UPDATE message_logs m
-    SET status = CASE WHEN NOT t.still_due THEN 'CANCELLED'
+    SET status = CASE WHEN NOT t.still_due OR t.suppressed_for IS NOT NULL THEN 'CANCELLED'
                       WHEN NOT t.in_time THEN 'EXPIRED'
                       ELSE 'SENDING' END,
-        locked_until = CASE WHEN t.still_due AND t.in_time
+        locked_until = CASE WHEN t.still_due AND t.suppressed_for IS NULL AND t.in_time
                             THEN {now} + %(lease)s::interval END,
         error_message = CASE
             WHEN NOT t.still_due THEN 'user deleted or changed before the send'
+            WHEN t.suppressed_for IS NOT NULL THEN 'address suppressed: ' || t.suppressed_for
             WHEN NOT t.in_time
             THEN 'not sent within ' || %(max_lateness)s::interval || ' of its time'
             ELSE m.error_message END

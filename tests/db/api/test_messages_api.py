@@ -16,6 +16,7 @@ MESSAGE_FIELDS = {
     "occasion_date",
     "message_content",
     "subject",
+    "delivered_at",
     "scheduled_send_time",
     "actual_send_time",
     "status",
