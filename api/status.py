@@ -178,6 +178,7 @@ def overview() -> str:
         cache_seconds=resources.current().status_summary.seconds,
         sent_chart=hourly_bars(summary["sent_hourly"]),
         due_chart=hourly_bars(summary["due_hourly"]),
+        occasions=OCCASIONS.types,
         notice=_notice(),
     )
 

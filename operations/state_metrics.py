@@ -12,8 +12,10 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from domain.occasions import OCCASIONS
 from operations import health
 from repositories import service_state
+from repositories.suppressions import REASONS as SUPPRESSION_REASONS
 
 STATE_CACHE_SECONDS = 5.0
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
@@ -57,6 +59,18 @@ class ServiceStateCollector:
                 "Messages of recent and coming occasions by status and type.",
                 ["status", "message_type"],
                 [((r["status"], r["message_type"]), r["count"]) for r in state["by_status"]],
+            ),
+            _gauge(
+                "birthday_unsubscribed_users",
+                "Live users opted out of each occasion.",
+                ["message_type"],
+                [((t,), state["recipients"]["unsubscribed"].get(t, 0)) for t in OCCASIONS.types],
+            ),
+            _gauge(
+                "birthday_suppressed_addresses",
+                "Addresses on the suppression list, by reason.",
+                ["reason"],
+                [((r,), state["recipients"]["suppressed"].get(r, 0)) for r in SUPPRESSION_REASONS],
             ),
             _gauge(
                 "birthday_due_backlog",

@@ -103,6 +103,7 @@ def read_summary(pool: ConnectionPool, settings: Settings, now: datetime) -> dic
         jobs = heartbeats.list_all(conn)
         partition_rows = partitions.list_all(conn)
         default_has_rows = partitions.default_has_rows(conn)
+        recipients = service_state.read_recipients(conn)
     return {
         "now": now,
         "by_day": _by_day(by_day, today),
@@ -114,6 +115,7 @@ def read_summary(pool: ConnectionPool, settings: Settings, now: datetime) -> dic
         "breaker": health.check_breaker(settings),
         "queues": broker_probe.queue_depths(settings),
         "partitions": _partitions(partition_rows, default_has_rows, today),
+        "recipients": recipients,
     }
 
 

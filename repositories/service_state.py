@@ -46,6 +46,24 @@ def read_due(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
     }
 
 
+_UNSUBSCRIBED = """
+SELECT occasion, count(*) AS users
+FROM users u CROSS JOIN unnest(u.unsubscribed) AS occasion
+WHERE u.unsubscribed <> '{}' AND u.deleted_at IS NULL
+GROUP BY occasion
+"""
+_SUPPRESSED = "SELECT reason, count(*) AS addresses FROM suppressions GROUP BY reason"
+
+
+def read_recipients(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    """Live users opted out of each occasion, and suppressed addresses by reason (read
+    from the partial index of users who opted out of anything, and the small list)."""
+    return {
+        "unsubscribed": {r["occasion"]: r["users"] for r in fetch_all(conn, _UNSUBSCRIBED)},
+        "suppressed": {r["reason"]: r["addresses"] for r in fetch_all(conn, _SUPPRESSED)},
+    }
+
+
 def read(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
     """Messages by status and type, the due backlog, the scheduler's jobs and partitions."""
     return {
@@ -54,4 +72,5 @@ def read(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
         "jobs": fetch_all(conn, _JOBS),
         "default_partition_has_rows": partitions.default_has_rows(conn),
         "future_partitions": partitions.count_future(conn, now.date()),
+        "recipients": read_recipients(conn),
     }

@@ -189,7 +189,9 @@ class Provider:
     too, on `smtp_port`. `channel` is the one the service's processes send through
     ("smtp" starts the SMTP side)."""
 
-    def __init__(self, smtp: bool = False, channel: str = "http") -> None:
+    def __init__(
+        self, smtp: bool = False, channel: str = "http", webhook_url: str | None = None
+    ) -> None:
         self.channel = channel
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -209,9 +211,12 @@ class Provider:
             f"127.0.0.1:{self.port}",
             factory,
         ]
+        # With `webhook_url`, it reports deliveries (and POST /events) there, signed.
+        environ = {**os.environ, "WEBHOOK_URL": webhook_url or ""}
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
+            env=environ,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

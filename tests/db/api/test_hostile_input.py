@@ -140,6 +140,8 @@ SWEPT_HEADERS = {
     "Content-Type",
     "Origin",
     "Transfer-Encoding",
+    "Webhook-Timestamp",
+    "Webhook-Signature",
 }
 SWEPT_COOKIES = {auth.SESSION_COOKIE, status_page.CSRF_COOKIE}
 
