@@ -65,8 +65,11 @@ FAILED, DUPLICATE, SENT = "failed", "duplicate", "sent"
 class Behaviour:
     """How the provider misbehaves, as POST /control set it.
 
-    fail_status, fail_count, delay_ms apply to both channels; retry_after to HTTP only;
-    smtp_reply (an exact reply line) and smtp_drop (close without answering) to SMTP only.
+    fail_status, fail_count, delay_ms and no_such_recipient apply to both channels;
+    retry_after to HTTP only; smtp_reply (an exact reply line) and smtp_drop (close
+    without answering) to SMTP only. no_such_recipient: a permanent failure (a 4xx other
+    than 429) says the address has no mailbox, `{"error": "no_such_recipient"}` over HTTP
+    and `550 5.1.1` over SMTP (else `{"error": "injected failure"}` and `554 5.7.1`).
     """
 
     fail_status: int = 503
@@ -75,6 +78,7 @@ class Behaviour:
     retry_after: int | None = None
     smtp_reply: str | None = None
     smtp_drop: bool = False
+    no_such_recipient: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,12 @@ def _http_answer(arrival: Arrival, key: str) -> tuple[dict, int, dict]:
     if arrival.outcome == FAILED:
         retry_after = arrival.behaviour.retry_after
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-        return {"error": "injected failure"}, arrival.behaviour.fail_status, headers
+        behaviour = arrival.behaviour
+        permanent = 400 <= behaviour.fail_status < 500 and behaviour.fail_status != 429
+        error = (
+            "no_such_recipient" if permanent and behaviour.no_such_recipient else "injected failure"
+        )
+        return {"error": error}, behaviour.fail_status, headers
     if arrival.outcome == DUPLICATE:
         return {"status": "duplicate", "idempotency_key": key}, 200, {}
     return {"status": "sent", "delivery_id": arrival.delivery["id"]}, 200, {}

@@ -23,7 +23,8 @@ from provider.app import DUPLICATE, FAILED, Arrival, Behaviour, ProviderState
 
 NO_MESSAGE_ID = "550 5.6.0 a Message-ID made from the idempotency key is required"
 TRANSIENT_FAILURE = "451 4.3.0 injected failure"
-PERMANENT_FAILURE = "550 5.1.1 injected failure: no such user"
+NO_SUCH_USER = "550 5.1.1 injected failure: no such user"
+PERMANENT_FAILURE = "554 5.7.1 injected failure: rejected"
 DUPLICATE_REPLY = "250 2.0.0 duplicate, not delivered again"
 SENT_REPLY = "250 2.0.0 OK"
 # Returned after the connection is closed: aiosmtpd's push() finds the transport closing,
@@ -80,12 +81,13 @@ def _reply(arrival: Arrival, server: SMTP) -> str:
 
 def injected_reply(behaviour: Behaviour) -> str:
     """The SMTP reply standing for an injected failure: smtp_reply if set, else
-    fail_status mapped (a 4xx other than 429 is permanent, the rest transient)."""
+    fail_status mapped (a 4xx other than 429 is permanent: no such user, or rejected;
+    the rest transient)."""
     if behaviour.smtp_reply:
         return behaviour.smtp_reply
     status = behaviour.fail_status
     if 400 <= status < 500 and status != 429:
-        return PERMANENT_FAILURE
+        return NO_SUCH_USER if behaviour.no_such_recipient else PERMANENT_FAILURE
     return TRANSIENT_FAILURE
 
 

@@ -269,12 +269,12 @@ class Provider:
 
     def code_for(self, http_status: int) -> int:
         """The code the channel records for an answer the tests ask for as an HTTP status
-        (the provider's SMTP side answers 250, 451 for a transient failure, 550 else)."""
+        (the provider's SMTP side answers 250, 451 for a transient failure, 554 else)."""
         if self.channel == "http":
             return http_status
         if http_status < 300:
             return 250
-        return 451 if http_status >= 500 or http_status == 429 else 550
+        return 451 if http_status >= 500 or http_status == 429 else 554
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)

@@ -130,6 +130,27 @@ def test_a_permanent_failure_fails_at_once_without_retrying(stack):
     assert [r["status"] for r in stack.rows(user["id"])] == ["FAILED", "SCHEDULED"]
 
 
+def test_no_such_recipient_fails_at_once_and_suppresses_the_address(stack):
+    # Given a provider that answers "no such mailbox" (SMTP 550 5.1.1, or the email
+    # API's 4xx with {"error": "no_such_recipient"})
+    stack.provider.control(fail_status=400, fail_count=1, no_such_recipient=True)
+    user = stack.create_user()
+    stack.processes.scheduler()
+    stack.processes.worker()
+
+    failed = wait_until(
+        lambda: [r for r in stack.rows(user["id"]) if r["status"] == "FAILED"], 30, "FAILED"
+    )[0]
+
+    # Then the address is suppressed and nothing more is planned for it
+    assert failed["error_message"].startswith("no such recipient")
+    with stack.connect() as conn:
+        listed = conn.execute("SELECT reason, source FROM suppressions").fetchall()
+    assert [(r["reason"], r["source"]) for r in listed] == [("no_such_recipient", "channel")]
+    assert [r["status"] for r in stack.rows(user["id"])] == ["FAILED"]
+    assert stack.provider.calls_per_key() == Counter({failed["idempotency_key"]: 1})
+
+
 def test_a_worker_killed_mid_send_is_recovered_with_exactly_one_delivery(stack):
     stack.provider.control(delay_ms=2000)
     user = stack.create_user()

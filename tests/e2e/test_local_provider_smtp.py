@@ -94,7 +94,7 @@ def test_a_resend_of_a_key_is_recorded_twice_and_delivered_once(local):
 
 @pytest.mark.parametrize(
     ("fail_status", "smtp_code"),
-    [(503, 451), (500, 451), (429, 451), (400, 550), (404, 550)],
+    [(503, 451), (500, 451), (429, 451), (400, 554), (404, 554)],
 )
 def test_an_injected_failure_is_answered_with_the_mapped_smtp_reply(local, fail_status, smtp_code):
     local.control(fail_status=fail_status, fail_count=1)
@@ -106,6 +106,15 @@ def test_an_injected_failure_is_answered_with_the_mapped_smtp_reply(local, fail_
     send(local, greeting())  # the one planned failure is spent
     assert [d["idempotency_key"] for d in local.deliveries()] == [KEY]
     assert len(local.requests_seen()) == 2
+
+
+def test_no_such_recipient_makes_a_permanent_failure_a_5_1_1(local):
+    local.control(fail_status=400, fail_count=1, no_such_recipient=True)
+
+    refused = failed_send(local, greeting())
+
+    assert refused.smtp_code == 550
+    assert refused.smtp_error.startswith(b"5.1.1")
 
 
 def test_smtp_reply_is_answered_exactly_instead_of_the_mapping(local):
