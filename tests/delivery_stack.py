@@ -190,7 +190,12 @@ class Provider:
     ("smtp" starts the SMTP side)."""
 
     def __init__(
-        self, smtp: bool = False, channel: str = "http", webhook_url: str | None = None
+        self,
+        smtp: bool = False,
+        channel: str = "http",
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        log: Path | None = None,
     ) -> None:
         self.channel = channel
         self.port = free_port()
@@ -211,23 +216,33 @@ class Provider:
             f"127.0.0.1:{self.port}",
             factory,
         ]
-        # With `webhook_url`, it reports deliveries (and POST /events) there, signed.
-        environ = {**os.environ, "WEBHOOK_URL": webhook_url or ""}
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_until(self._healthy, 20, "the local provider to start")
-        if self.smtp_port is not None:
-            try:
+        # With `webhook_url`, it reports deliveries (and POST /events) there, signed with
+        # `webhook_secret` (None: its default).
+        environ = {
+            k: v for k, v in os.environ.items() if k not in ("WEBHOOK_URL", "WEBHOOK_SECRET")
+        }
+        hooks = {"WEBHOOK_URL": webhook_url, "WEBHOOK_SECRET": webhook_secret}
+        environ.update({name: value for name, value in hooks.items() if value is not None})
+        output = log.open("w") if log is not None else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environ,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                output.close()
+        try:
+            wait_until(self._healthy, 20, "the local provider to start")
+            if self.smtp_port is not None:
                 wait_until(self._smtp_listening, 20, "the local provider's SMTP side to start")
-            except AssertionError:
-                self.stop()
-                raise
+        except AssertionError:
+            self.stop()
+            raise
 
     def _smtp_listening(self) -> bool:
         try:
@@ -277,8 +292,14 @@ class Provider:
         return 451 if http_status >= 500 or http_status == 429 else 554
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=20)
+        """SIGTERM its process group and wait; SIGKILL if it will not go."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
 
 
 def calls_above(calls: Counter, bound: int) -> dict[str, int]:

@@ -9,12 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import signal
 import smtplib
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +23,7 @@ import pytest
 import requests
 
 from channels.message_ids import message_id_for
-from tests.delivery_stack import ROOT, free_port, wait_until
+from tests.delivery_stack import Provider, wait_until
 
 SECRET = "provider-events-test-secret"
 DEFAULT_SECRET = "birthday-local-webhook-secret"
@@ -127,51 +123,12 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class EmittingProvider:
-    """The local provider in a gunicorn process of its own (with its SMTP side), started
-    with WEBHOOK_URL and WEBHOOK_SECRET as given (None: unset) and its output in `log`."""
+class EmittingProvider(Provider):
+    """The local provider with its SMTP side, started with WEBHOOK_URL and WEBHOOK_SECRET
+    as given (None: unset) and its output in `log`."""
 
     def __init__(self, log: Path, url: str | None, secret: str | None = SECRET) -> None:
-        self.port, self.smtp_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        env = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_URL", "WEBHOOK_SECRET")}
-        env.update(_webhook_env(url, secret))
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "1",
-            "--threads",
-            "16",
-            "-b",
-            f"127.0.0.1:{self.port}",
-            f"provider.app:create_app(smtp_port={self.smtp_port})",
-        ]
-        with log.open("w") as output:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped with its children
-            )
-        try:
-            wait_until(self._ready, 20, "the local provider to start")
-        except AssertionError:
-            self.stop()
-            raise AssertionError(log.read_text()) from None
-
-    def _ready(self) -> bool:
-        """Whether both its HTTP and SMTP sides answer."""
-        try:
-            with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=1):
-                pass
-            return requests.get(f"{self.url}/health", timeout=1).ok
-        except (OSError, requests.RequestException):
-            return False
+        super().__init__(smtp=True, webhook_url=url, webhook_secret=secret, log=log)
 
     def send_email(self, key: str, email: str = "ada@example.com") -> requests.Response:
         """A POST /send-email of a greeting to `email` with idempotency key `key`."""
@@ -198,18 +155,6 @@ class EmittingProvider:
         """GET /events: the webhook requests made, with their outcomes."""
         return requests.get(f"{self.url}/events", timeout=5).json()
 
-    def deliveries(self) -> list[dict]:
-        """GET /deliveries."""
-        return requests.get(f"{self.url}/deliveries", timeout=5).json()
-
-    def control(self, **behaviour: object) -> None:
-        """POST /control with `behaviour`."""
-        requests.post(f"{self.url}/control", json=behaviour, timeout=5).raise_for_status()
-
-    def reset(self) -> None:
-        """POST /reset."""
-        requests.post(f"{self.url}/reset", timeout=5).raise_for_status()
-
     def settled(self, count: int) -> list[dict]:
         """GET /events once it lists `count` requests, none of them still pending."""
 
@@ -219,22 +164,6 @@ class EmittingProvider:
             return made if finished else None
 
         return wait_until(done, 15, f"{count} webhook requests to be settled")
-
-    def stop(self) -> None:
-        """SIGTERM its process group and wait for it to exit."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
-def _webhook_env(url: str | None, secret: str | None) -> dict[str, str]:
-    """WEBHOOK_URL and WEBHOOK_SECRET as given, the None ones left out."""
-    settings = {"WEBHOOK_URL": url, "WEBHOOK_SECRET": secret}
-    return {name: value for name, value in settings.items() if value is not None}
 
 
 def signatures(received: Received) -> list[str]:

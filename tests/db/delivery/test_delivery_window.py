@@ -164,44 +164,44 @@ def test_with_the_window_off_a_greeting_goes_at_any_hour(db, pool, db_url):
     assert dispatch_at(pool, settings, local(TOKYO, 2026, 12, 8, 3, 0)) == [greeting["id"]]
 
 
-def test_a_greeting_taken_outside_the_window_says_when_it_opens(db, pool, db_url):
-    # Given a greeting queued (an operator's retry, a redelivered message) at 22:00 local
-    settings = settings_for(db_url)
+def take_at(db, pool, settings: Settings, now: datetime, locked_until: datetime) -> dict:
+    """A Tokyo greeting QUEUED until `locked_until`, taken by a worker at `now`."""
     greeting = waiting_greeting(db, TOKYO, DAY, status="QUEUED")
     db.execute(
-        "UPDATE message_logs SET locked_until = %s WHERE id = %s",
-        (local(TOKYO, 2026, 12, 7, 22, 30), greeting["id"]),
+        "UPDATE message_logs SET locked_until = %s WHERE id = %s", (locked_until, greeting["id"])
     )
-    # When a worker takes it
     [taken] = delivery.begin_sends(
         pool,
         [(greeting["id"], DAY)],
-        local(TOKYO, 2026, 12, 7, 22, 0),
+        now,
         lease=settings.sending_lease,
         max_lateness=settings.max_lateness,
         send_time=time(9),
         window=settings.delivery_hours,
+    )
+    return taken
+
+
+def test_a_greeting_taken_outside_the_window_says_when_it_opens(db, pool, db_url):
+    # Given a greeting queued (an operator's retry, a redelivered message), taken at 22:00
+    taken = take_at(
+        db,
+        pool,
+        settings_for(db_url),
+        local(TOKYO, 2026, 12, 7, 22, 0),
+        locked_until=local(TOKYO, 2026, 12, 7, 22, 30),
     )
     # Then the row says when the window opens (the worker postpones it until then)
     assert taken["window_opens_at"] == local(TOKYO, 2026, 12, 8, 8, 0)
 
 
 def test_a_greeting_taken_inside_the_window_has_no_opening_to_wait_for(db, pool, db_url):
-    settings = settings_for(db_url)
-    greeting = waiting_greeting(db, TOKYO, DAY, status="QUEUED")
-    db.execute(
-        "UPDATE message_logs SET locked_until = %s WHERE id = %s",
-        (local(TOKYO, 2026, 12, 7, 10, 0), greeting["id"]),
-    )
-
-    [taken] = delivery.begin_sends(
+    taken = take_at(
+        db,
         pool,
-        [(greeting["id"], DAY)],
+        settings_for(db_url),
         local(TOKYO, 2026, 12, 7, 9, 30),
-        lease=settings.sending_lease,
-        max_lateness=settings.max_lateness,
-        send_time=time(9),
-        window=settings.delivery_hours,
+        locked_until=local(TOKYO, 2026, 12, 7, 10, 0),
     )
 
     assert taken["status"] == "SENDING" and taken["window_opens_at"] is None
