@@ -5,7 +5,8 @@
 
 Each figure runs on scratch resources of its own (database, RabbitMQ vhost, Redis db,
 ports) that are removed at the end. The planning benchmark's database (users seeded,
-every next occurrence planned) is the one the API benchmark then reads.
+every next occurrence planned) is the one the API benchmark then reads. The delivery
+window's dispatch figures come last, on a database of their own with --users users.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import api_reads, e2e_sends, on_time, plan_all, smtp_sends, spike
+from bench import api_reads, e2e_sends, on_time, plan_all, smtp_sends, spike, window_dispatch
 from bench.common import SERVER, scratch_database
 from bench.report import Figure, machine, write_results
 from planning import all_users as planning
@@ -28,6 +29,13 @@ def _planning_and_api(users: int, seconds: int) -> list[Figure]:
         reads = api_reads.measure(url, seconds)
         _show(reads)
         return figures + reads
+
+
+def _window_dispatch(users: int) -> list[Figure]:
+    with scratch_database() as url:
+        figures = window_dispatch.measure(url, users)
+        _show(figures)
+        return figures
 
 
 def _show(figures: list[Figure]) -> None:
@@ -55,6 +63,7 @@ def main() -> None:
     spiked = spike.measure(args.spike, spike.RATE, args.workers, args.threads)
     _show(spiked)
     figures = sends + over_smtp + punctual + spiked + _planning_and_api(args.users, args.seconds)
+    figures += _window_dispatch(args.users)
     command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
     write_results(args.output, figures, machine(f"{SERVER}/postgres"), command)
     print(f"wrote {args.output}")

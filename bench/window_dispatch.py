@@ -258,6 +258,8 @@ def _plan_counts(users: int) -> dict[str, int]:
 
 def measure(url: str, users: int) -> list[Figure]:
     """Seed `users` into the migrated database at `url`, then time dispatch off and on."""
+    if users < 2:
+        raise SystemExit("--users must be at least 2: half inside their window, half outside")
     inside, outside = _zones()
     started = time.perf_counter()
     greetings = seed(url, users, inside, outside)

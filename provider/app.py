@@ -6,7 +6,8 @@
 - POST /send-email {"email", "message", optional "subject", "html", "unsubscribe_url"} with header
   Idempotency-Key: 200 and one recorded delivery per key; a repeated key is answered 200
   and not delivered again.
-- GET /deliveries: what was delivered; GET /requests: every request received. Each
+- GET /deliveries: what was delivered; GET /requests: every request received (with its
+  "outcome": failed, duplicate or sent; none when refused before any decision). Each
   carries its "channel": "http" or "smtp".
 - POST /control {"fail_status", "fail_count", "delay_ms", "retry_after", "smtp_reply",
   "smtp_drop"}: answer the next fail_count sends with fail_status (e.g. 503, 429, 400),
@@ -123,16 +124,20 @@ class ProviderState:
         """Record and decide one send, as `arrive` says, under the lock."""
         now = _now()
         with self.lock:
-            self.requests.append({**seen, "received_at": now})
+            request = {**seen, "received_at": now}
+            self.requests.append(request)
             behaviour = replace(self.behaviour)
             if self.behaviour.fail_count > 0:
                 self.behaviour.fail_count -= 1
+                request["outcome"] = FAILED
                 return Arrival(FAILED, behaviour)
             key = seen["idempotency_key"]
             if key in self.keys:
+                request["outcome"] = DUPLICATE
                 return Arrival(DUPLICATE, behaviour)
             # Recorded on arrival: a retry of a request still being answered is a duplicate.
             self.keys.add(key)
+            request["outcome"] = SENT
             delivery = {"id": len(self.deliveries) + 1, **seen, **content, "delivered_at": now}
             self.deliveries.append(delivery)
             return Arrival(SENT, behaviour, delivery)

@@ -275,6 +275,15 @@ class Provider:
         the provider delivers it once)."""
         return Counter(r["idempotency_key"] for r in self.requests_seen())
 
+    def accepted_per_key(self) -> Counter:
+        """The sends the provider accepted (delivered, or answered as a duplicate), by
+        key: more than one is a greeting the service handed over again after it had
+        been accepted, which over SMTP reaches the mailbox twice."""
+        accepted = ("sent", "duplicate")
+        return Counter(
+            r["idempotency_key"] for r in self.requests_seen() if r.get("outcome") in accepted
+        )
+
     def channel_settings(self) -> dict[str, str]:
         """The settings that send the service's greetings here, through `channel`."""
         settings = {"EMAIL_SERVICE_URL": self.url, "DELIVERY_CHANNEL": self.channel}
