@@ -37,6 +37,11 @@ class EmailTaken(Conflict):
         self.email = email
 
 
+class ExternalIdTaken(Conflict):
+    def __init__(self) -> None:
+        super().__init__("a live user already has this external_id", field="external_id")
+
+
 class InvalidField(DomainError):
     """A field's value is refused after parsing (e.g. by a database constraint)."""
 

@@ -32,6 +32,7 @@ from users.rules import is_known_timezone, occasion_date_errors
 
 NAME_LENGTH = validate.Length(min=1, max=100)
 LOCATION_LENGTH = validate.Length(max=100)
+EXTERNAL_ID_LENGTH = validate.Length(min=1, max=255)
 USER_EXAMPLE = {
     "first_name": "Ada",
     "last_name": "Lovelace",
@@ -112,6 +113,16 @@ class UserInputSchema(Schema):
     location_country = TrimmedString(
         allow_none=True, load_default=None, validate=[LOCATION_LENGTH, _no_control_characters]
     )
+    external_id = TrimmedString(
+        allow_none=True,
+        load_default=None,
+        validate=[EXTERNAL_ID_LENGTH, _no_control_characters],
+        metadata={
+            "description": "The person's id in your system of record (HR, CRM): unique among"
+            " live users; GET /users?external_id= finds them by it",
+            "example": "HR-00042",
+        },
+    )
     locale = Locale(
         allow_none=True,
         load_default=None,
@@ -161,6 +172,9 @@ class UserPatchSchema(UserInputSchema):
         allow_none=True, validate=[LOCATION_LENGTH, _no_control_characters]
     )
     locale = Locale(allow_none=True)
+    external_id = TrimmedString(
+        allow_none=True, validate=[EXTERNAL_ID_LENGTH, _no_control_characters]
+    )
 
 
 class SubscriptionSchema(Schema):
@@ -191,6 +205,7 @@ class UserSchema(Schema):
     """A user as the API returns it."""
 
     id = fields.UUID(dump_only=True)
+    external_id = fields.String(allow_none=True)
     first_name = fields.String()
     last_name = fields.String()
     email = fields.String()
@@ -231,6 +246,10 @@ class UserListArgsSchema(PagedArgsSchema):
         metadata={"description": "Case-insensitive search in names and email (3+ characters)"},
     )
     timezone = fields.String(validate=_known_timezone, metadata={"example": "Asia/Kathmandu"})
+    external_id = TrimmedString(
+        validate=[EXTERNAL_ID_LENGTH, _no_control_characters],
+        metadata={"description": "The live user with this id of the system of record"},
+    )
     after = Cursor(aware_datetime, uuid_text, metadata={"description": AFTER})
 
 

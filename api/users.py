@@ -80,20 +80,28 @@ class Users(MethodView):
     @blp.alt_response(400, response=paging.BAD_CURSOR)
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(self, args, pagination_parameters):
-        """List live users, oldest first; search names and email with `q`.
+        """List live users, oldest first; search names and email with `q`; find one by
+        the id of the system of record with `external_id`.
 
         Walk every page by following `Link: rel="next"` (or passing X-Next-Cursor as
         `after`) until it is absent; numbered pages work too (X-Pagination)."""
         search, timezone, after = args.get("q"), args.get("timezone"), args.get("after")
+        external_id = args.get("external_id")
         with transaction(current_pool()) as conn:
             return paging.answer(
                 pagination_parameters,
                 after,
                 fetch=lambda limit, offset, after: users_service.list_users(
-                    conn, search, timezone, limit=limit, offset=offset, after=after
+                    conn,
+                    search,
+                    timezone,
+                    limit=limit,
+                    offset=offset,
+                    after=after,
+                    external_id=external_id,
                 ),
                 count=lambda: users_service.count_users(
-                    conn, search, timezone, paging.EXACT_COUNT_UP_TO
+                    conn, search, timezone, paging.EXACT_COUNT_UP_TO, external_id
                 ),
                 sort_key=lambda user: (user["created_at"], user["id"]),
             )

@@ -24,10 +24,11 @@ from db.queries import (
     fetch_slice,
 )
 from domain.occasions import OCCASIONS
-from errors import EmailTaken, InvalidField, UserNotFound
+from errors import EmailTaken, ExternalIdTaken, InvalidField, UserNotFound
 
 COLUMNS = (
     "id",
+    "external_id",
     "first_name",
     "last_name",
     "email",
@@ -63,6 +64,10 @@ _CONSTRAINT_FIELDS = {
     "users_location_city_length": ("location_city", "must be at most 100 characters"),
     "users_location_country_length": ("location_country", "must be at most 100 characters"),
     "users_locale_format": ("locale", "must be a BCP 47 language tag such as en, fr or pt-BR"),
+    "users_external_id_format": (
+        "external_id",
+        "must be 1 to 255 characters without control characters",
+    ),
 }
 
 
@@ -74,6 +79,8 @@ def _constraint_errors(email: str | None) -> Iterator[None]:
     except pg_errors.UniqueViolation as error:
         if error.diag.constraint_name == "users_email_live_key":
             raise EmailTaken(email or "") from error
+        if error.diag.constraint_name == "users_external_id_live_key":
+            raise ExternalIdTaken() from error
         raise
     except (pg_errors.ForeignKeyViolation, pg_errors.CheckViolation) as error:
         known = _CONSTRAINT_FIELDS.get(error.diag.constraint_name or "")
@@ -188,10 +195,17 @@ SEARCH_WINDOW = 5_000
 
 
 def _list_filter(
-    search: str | None, timezone: str | None, after: tuple[datetime, UUID] | None = None
+    search: str | None,
+    timezone: str | None,
+    after: tuple[datetime, UUID] | None = None,
+    external_id: str | None = None,
 ) -> tuple[sql.Composable, dict]:
     conditions = [sql.SQL("deleted_at IS NULL")]
     params: dict[str, Any] = {}
+    if external_id is not None:
+        # users_external_id_live_key answers it: at most one live user.
+        conditions.append(sql.SQL("external_id = %(external_id)s AND external_id IS NOT NULL"))
+        params["external_id"] = external_id
     if search:
         # Same expression as users_search_trgm_idx, so the trigram index answers it.
         conditions.append(SEARCH)
@@ -212,14 +226,15 @@ def list_live(
     limit: int,
     offset: int = 0,
     after: tuple[datetime, UUID] | None = None,
+    external_id: str | None = None,
 ) -> tuple[list[dict], bool]:
     """Up to `limit` live users in creation order (created_at, id), and whether more
     follow. `after` is the (created_at, id) of the last user already seen: the page
     then starts right after it, read from the index without skipping rows."""
     order = sql.SQL("created_at, id")
-    if search:
+    if search and external_id is None:
         return _search_live(conn, search, timezone, limit, offset, after)
-    where, params = _list_filter(None, timezone, after)
+    where, params = _list_filter(search, timezone, after, external_id)
     return fetch_slice(conn, "users", _RETURNING, where, order, params, limit, offset)
 
 
@@ -262,10 +277,14 @@ def _window_is_full(conn: psycopg.Connection, base: sql.Composable, params: dict
 
 
 def count_live(
-    conn: psycopg.Connection, search: str | None, timezone: str | None, exact_up_to: int
+    conn: psycopg.Connection,
+    search: str | None,
+    timezone: str | None,
+    exact_up_to: int,
+    external_id: str | None = None,
 ) -> Count:
     """How many live users match: exact up to `exact_up_to`, estimated above."""
-    where, params = _list_filter(search, timezone)
+    where, params = _list_filter(search, timezone, external_id=external_id)
     return count_up_to(conn, "users", where, params, exact_up_to)
 
 

@@ -106,6 +106,7 @@ def ahead(**delta: float) -> datetime:
 
 USER_FIELDS = {
     "id",
+    "external_id",
     "first_name",
     "last_name",
     "email",

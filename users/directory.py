@@ -115,14 +115,21 @@ def list_users(
     limit: int,
     offset: int = 0,
     after: tuple[datetime, UUID] | None = None,
+    external_id: str | None = None,
 ) -> tuple[list[dict], bool]:
     """Up to `limit` live users (from `offset`, or right after a cursor's key) and
-    whether more follow."""
-    return users.list_live(conn, search, timezone, limit=limit, offset=offset, after=after)
+    whether more follow; with `external_id`, the one live user who has it."""
+    return users.list_live(
+        conn, search, timezone, limit=limit, offset=offset, after=after, external_id=external_id
+    )
 
 
 def count_users(
-    conn: psycopg.Connection, search: str | None, timezone: str | None, exact_up_to: int
+    conn: psycopg.Connection,
+    search: str | None,
+    timezone: str | None,
+    exact_up_to: int,
+    external_id: str | None = None,
 ) -> Count:
     """How many live users match: exact up to `exact_up_to`, estimated above."""
-    return users.count_live(conn, search, timezone, exact_up_to)
+    return users.count_live(conn, search, timezone, exact_up_to, external_id)
