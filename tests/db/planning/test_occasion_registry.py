@@ -130,7 +130,7 @@ def test_a_registry_without_an_occasion_gives_its_greetings_no_text_and_no_date(
         original = conn.execute(
             psycopg.sql.SQL(
                 "SELECT {} AS original FROM (SELECT DATE '1990-12-10' AS birthday_date,"
-                " DATE '2015-06-20' AS anniversary_date) AS u"
+                " DATE '2015-06-20' AS anniversary_date, '{{}}'::text[] AS unsubscribed) AS u"
             ).format(occasion_sql.original_date(OCCASIONS, "'WORK_ANNIVERSARY'::text"))
         ).fetchone()["original"]
 
