@@ -92,6 +92,9 @@ class Settings:
     # Secrets the provider signs its webhooks with (several while one is rotated).
     webhook_secret: tuple[str, ...] = field(default=(), repr=False)
     max_request_bytes: int = 64 * 1024
+    # POST /users/import: its own limits (the body is streamed, never held whole).
+    import_max_rows: int = 1_000_000
+    import_max_bytes: int = 512 * 1024 * 1024
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
     # Read here only to check IDEMPOTENCY_STALE_AFTER against it; deploy/gunicorn.conf.py
@@ -216,6 +219,8 @@ class Settings:
                 raise ConfigError(f"{name.upper()} must be > 0")
         if self.max_request_bytes < 1024:
             raise ConfigError("MAX_REQUEST_BYTES must be >= 1024")
+        if self.import_max_rows < 1 or self.import_max_bytes < 1024:
+            raise ConfigError("IMPORT_MAX_ROWS must be >= 1 and IMPORT_MAX_BYTES >= 1024")
         if self.idempotency_key_retention <= timedelta(0):
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         self._validate_tokens()

@@ -15,6 +15,7 @@ from api import (
     status,
     suppressions,
     unsubscribe,
+    user_import,
     users,
     webhooks,
 )
@@ -23,6 +24,7 @@ from api import (
 def register(app: Flask, api: Api) -> None:
     """Attach every blueprint, the request guards and the error handlers."""
     api.register_blueprint(health.blp)
+    api.register_blueprint(user_import.blp)
     api.register_blueprint(users.blp)
     api.register_blueprint(messages.blp)
     api.register_blueprint(greeting_templates.blp)

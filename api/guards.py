@@ -11,12 +11,16 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The status and unsubscribe pages check their own access: their forms come from a
 # browser (or a mail client), with neither a bearer header nor a JSON body.
 SELF_GUARDED_BLUEPRINTS = auth.SELF_GUARDED_BLUEPRINTS
+# Writes whose body is not JSON: the import takes CSV or NDJSON (api/user_import.py).
+NOT_JSON_RULES = frozenset({"/users/import"})
 
 
 def require_json_body() -> None:
     """A write that carries a body must say it is JSON (415 otherwise)."""
     if request.method not in WRITE_METHODS or request.blueprint in SELF_GUARDED_BLUEPRINTS:
         return
+    if request.url_rule is not None and request.url_rule.rule in NOT_JSON_RULES:
+        return  # CSV or NDJSON: the view checks its own content types
     has_body = bool(request.content_length) or "chunked" in request.headers.get(
         "Transfer-Encoding", ""
     )

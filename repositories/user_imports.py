@@ -1,0 +1,226 @@
+"""An import's staging table and the set-based statements that check and apply it.
+
+The rows are COPYed into a temporary table (dropped at commit), checked there with one
+UPDATE per rule (the first problem of a row is kept, with its field), matched to live
+users by external_id, else by email, then applied with one INSERT … SELECT and one
+UPDATE … FROM; users whose row did not change are not touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from db.queries import execute, fetch_all, fetch_one
+
+# What an import row may hold, in the order rows are staged.
+FIELDS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "timezone",
+    "birthday_date",
+    "anniversary_date",
+    "location_city",
+    "location_country",
+    "locale",
+)
+_CREATE = """
+CREATE TEMPORARY TABLE import_rows (
+    row_number bigint NOT NULL,
+    external_id text, first_name text, last_name text, email text, timezone text,
+    birthday_date text, anniversary_date text, location_city text, location_country text,
+    locale text,
+    birthday date, anniversary date,
+    error_field text, error_message text,
+    user_id uuid
+) ON COMMIT DROP
+"""
+_COPY = "COPY import_rows (row_number, {}) FROM STDIN".format(", ".join(FIELDS))
+
+
+def stage(conn: psycopg.Connection, rows: Iterable[tuple[str | None, ...]]) -> int:
+    """COPY `rows` (FIELDS-ordered) into a new staging table; how many."""
+    conn.execute(_CREATE)
+    count = 0
+    with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for count, row in enumerate(rows, start=1):
+            copy.write_row((count, *row))
+    conn.execute("ANALYZE import_rows")
+    return count
+
+
+# Each rule: (field, message, the condition that breaks it). Checked in order; a row
+# keeps its first problem. Names and places are trimmed, emails lower-cased, first.
+_NORMALISE = """
+UPDATE import_rows SET
+    external_id = NULLIF(btrim(external_id), ''), first_name = btrim(first_name),
+    last_name = btrim(last_name), email = lower(btrim(email)), timezone = btrim(timezone),
+    location_city = NULLIF(btrim(location_city), ''),
+    location_country = NULLIF(btrim(location_country), ''),
+    locale = NULLIF(btrim(locale), ''),
+    birthday = import_date(btrim(birthday_date)),
+    anniversary = import_date(btrim(anniversary_date))
+"""
+_LOCAL_TODAY = (
+    "(SELECT (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date"
+    " FROM time_zones z WHERE z.name = timezone)"
+)
+_EMAIL_SHAPE = "^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$"
+_RULES = (
+    ("first_name", "must be 1 to 100 characters",
+     "coalesce(length(first_name), 0) NOT BETWEEN 1 AND 100"),
+    ("last_name", "must be 1 to 100 characters",
+     "coalesce(length(last_name), 0) NOT BETWEEN 1 AND 100"),
+    ("email", "not a valid email address",
+     f"email IS NULL OR length(email) > 254 OR email !~ '{_EMAIL_SHAPE}'"),
+    ("timezone", "unknown time zone: use an IANA name such as America/New_York",
+     "NOT EXISTS (SELECT 1 FROM time_zones z WHERE z.name = timezone)"),
+    ("birthday_date", "not a date YYYY-MM-DD",
+     "birthday_date IS NOT NULL AND btrim(birthday_date) <> '' AND birthday IS NULL"),
+    ("anniversary_date", "not a date YYYY-MM-DD",
+     "anniversary_date IS NOT NULL AND btrim(anniversary_date) <> '' AND anniversary IS NULL"),
+    ("birthday_date", "at least one of birthday_date and anniversary_date is required",
+     "birthday IS NULL AND anniversary IS NULL"),
+    ("birthday_date", "must be from 1900-01-01 to the user's local today",
+     f"birthday < DATE '1900-01-01' OR birthday > {_LOCAL_TODAY}"),
+    ("anniversary_date", "must be from 1900-01-01 to the user's local today",
+     f"anniversary < DATE '1900-01-01' OR anniversary > {_LOCAL_TODAY}"),
+    ("location_city", "must be at most 100 characters", "length(location_city) > 100"),
+    ("location_country", "must be at most 100 characters", "length(location_country) > 100"),
+    ("locale", "must be a BCP 47 language tag such as en, fr or pt-BR",
+     "length(locale) > 35 OR locale !~ '^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$'"),
+    ("external_id", "must be 1 to 255 characters without control characters",
+     "length(external_id) > 255 OR external_id ~ '[[:cntrl:]]'"),
+    ("email", "the same email is on an earlier row",
+     "row_number > (SELECT min(o.row_number) FROM import_rows o"
+     " WHERE o.email = import_rows.email)"),
+)  # fmt: skip
+
+
+def check(conn: psycopg.Connection, now: datetime) -> None:
+    """Normalise every row, then mark each one's first problem."""
+    execute(conn, _NORMALISE)
+    for field, message, broken in _RULES:
+        statement = sql.SQL(
+            "UPDATE import_rows SET error_field = %(field)s, error_message = %(message)s"
+            " WHERE error_field IS NULL AND ({})"
+        ).format(sql.SQL(broken))  # a rule of this module: constant text, values bound
+        execute(conn, statement, {"field": field, "message": message, "now": now})
+
+
+_REPEATED_EXTERNAL_ID = """
+SELECT row_number FROM (
+    SELECT row_number, row_number() OVER (PARTITION BY external_id ORDER BY row_number) AS nth
+    FROM import_rows WHERE external_id IS NOT NULL
+) AS numbered WHERE nth = 2 ORDER BY row_number LIMIT 1
+"""
+
+
+def repeated_external_id(conn: psycopg.Connection) -> int | None:
+    """The first row that repeats an earlier row's external_id, if any."""
+    row = fetch_all(conn, _REPEATED_EXTERNAL_ID)
+    return row[0]["row_number"] if row else None
+
+
+_MATCH = """
+UPDATE import_rows r SET user_id = u.id
+FROM users u
+WHERE r.error_field IS NULL AND r.external_id IS NOT NULL
+  AND u.external_id = r.external_id AND u.deleted_at IS NULL;
+UPDATE import_rows r SET user_id = u.id
+FROM users u
+WHERE r.error_field IS NULL AND r.user_id IS NULL
+  AND u.email = r.email AND u.deleted_at IS NULL
+  AND (u.external_id IS NULL OR r.external_id IS NULL);
+UPDATE import_rows r
+SET error_field = 'email', error_message = 'another live user has this email'
+WHERE r.error_field IS NULL AND EXISTS (
+    SELECT 1 FROM users u
+    WHERE u.email = r.email AND u.deleted_at IS NULL AND u.id IS DISTINCT FROM r.user_id)
+"""
+
+
+def match_users(conn: psycopg.Connection) -> None:
+    """Each valid row's live user: by external_id, else by email (a user without an
+    external_id takes the row's); an email another live user has is a row error."""
+    for statement in _MATCH.split(";"):
+        execute(conn, statement)
+
+
+_COLUMNS = (
+    "external_id", "first_name", "last_name", "email", "timezone", "birthday_date",
+    "anniversary_date", "location_city", "location_country", "locale",
+)  # fmt: skip
+_VALUES = (
+    "r.external_id, r.first_name, r.last_name, r.email, r.timezone, r.birthday,"
+    " r.anniversary, r.location_city, r.location_country, r.locale"
+)
+_PLANNING = "(u.first_name, u.last_name, u.timezone, u.birthday_date, u.anniversary_date)"
+_ROW_PLANNING = "(r.first_name, r.last_name, r.timezone, r.birthday, r.anniversary)"
+
+# Column lists written from this module's constants; every value is bound or read from
+# the staging table.
+_INSERT = f"""
+INSERT INTO users ({", ".join(_COLUMNS)})
+SELECT {_VALUES} FROM import_rows r
+WHERE r.error_field IS NULL AND r.user_id IS NULL
+ORDER BY r.row_number
+RETURNING id
+"""  # noqa: S608
+_UPDATE = f"""
+UPDATE users u SET ({", ".join(_COLUMNS)}) = ({_VALUES})
+FROM import_rows r
+WHERE r.error_field IS NULL AND r.user_id = u.id
+  AND ({", ".join("u." + c for c in _COLUMNS)}) IS DISTINCT FROM ({_VALUES})
+RETURNING u.id, (SELECT {_PLANNING} FROM users u WHERE u.id = r.user_id)
+                IS DISTINCT FROM {_ROW_PLANNING} AS replan
+"""  # noqa: S608
+_UNCHANGED = """
+SELECT count(*) AS n FROM import_rows r
+WHERE r.error_field IS NULL AND r.user_id IS NOT NULL
+"""
+
+
+def insert_new(conn: psycopg.Connection) -> list:
+    """Valid rows of no live user become users; their ids."""
+    return [row["id"] for row in fetch_all(conn, _INSERT)]
+
+
+def update_changed(conn: psycopg.Connection) -> list[dict]:
+    """Live users whose valid row differs take its values; (id, replan) of each, replan
+    saying whether a name, the zone or a date changed."""
+    return fetch_all(conn, _UPDATE)
+
+
+def matched_count(conn: psycopg.Connection) -> int:
+    return fetch_one(conn, _UNCHANGED)["n"]
+
+
+_DELETE_MISSING = """
+UPDATE users u SET deleted_at = now()
+WHERE u.deleted_at IS NULL AND u.external_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM import_rows r WHERE r.external_id = u.external_id)
+RETURNING u.id
+"""
+
+
+def delete_missing(conn: psycopg.Connection) -> list:
+    """Live users with an external_id no row names are deleted; their ids."""
+    return [row["id"] for row in fetch_all(conn, _DELETE_MISSING)]
+
+
+def errors(conn: psycopg.Connection, limit: int) -> tuple[list[dict], int]:
+    """The first `limit` rows with a problem (row, field, message), and how many in all."""
+    listed = fetch_all(
+        conn,
+        "SELECT row_number AS row, error_field AS field, error_message AS message"
+        " FROM import_rows WHERE error_field IS NOT NULL ORDER BY row_number LIMIT %(limit)s",
+        {"limit": limit},
+    )
+    total = fetch_one(conn, "SELECT count(*) AS n FROM import_rows WHERE error_field IS NOT NULL")
+    return listed, total["n"]

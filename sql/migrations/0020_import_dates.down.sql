@@ -1,0 +1,3 @@
+-- Undo 0020.
+
+DROP FUNCTION IF EXISTS import_date(text);
