@@ -89,15 +89,15 @@ def defer_to_window(pool: ConnectionPool, now: datetime, settings: Settings) -> 
     window = settings.delivery_hours
     if window is None:
         return 0
-    total = 0
-    while True:
+    total, after = 0, message_lifecycle.DEFER_START
+    while after is not None:
         with transaction(pool) as conn:
-            moved = message_lifecycle.defer_to_window(
-                conn, now, settings.max_lateness, settings.dispatch_batch_size, window
+            batch = message_lifecycle.defer_to_window(
+                conn, now, settings.max_lateness, settings.dispatch_batch_size, window, after
             )
-        total += moved
-        if moved < settings.dispatch_batch_size:
-            return total
+        total += batch.moved
+        after = batch.next_after
+    return total
 
 
 def expire_overdue(pool: ConnectionPool, now: datetime, settings: Settings) -> int:

@@ -18,6 +18,7 @@ the pieces of SQL they share, sql_parts.py.
 from __future__ import annotations
 
 from repositories.message_lifecycle.dispatch import (
+    DEFER_START,
     claim_due,
     count_queued,
     defer_to_window,
@@ -41,6 +42,7 @@ from repositories.message_lifecycle.sends import (
 from repositories.message_lifecycle.sql_parts import RESPONSE_BODY_LIMIT
 
 __all__ = [
+    "DEFER_START",
     "RESPONSE_BODY_LIMIT",
     "SentAnswer",
     "cancel_for_address",

@@ -19,9 +19,12 @@ def local(zone: str, *parts: int) -> datetime:
     return datetime(*parts, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def settings_for(db_url: str, window: str = "08:00-21:00", lateness: str = "48h") -> Settings:
+def settings_for(
+    db_url: str, window: str = "08:00-21:00", lateness: str = "48h", batch: str = "500"
+) -> Settings:
     return Settings.from_env(
-        {"DELIVERY_WINDOW": window, "MAX_LATENESS": lateness}, database_url=db_url
+        {"DELIVERY_WINDOW": window, "MAX_LATENESS": lateness, "DISPATCH_BATCH_SIZE": batch},
+        database_url=db_url,
     )
 
 
@@ -205,3 +208,18 @@ def test_a_greeting_taken_inside_the_window_has_no_opening_to_wait_for(db, pool,
     )
 
     assert taken["status"] == "SENDING" and taken["window_opens_at"] is None
+
+
+def test_batches_read_every_due_greeting_once_inside_and_outside_mixed(db, pool, db_url):
+    # Given greetings due now, inside and outside their window, more than a batch of each
+    settings = settings_for(db_url, batch="2")
+    now = local(TOKYO, 2026, 12, 7, 23, 0)  # 23:00 in Tokyo, 14:00 UTC, 09:00 in New York
+    outside = [waiting_greeting(db, TOKYO, DAY, due=now) for _ in range(3)]
+    inside = [waiting_greeting(db, "America/New_York", DAY, due=now) for _ in range(3)]
+
+    queued = dispatch_at(pool, settings, now)
+
+    # Then every one inside is queued, and every one outside waits for 08:00 in Tokyo
+    assert sorted(queued) == sorted(g["id"] for g in inside)
+    opening = local(TOKYO, 2026, 12, 8, 8, 0)
+    assert {state(db, g)["next_attempt_at"] for g in outside} == {opening}
