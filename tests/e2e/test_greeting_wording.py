@@ -27,6 +27,8 @@ def send(db, worker, provider):
             d for d in provider.deliveries() if d["idempotency_key"] == greeting["idempotency_key"]
         ]
         assert len(delivered) == 1, provider.requests_seen()
+        # once: one raw request (or SMTP transaction) for the key, not only one delivery
+        assert provider.calls_per_key()[greeting["idempotency_key"]] == 1
         assert delivered[0]["channel"] == provider.channel
         return delivered[0]
 
