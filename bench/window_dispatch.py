@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
-from functools import partial
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -39,8 +37,9 @@ from db.pool import create_pool
 from db.queries import copy_rows
 from delivery.dispatch import dispatch_due
 from domain.occasions import OCCASIONS, send_instant
-from repositories import catalog, occasion_sql, partitions
+from repositories import occasion_sql, partitions
 from seed.data import USER_COLUMNS, SeedGenerator
+from seed.loader import drop_deferrable
 
 # 10:00 in Etc/GMT-9 (UTC+9), 04:00 in Etc/GMT-3 (UTC+3).
 NOW = datetime(2026, 6, 15, 1, 0, tzinfo=UTC)
@@ -126,23 +125,6 @@ def _user_rows(users: int, inside: Zone, outside: Zone):
         yield dataclasses.replace(user, timezone=zone.name, dates=tuple(dates)).row()
 
 
-def _defer_indexes(conn: psycopg.Connection) -> list[Callable[[], None]]:
-    """Drop the seeded tables' non-unique indexes and foreign keys; the steps that put
-    them back (each index built once, each key validated in one pass)."""
-    catalog.use_bulk_load_memory(conn)
-    restores: list[Callable[[], None]] = []
-    for table in ("users", "message_logs"):
-        for index in catalog.secondary_indexes(conn, table):
-            catalog.drop_index(conn, index["name"])
-            restores.append(partial(catalog.create_index, conn, index["definition"]))
-        for key in catalog.foreign_keys(conn, table):
-            catalog.drop_constraint(conn, table, key["name"])
-            restores.append(
-                partial(catalog.add_constraint, conn, table, key["name"], key["definition"])
-            )
-    return restores
-
-
 def seed(url: str, users: int, inside: Zone, outside: Zone) -> int:
     """Load the users and their due greetings in one transaction; the greetings written."""
     names, types = zip(*USER_COLUMNS, strict=True)
@@ -154,7 +136,7 @@ def seed(url: str, users: int, inside: Zone, outside: Zone) -> int:
     )
     with psycopg.connect(url, row_factory=dict_row) as conn:
         partitions.create_monthly(conn, 1, outside.occasion_date.replace(day=1))
-        restores = _defer_indexes(conn)
+        restores = drop_deferrable(conn)
         rows = _user_rows(users, inside, outside)
         while copy_rows(conn, "users", names, islice(rows, COPY_BATCH), types) == COPY_BATCH:
             pass

@@ -52,18 +52,58 @@ MAX_SOURCE_LENGTH = 20_000  # characters per field
 MAX_NUMBER = 10_000
 FILTERS = frozenset(
     {
-        "abs", "capitalize", "d", "default", "e", "escape", "first", "float", "int", "last",
-        "length", "lower", "replace", "round", "string", "striptags", "title", "trim",
-        "truncate", "upper", "wordcount",
+        "abs",
+        "capitalize",
+        "d",
+        "default",
+        "e",
+        "escape",
+        "first",
+        "float",
+        "int",
+        "last",
+        "length",
+        "lower",
+        "replace",
+        "round",
+        "string",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "wordcount",
     }
-)  # fmt: skip
+)
 METHODS = frozenset({"strftime", "isoformat", "upper", "lower", "title", "capitalize", "strip"})
 _ALLOWED_NODES = (
-    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr,
-    nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test, nodes.If, nodes.CondExpr,
-    nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos,
-    nodes.Add, nodes.Sub, nodes.Concat, nodes.Call, nodes.Keyword, nodes.Tuple, nodes.List,
-)  # fmt: skip
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Slice,
+    nodes.Filter,
+    nodes.Test,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Add,
+    nodes.Sub,
+    nodes.Concat,
+    nodes.Call,
+    nodes.Keyword,
+    nodes.Tuple,
+    nodes.List,
+)
 
 
 @dataclass(frozen=True)

@@ -72,34 +72,70 @@ _LOCAL_TODAY = (
 )
 _EMAIL_SHAPE = "^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$"
 _RULES = (
-    ("first_name", "must be 1 to 100 characters",
-     "coalesce(length(first_name), 0) NOT BETWEEN 1 AND 100"),
-    ("last_name", "must be 1 to 100 characters",
-     "coalesce(length(last_name), 0) NOT BETWEEN 1 AND 100"),
-    ("email", "not a valid email address",
-     f"email IS NULL OR length(email) > 254 OR email !~ '{_EMAIL_SHAPE}'"),
-    ("timezone", "unknown time zone: use an IANA name such as America/New_York",
-     "NOT EXISTS (SELECT 1 FROM time_zones z WHERE z.name = timezone)"),
-    ("birthday_date", "not a date YYYY-MM-DD",
-     "birthday_date IS NOT NULL AND btrim(birthday_date) <> '' AND birthday IS NULL"),
-    ("anniversary_date", "not a date YYYY-MM-DD",
-     "anniversary_date IS NOT NULL AND btrim(anniversary_date) <> '' AND anniversary IS NULL"),
-    ("birthday_date", "at least one of birthday_date and anniversary_date is required",
-     "birthday IS NULL AND anniversary IS NULL"),
-    ("birthday_date", "must be from 1900-01-01 to the user's local today",
-     f"birthday < DATE '1900-01-01' OR birthday > {_LOCAL_TODAY}"),
-    ("anniversary_date", "must be from 1900-01-01 to the user's local today",
-     f"anniversary < DATE '1900-01-01' OR anniversary > {_LOCAL_TODAY}"),
+    (
+        "first_name",
+        "must be 1 to 100 characters",
+        "coalesce(length(first_name), 0) NOT BETWEEN 1 AND 100",
+    ),
+    (
+        "last_name",
+        "must be 1 to 100 characters",
+        "coalesce(length(last_name), 0) NOT BETWEEN 1 AND 100",
+    ),
+    (
+        "email",
+        "not a valid email address",
+        f"email IS NULL OR length(email) > 254 OR email !~ '{_EMAIL_SHAPE}'",
+    ),
+    (
+        "timezone",
+        "unknown time zone: use an IANA name such as America/New_York",
+        "NOT EXISTS (SELECT 1 FROM time_zones z WHERE z.name = timezone)",
+    ),
+    (
+        "birthday_date",
+        "not a date YYYY-MM-DD",
+        "birthday_date IS NOT NULL AND btrim(birthday_date) <> '' AND birthday IS NULL",
+    ),
+    (
+        "anniversary_date",
+        "not a date YYYY-MM-DD",
+        "anniversary_date IS NOT NULL AND btrim(anniversary_date) <> '' AND anniversary IS NULL",
+    ),
+    (
+        "birthday_date",
+        "at least one of birthday_date and anniversary_date is required",
+        "birthday IS NULL AND anniversary IS NULL",
+    ),
+    (
+        "birthday_date",
+        "must be from 1900-01-01 to the user's local today",
+        f"birthday < DATE '1900-01-01' OR birthday > {_LOCAL_TODAY}",
+    ),
+    (
+        "anniversary_date",
+        "must be from 1900-01-01 to the user's local today",
+        f"anniversary < DATE '1900-01-01' OR anniversary > {_LOCAL_TODAY}",
+    ),
     ("location_city", "must be at most 100 characters", "length(location_city) > 100"),
     ("location_country", "must be at most 100 characters", "length(location_country) > 100"),
-    ("locale", "must be a BCP 47 language tag such as en, fr or pt-BR",
-     "length(locale) > 35 OR locale !~ '^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$'"),
-    ("external_id", "must be 1 to 255 characters without control characters",
-     "length(external_id) > 255 OR external_id ~ '[[:cntrl:]]'"),
-    ("email", "the same email is on an earlier row",
-     "row_number > (SELECT min(o.row_number) FROM import_rows o"
-     " WHERE o.email = import_rows.email)"),
-)  # fmt: skip
+    (
+        "locale",
+        "must be a BCP 47 language tag such as en, fr or pt-BR",
+        "length(locale) > 35 OR locale !~ '^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$'",
+    ),
+    (
+        "external_id",
+        "must be 1 to 255 characters without control characters",
+        "length(external_id) > 255 OR external_id ~ '[[:cntrl:]]'",
+    ),
+    (
+        "email",
+        "the same email is on an earlier row",
+        "row_number > (SELECT min(o.row_number) FROM import_rows o"
+        " WHERE o.email = import_rows.email)",
+    ),
+)
 
 
 def check(conn: psycopg.Connection, now: datetime) -> None:
@@ -152,10 +188,8 @@ def match_users(conn: psycopg.Connection) -> None:
         execute(conn, statement)
 
 
-_COLUMNS = (
-    "external_id", "first_name", "last_name", "email", "timezone", "birthday_date",
-    "anniversary_date", "location_city", "location_country", "locale",
-)  # fmt: skip
+# The users columns an import writes: the staged fields, named alike.
+_COLUMNS = FIELDS
 _VALUES = (
     "r.external_id, r.first_name, r.last_name, r.email, r.timezone, r.birthday,"
     " r.anniversary, r.location_city, r.location_country, r.locale"

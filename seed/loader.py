@@ -45,7 +45,7 @@ def seed_database(
     message_names, message_types = zip(*MESSAGE_COLUMNS, strict=True)
     with conn.transaction():
         partitions.create_monthly(conn, 24, (now - timedelta(days=366)).date())
-        deferred = _drop_deferrable(conn) if count >= DEFER_INDEXES_FROM else []
+        deferred = drop_deferrable(conn) if count >= DEFER_INDEXES_FROM else []
         for start in range(0, count, BATCH_SIZE):
             batch = list(generator.users(min(BATCH_SIZE, count - start), start))
             users_done += copy_rows(conn, "users", user_names, (u.row() for u in batch), user_types)
@@ -57,7 +57,7 @@ def seed_database(
     return SeedResult(users=users_done, messages=messages_done)
 
 
-def _drop_deferrable(conn: psycopg.Connection) -> list[Callable[[], None]]:
+def drop_deferrable(conn: psycopg.Connection) -> list[Callable[[], None]]:
     """Drop non-unique indexes and foreign keys of the seeded tables for a bulk load.
 
     Returns the steps that put them back: each index is rebuilt once and each

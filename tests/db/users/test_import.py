@@ -130,11 +130,23 @@ def test_a_row_whose_external_id_no_user_has_links_the_user_with_its_email(clien
 
 def test_ndjson_is_read_line_by_line(client, db):
     lines = [
-        {"external_id": "HR-1", "first_name": "Ada", "last_name": "Lovelace",
-         "email": "ada@example.com", "timezone": "UTC", "birthday_date": "1990-12-10"},
-        {"external_id": "HR-2", "first_name": "Grace", "last_name": "Hopper",
-         "email": "grace@example.com", "timezone": "UTC", "anniversary_date": "1930-06-15"},
-    ]  # fmt: skip
+        {
+            "external_id": "HR-1",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "email": "ada@example.com",
+            "timezone": "UTC",
+            "birthday_date": "1990-12-10",
+        },
+        {
+            "external_id": "HR-2",
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "email": "grace@example.com",
+            "timezone": "UTC",
+            "anniversary_date": "1930-06-15",
+        },
+    ]
     body = "\n".join(json.dumps(line) for line in lines) + "\n"
 
     response = client.post("/users/import", data=body, content_type="application/x-ndjson")
