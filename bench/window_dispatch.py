@@ -170,7 +170,6 @@ def reset(url: str) -> None:
 class Run:
     seconds: float
     queued: int
-    until_first_queued: float  # seconds from the start to the first enqueue
 
 
 def dispatch_once(url: str, window: str) -> Run:
@@ -178,12 +177,10 @@ def dispatch_once(url: str, window: str) -> Run:
     settings = Settings.from_env({}, database_url=url, delivery_window=window)
     pool = create_pool(settings, "bench")
     pool.open(wait=True)
-    calls: list[float] = []
+    calls: list[int] = []
 
     def collect(message_id: int, occasion_date: date) -> None:
-        if not calls:
-            calls.append(time.perf_counter())
-        calls.append(0.0)
+        calls.append(message_id)
 
     try:
         started = time.perf_counter()
@@ -191,10 +188,9 @@ def dispatch_once(url: str, window: str) -> Run:
         seconds = time.perf_counter() - started
     finally:
         pool.close()
-    if result.queued != len(calls) - 1 or result.expired:
-        raise SystemExit(f"dispatch said {result}, enqueue was called {len(calls) - 1} times")
-    first = calls[0] - started if calls else seconds
-    return Run(seconds=seconds, queued=result.queued, until_first_queued=first)
+    if result.queued != len(calls) or result.expired:
+        raise SystemExit(f"dispatch said {result}, enqueue was called {len(calls)} times")
+    return Run(seconds=seconds, queued=result.queued)
 
 
 def _outcome(url: str) -> dict[tuple[str, str, datetime], int]:
@@ -261,11 +257,7 @@ def measure(url: str, users: int) -> list[Figure]:
                 raise SystemExit(f"window {window}: queued {run.queued}, not {expected[window]}")
             check(url, window, users, inside, outside)
             runs[window].append(run)
-            print(
-                f"  window {window}: {run.seconds:.2f} s, {run.queued:,} queued, first after"
-                f" {run.until_first_queued:.2f} s",
-                flush=True,
-            )
+            print(f"  window {window}: {run.seconds:.2f} s, {run.queued:,} queued", flush=True)
     reset(url)
     off = min(runs["off"], key=lambda run: run.seconds)
     on = min(runs[WINDOW], key=lambda run: run.seconds)
@@ -290,29 +282,6 @@ def measure(url: str, users: int) -> list[Figure]:
             target=1.2,
             note=f"{setup}; on ({WINDOW}): {deferred:,} moved to 08:00 local and"
             f" {on.queued:,} queued; off: all {off.queued:,} queued",
-        ),
-        Figure(
-            measure="dispatch with the window on, moving a greeting to its window vs queuing"
-            " one with it off",
-            command=command,
-            project=on.until_first_queued / deferred * 1e6,
-            baseline=off.seconds / off.queued * 1e6,
-            unit="µs/greeting",
-            better="lower",
-            note="project: the time until the first greeting was queued (expiry and every"
-            " batch of the deferral, plus one claim), per greeting moved; baseline: the off"
-            " run per greeting queued",
-        ),
-        Figure(
-            measure="dispatch, queuing a greeting with the window on vs off",
-            command=command,
-            project=(on.seconds - on.until_first_queued) / on.queued * 1e6,
-            baseline=off.seconds / off.queued * 1e6,
-            unit="µs/greeting",
-            better="lower",
-            note="project: the on run's time from its first greeting queued to the end (the"
-            " claims, which read each recipient's zone), per greeting queued; baseline: the"
-            " off run per greeting queued",
         ),
     ]
 

@@ -62,13 +62,9 @@ def dispatch_due(
     broker, bounded how fast a backlog reached the workers.
     """
     expired = expire_overdue(pool, now, settings)
-    deferred = defer_to_window(pool, now, settings)
-    window = settings.delivery_hours
-    queued = _claim_and_enqueue(
+    queued, deferred = _claim_and_enqueue(
         pool,
-        lambda conn, limit: message_lifecycle.claim_due(
-            conn, now, settings.max_lateness, limit, settings.queued_lease, window
-        ),
+        _due_claim(pool, now, settings),
         enqueue,
         settings.dispatch_batch_size,
         publishers=publishers,
@@ -83,21 +79,24 @@ def dispatch_due(
     return DispatchResult(queued=queued, expired=expired)
 
 
-def defer_to_window(pool: ConnectionPool, now: datetime, settings: Settings) -> int:
-    """Due greetings whose recipients are outside DELIVERY_WINDOW now wait for its next
-    opening (their next attempt moves there), in committed batches; how many moved."""
-    window = settings.delivery_hours
+def _due_claim(pool: ConnectionPool, now: datetime, settings: Settings) -> Claim:
+    """How dispatch takes due rows: all of them to the queue, or, with a DELIVERY_WINDOW,
+    those of recipients outside it to its next opening (`waits_until`, not published).
+    The zones' openings are computed once for the dispatch, not once per row."""
+    max_lateness, lease, window = (
+        settings.max_lateness,
+        settings.queued_lease,
+        settings.delivery_hours,
+    )
     if window is None:
-        return 0
-    total, after = 0, message_lifecycle.DEFER_START
-    while after is not None:
-        with transaction(pool) as conn:
-            batch = message_lifecycle.defer_to_window(
-                conn, now, settings.max_lateness, settings.dispatch_batch_size, window, after
-            )
-        total += batch.moved
-        after = batch.next_after
-    return total
+        return lambda conn, limit: message_lifecycle.claim_due(
+            conn, now, max_lateness, limit, lease
+        )
+    with transaction(pool) as conn:
+        openings = message_lifecycle.window_openings(conn, now, window)
+    return lambda conn, limit: message_lifecycle.claim_due_in_window(
+        conn, now, max_lateness, limit, lease, openings
+    )
 
 
 def expire_overdue(pool: ConnectionPool, now: datetime, settings: Settings) -> int:
@@ -137,19 +136,22 @@ def _claim_and_enqueue(
     note: str | None = None,
     at_most: int | None = None,
     publishers: Executor | None = None,
-) -> int:
+) -> tuple[int, int]:
     """Claim rows batch by batch, at most `at_most` in all (None: every one), each
-    batch committed before its ids are published."""
-    total = 0
+    batch committed before its ids are published; how many were published, and how
+    many the claim set to wait instead (a `waits_until`: outside the delivery window)."""
+    total = waiting = 0
     while at_most is None or total < at_most:
         limit = batch_size if at_most is None else min(batch_size, at_most - total)
         with transaction(pool) as conn:
             claimed = claim(conn, limit)
-        _publish(claimed, enqueue, note, publishers)
+        queued = [row for row in claimed if row.get("waits_until") is None]
+        _publish(queued, enqueue, note, publishers)
         total += len(claimed)
+        waiting += len(claimed) - len(queued)
         if len(claimed) < limit:
             break
-    return total
+    return total - waiting, waiting
 
 
 def _publish(
@@ -226,7 +228,7 @@ def _reclaim(
     publishers: Executor | None = None,
 ) -> int:
     """Queue again up to `at_most` (None: every) stale row in the statuses `which`."""
-    return _claim_and_enqueue(
+    requeued, _ = _claim_and_enqueue(
         pool,
         lambda conn, limit: message_lifecycle.reclaim_stale(
             conn, now, settings.queued_lease, settings.max_lateness, limit, which
@@ -237,3 +239,4 @@ def _reclaim(
         at_most=at_most,
         publishers=publishers,
     )
+    return requeued

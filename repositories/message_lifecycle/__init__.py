@@ -18,13 +18,13 @@ the pieces of SQL they share, sql_parts.py.
 from __future__ import annotations
 
 from repositories.message_lifecycle.dispatch import (
-    DEFER_START,
     claim_due,
+    claim_due_in_window,
     count_queued,
-    defer_to_window,
     expire_overdue,
     reclaim_stale,
     seconds_until_next_due,
+    window_openings,
 )
 from repositories.message_lifecycle.edits import (
     cancel_for_address,
@@ -42,15 +42,14 @@ from repositories.message_lifecycle.sends import (
 from repositories.message_lifecycle.sql_parts import RESPONSE_BODY_LIMIT
 
 __all__ = [
-    "DEFER_START",
     "RESPONSE_BODY_LIMIT",
     "SentAnswer",
     "cancel_for_address",
     "cancel_off_date",
     "cancel_pending",
     "claim_due",
+    "claim_due_in_window",
     "count_queued",
-    "defer_to_window",
     "expire_overdue",
     "make_due_again",
     "reclaim_stale",
@@ -59,4 +58,5 @@ __all__ = [
     "record_sent_many",
     "seconds_until_next_due",
     "start_sending_many",
+    "window_openings",
 ]

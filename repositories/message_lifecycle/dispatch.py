@@ -3,13 +3,13 @@ queue, stale ones queued again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
 
 import psycopg
-from psycopg import sql
+from psycopg.types.json import Jsonb
 
-from db.queries import fetch_all, fetch_one, fetch_scalar
+from db.queries import fetch_all, fetch_scalar
 from domain import statuses
 from domain.statuses import Status
 from repositories.message_lifecycle.sql_parts import (
@@ -50,18 +50,17 @@ def expire_overdue(
     return fetch_all(conn, _EXPIRE, params)
 
 
-_CLAIM_ANY = """
+_CLAIM = statement(
+    """
     WITH due AS (
-        SELECT m.id, m.occasion_date FROM message_logs m
-        {users}
-        WHERE m.status IN {waiting}
-          AND m.next_attempt_at <= %(now)s
-          AND COALESCE(m.lateness_from, m.scheduled_send_time)
+        SELECT id, occasion_date FROM message_logs
+        WHERE status IN {waiting}
+          AND next_attempt_at <= %(now)s
+          AND COALESCE(lateness_from, scheduled_send_time)
               >= %(now)s::timestamptz - %(max_lateness)s::interval
-          {in_window}
-        ORDER BY m.next_attempt_at
+        ORDER BY next_attempt_at
         LIMIT %(limit)s
-        FOR UPDATE OF m SKIP LOCKED
+        FOR UPDATE SKIP LOCKED
     )
     UPDATE message_logs m
     SET status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval,
@@ -70,116 +69,107 @@ _CLAIM_ANY = """
     WHERE m.id = due.id AND m.occasion_date = due.occasion_date AND m.status IN {waiting}
     RETURNING m.id, m.occasion_date, m.idempotency_key
     """
-# The user's zone, for the delivery window (a deleted user's row is claimed: the worker
-# cancels it).
-_USERS_AND_ZONES = sql.SQL(
-    "LEFT JOIN users u ON u.id = m.user_id LEFT JOIN time_zones z ON z.name = u.timezone"
 )
-_OPENING = sql.SQL(
-    "delivery_window_opening(%(now)s::timestamptz, z.compute_as, %(opens)s::time, %(closes)s::time)"
-)
-# Without a window (DELIVERY_WINDOW=off) the statement reads message_logs alone.
-_CLAIM = {
-    False: statement(_CLAIM_ANY, users=sql.SQL(""), in_window=sql.SQL("")),
-    True: statement(
-        _CLAIM_ANY,
-        users=_USERS_AND_ZONES,
-        in_window=sql.SQL("AND {} IS NULL").format(_OPENING),
-    ),
-}
-# One pass over the due rows in (next_attempt_at, id) order, a batch at a time from
-# where the last batch ended: each due row is read once per dispatch. (Picking "rows
-# outside the window" afresh for each batch read the rows inside it again every time:
-# quadratic, 6 minutes for a million due.) The rows inside are left for the claim.
-_DEFER = statement(
-    """
-    WITH scanned AS (
-        SELECT m.id, m.occasion_date, m.next_attempt_at, {opening} AS opens_at
-        FROM message_logs m
-        {users}
-        WHERE m.status IN {waiting}
-          AND m.next_attempt_at <= %(now)s
-          AND (m.next_attempt_at, m.id) > (%(after_at)s::timestamptz, %(after_id)s::bigint)
-          AND COALESCE(m.lateness_from, m.scheduled_send_time)
-              >= %(now)s::timestamptz - %(max_lateness)s::interval
-        ORDER BY m.next_attempt_at, m.id
-        LIMIT %(limit)s
-    ), moved AS (
-        UPDATE message_logs m
-        SET next_attempt_at = scanned.opens_at
-        FROM scanned
-        WHERE m.id = scanned.id AND m.occasion_date = scanned.occasion_date
-          AND scanned.opens_at IS NOT NULL AND m.status IN {waiting}
-        RETURNING m.id
-    ), last AS (
-        SELECT next_attempt_at, id FROM scanned ORDER BY next_attempt_at DESC, id DESC LIMIT 1
-    )
-    SELECT (SELECT count(*) FROM scanned) AS scanned, (SELECT count(*) FROM moved) AS moved,
-           (SELECT next_attempt_at FROM last) AS last_at, (SELECT id FROM last) AS last_id
-    """,
-    users=_USERS_AND_ZONES,
-    opening=_OPENING,
-)
-# Before every due row.
-DEFER_START = (datetime.min.replace(tzinfo=UTC), 0)
-
-
-@dataclass(frozen=True)
-class Deferral:
-    """What one batch of `defer_to_window` did: rows read, rows moved, and where the
-    next batch starts (None: the due rows are all read)."""
-
-    scanned: int
-    moved: int
-    next_after: tuple[datetime, int] | None
-
-
-def defer_to_window(
-    conn: psycopg.Connection,
-    now: datetime,
-    max_lateness: timedelta,
-    limit: int,
-    window: tuple[time, time],
-    after: tuple[datetime, int] = DEFER_START,
-) -> Deferral:
-    """Read up to `limit` due rows after `after` (next_attempt_at, id); those whose
-    recipient's local time is outside `window` (opens, closes) wait for its next
-    opening: their next_attempt_at moves there. One past its deadline by then stays
-    waiting and expires at the deadline."""
-    opens, closes = window
-    params = {
-        "now": now,
-        "max_lateness": max_lateness,
-        "limit": limit,
-        "opens": opens,
-        "closes": closes,
-        "after_at": after[0],
-        "after_id": after[1],
-    }
-    row = fetch_one(conn, _DEFER, params)
-    done = row["scanned"] < limit
-    return Deferral(
-        row["scanned"], row["moved"], None if done else (row["last_at"], row["last_id"])
-    )
 
 
 def claim_due(
+    conn: psycopg.Connection, now: datetime, max_lateness: timedelta, limit: int, lease: timedelta
+) -> list[dict]:
+    """Move up to `limit` due rows within their deadline to QUEUED (oldest first).
+
+    SKIP LOCKED lets several dispatchers run at once without waiting or colliding.
+    """
+    params = {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease}
+    return fetch_all(conn, _CLAIM, params)
+
+
+# Zones whose local time at `now` is outside the window, and its next opening there;
+# none computed when nothing is due (the EXISTS is read once, from the due index).
+_OPENINGS = statement(
+    """
+    SELECT name, opens_at
+    FROM (
+        SELECT name, delivery_window_opening(
+                   %(now)s::timestamptz, compute_as, %(opens)s::time, %(closes)s::time
+               ) AS opens_at
+        FROM time_zones
+        WHERE EXISTS (
+            SELECT FROM message_logs WHERE status IN {waiting} AND next_attempt_at <= %(now)s
+        )
+    ) AS zone
+    WHERE opens_at IS NOT NULL
+    """
+)
+
+
+def window_openings(
+    conn: psycopg.Connection, now: datetime, window: tuple[time, time]
+) -> dict[str, datetime]:
+    """Zone name -> the instant `window` (opens, closes) next opens there, for every
+    zone whose local time at `now` is outside it; empty when no greeting is due."""
+    opens, closes = window
+    rows = fetch_all(conn, _OPENINGS, {"now": now, "opens": opens, "closes": closes})
+    return {row["name"]: row["opens_at"] for row in rows}
+
+
+# The next due rows straight off the due index; those whose recipient is in a zone
+# outside the window move to its opening (waiting still), the others are QUEUED. A
+# deleted user's row is queued: the worker cancels it. Every row taken leaves the due
+# set, so each batch starts where the last one ended without a key to resume from.
+_CLAIM_IN_WINDOW = statement(
+    """
+    WITH due AS (
+        SELECT id, occasion_date, user_id FROM message_logs
+        WHERE status IN {waiting}
+          AND next_attempt_at <= %(now)s
+          AND COALESCE(lateness_from, scheduled_send_time)
+              >= %(now)s::timestamptz - %(max_lateness)s::interval
+        ORDER BY next_attempt_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ), placed AS MATERIALIZED (
+        SELECT id, occasion_date, (
+            %(openings)s::jsonb ->> (SELECT u.timezone FROM users u WHERE u.id = due.user_id)
+        )::timestamptz AS opens_at
+        FROM due
+    )
+    UPDATE message_logs m
+    SET status = CASE WHEN p.opens_at IS NULL THEN 'QUEUED' ELSE m.status END,
+        locked_until = CASE WHEN p.opens_at IS NULL
+                            THEN %(now)s::timestamptz + %(lease)s::interval END,
+        queued_at = CASE WHEN p.opens_at IS NULL THEN %(now)s ELSE m.queued_at END,
+        next_attempt_at = COALESCE(p.opens_at, m.next_attempt_at)
+    FROM placed p
+    WHERE m.id = p.id AND m.occasion_date = p.occasion_date AND m.status IN {waiting}
+    RETURNING m.id, m.occasion_date, m.idempotency_key, p.opens_at AS waits_until
+    """
+)
+
+
+def claim_due_in_window(
     conn: psycopg.Connection,
     now: datetime,
     max_lateness: timedelta,
     limit: int,
     lease: timedelta,
-    window: tuple[time, time] | None = None,
+    openings: Mapping[str, datetime],
 ) -> list[dict]:
-    """Move up to `limit` due rows within their deadline to QUEUED (oldest first); with
-    a delivery `window` (opens, closes), only those whose recipient's local time is in it.
+    """Take up to `limit` due rows within their deadline (oldest first): those whose
+    recipient's zone is in `openings` (outside the window: `window_openings`) wait for
+    its opening, their `waits_until`; the others are QUEUED (`waits_until` None).
 
-    SKIP LOCKED lets several dispatchers run at once without waiting or colliding.
+    One past its deadline by its opening stays waiting and expires at the deadline.
+    `openings` travel as one JSON object, looked up by zone name: a join with them as
+    a table was planned as a scan of all of them for every row.
     """
-    params = {"now": now, "max_lateness": max_lateness, "limit": limit, "lease": lease}
-    opens, closes = window or (None, None)
-    statement_ = _CLAIM[window is not None]
-    return fetch_all(conn, statement_, {**params, "opens": opens, "closes": closes})
+    params = {
+        "now": now,
+        "max_lateness": max_lateness,
+        "limit": limit,
+        "lease": lease,
+        "openings": Jsonb({zone: at.isoformat() for zone, at in openings.items()}),
+    }
+    return fetch_all(conn, _CLAIM_IN_WINDOW, params)
 
 
 _NEXT_DUE = statement(
@@ -256,7 +246,3 @@ def reclaim_stale(
 def count_queued(conn: psycopg.Connection) -> int:
     """Greetings handed to the queue and not yet taken by a worker (any lease)."""
     return fetch_scalar(conn, "SELECT count(*) FROM message_logs WHERE status = 'QUEUED'")
-
-
-# Whether greeting m (joined to its user u) still falls on its date: the user still has
-# its occasion, celebrated on m.occasion_date (repositories/occasion_sql.py).

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from config import Settings
 from delivery import attempts as delivery
 from delivery import dispatch
+from repositories import message_lifecycle
 from tests import factories
 
 
@@ -223,3 +225,39 @@ def test_batches_read_every_due_greeting_once_inside_and_outside_mixed(db, pool,
     assert sorted(queued) == sorted(g["id"] for g in inside)
     opening = local(TOKYO, 2026, 12, 8, 8, 0)
     assert {state(db, g)["next_attempt_at"] for g in outside} == {opening}
+
+
+def test_a_due_greeting_another_transaction_holds_is_left_and_dispatch_still_ends(db, pool, db_url):
+    # Given two batches' worth of due greetings, outside and inside, one of them locked
+    settings = settings_for(db_url, batch="2")
+    now = local(TOKYO, 2026, 12, 7, 23, 0)
+    outside = [waiting_greeting(db, TOKYO, DAY, due=now) for _ in range(3)]
+    inside = [waiting_greeting(db, "America/New_York", DAY, due=now) for _ in range(2)]
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM message_logs WHERE id = %s FOR UPDATE", (outside[0]["id"],))
+
+        # When dispatch runs while it is held
+        queued = dispatch_at(pool, settings, now)
+
+    # Then the others are handled, and the held one is still due for the next dispatch
+    assert sorted(queued) == sorted(g["id"] for g in inside)
+    opening = local(TOKYO, 2026, 12, 8, 8, 0)
+    assert [state(db, g)["next_attempt_at"] for g in outside[1:]] == [opening, opening]
+    assert state(db, outside[0])["next_attempt_at"] == now
+    assert dispatch_at(pool, settings, now) == []
+    assert state(db, outside[0])["next_attempt_at"] == opening
+
+
+def test_the_zones_openings_are_read_once_and_only_when_a_greeting_is_due(db, pool, db_url):
+    window = settings_for(db_url).delivery_hours
+    now = local(TOKYO, 2026, 12, 7, 23, 0)
+    assert message_lifecycle.window_openings(db, now, window) == {}
+
+    waiting_greeting(db, TOKYO, DAY, due=now)
+    openings = message_lifecycle.window_openings(db, now, window)
+
+    # 23:00 in Tokyo and 02:00 at UTC+12: outside, opening at 08:00 local; 09:00 in
+    # New York: inside, absent
+    assert openings[TOKYO] == local(TOKYO, 2026, 12, 8, 8, 0)
+    assert openings["Etc/GMT-12"] == datetime(2026, 12, 7, 20, 0, tzinfo=UTC)
+    assert "America/New_York" not in openings
