@@ -62,9 +62,9 @@ def import_users(
     if repeated is not None:
         raise RepeatedExternalId(repeated)
     user_imports.match_users(conn)
-    errors, error_count = user_imports.errors(conn, ERROR_LIMIT)
     with conn.transaction(force_rollback=dry_run):
         created, updated, unchanged, deleted = _apply(conn, now, send_time, delete_missing)
+        errors, error_count = user_imports.errors(conn, ERROR_LIMIT)
     return ImportResult(created, updated, unchanged, deleted, error_count, errors, dry_run)
 
 
@@ -75,10 +75,9 @@ def _apply(
     created = user_imports.insert_new(conn)
     planning.plan_users(conn, created, now, send_time)
     updated = user_imports.update_changed(conn)
-    for row in updated:
-        if row["replan"]:
-            planning.replan_user(conn, row["id"], now, send_time)
+    moved = [row["id"] for row in updated if row["replan"]]
+    planning.replan_users(conn, moved, now, send_time)
     deleted = user_imports.delete_missing(conn) if delete_missing else []
-    for user_id in deleted:
-        planning.cancel_user(conn, user_id)
+    if deleted:
+        planning.cancel_users(conn, deleted)
     return len(created), len(updated), matched - len(updated), len(deleted)

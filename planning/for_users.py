@@ -32,6 +32,13 @@ def plan_after_finished(
 
 
 def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time) -> int:
+    """After a change of a user's zone, dates or name: `replan_users` for one."""
+    return replan_users(conn, [user_id], now, send_time)
+
+
+def replan_users(
+    conn: psycopg.Connection, user_ids: list[UUID], now: datetime, send_time: time
+) -> int:
     """After a change of zone, dates or name: replace what the change moved, keep the rest.
 
     A greeting not yet in a worker's hands whose occasion no longer falls on its date
@@ -41,12 +48,14 @@ def replan_user(conn: psycopg.Connection, user_id: UUID, now: datetime, send_tim
     due (overdue, retrying, queued) keeps its instant and deadline: it is still owed.
     Then what is missing (a new date, a new occasion) is planned; how many were.
     """
-    message_lifecycle.cancel_off_date(conn, user_id, reason="user changed before the send")
-    planned_changes.move_not_yet_due(conn, user_id, now, send_time)
-    planned_changes.rename_unsent(conn, user_id)
-    return occurrences.plan_next_occurrences(conn, now, send_time, user_ids=[user_id])
+    if not user_ids:
+        return 0
+    message_lifecycle.cancel_off_date(conn, user_ids, reason="user changed before the send")
+    planned_changes.move_not_yet_due(conn, user_ids, now, send_time)
+    planned_changes.rename_unsent(conn, user_ids)
+    return plan_users(conn, user_ids, now, send_time)
 
 
-def cancel_user(conn: psycopg.Connection, user_id: UUID) -> int:
-    """A deleted user gets no more greetings."""
-    return message_lifecycle.cancel_pending(conn, user_id, reason="user deleted")
+def cancel_users(conn: psycopg.Connection, user_ids: list[UUID]) -> int:
+    """Deleted users get no more greetings."""
+    return message_lifecycle.cancel_pending(conn, user_ids, reason="user deleted")

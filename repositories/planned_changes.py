@@ -5,6 +5,7 @@ worker holds yet). Nothing here changes a status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time
 from functools import cache
 from uuid import UUID
@@ -56,7 +57,8 @@ FROM (
     FROM message_logs p
     JOIN users u ON u.id = p.user_id
     JOIN time_zones z ON z.name = u.timezone
-    WHERE p.user_id = %(user_id)s AND p.status = 'SCHEDULED' AND p.lateness_from IS NULL
+    WHERE p.user_id = ANY(%(user_ids)s::uuid[])
+      AND p.status = 'SCHEDULED' AND p.lateness_from IS NULL
       AND p.scheduled_send_time > %(now)s
 ) AS t
 WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'SCHEDULED'
@@ -65,10 +67,10 @@ WHERE m.id = t.id AND m.occasion_date = t.occasion_date AND m.status = 'SCHEDULE
 
 
 def move_not_yet_due(
-    conn: psycopg.Connection, user_id: UUID, now: datetime, send_time: time
+    conn: psycopg.Connection, user_ids: Sequence[UUID], now: datetime, send_time: time
 ) -> int:
-    """Move a user's greetings not yet due to `send_time` local in their zone; how many."""
-    params = {"user_id": user_id, "now": now, "send_time": send_time}
+    """Move the users' greetings not yet due to `send_time` local in their zone; how many."""
+    params = {"user_ids": list(user_ids), "now": now, "send_time": send_time}
     return execute(conn, _MOVE_NOT_YET_DUE, params)
 
 
@@ -78,7 +80,7 @@ _RENAME_UNSENT = """
 UPDATE message_logs m
 SET message_content = {text}
 FROM users u
-WHERE u.id = %(user_id)s AND m.user_id = u.id AND m.status IN {cancellable}
+WHERE u.id = ANY(%(user_ids)s::uuid[]) AND m.user_id = u.id AND m.status IN {cancellable}
   AND m.message_content IS DISTINCT FROM {text}
 """
 
@@ -97,6 +99,8 @@ def _rename_unsent(occasions: Occasions) -> str:
     )
 
 
-def rename_unsent(conn: psycopg.Connection, user_id: UUID, occasions: Occasions = OCCASIONS) -> int:
-    """Give a user's greetings not yet taken by a worker their current name; how many."""
-    return execute(conn, _rename_unsent(occasions), {"user_id": user_id})
+def rename_unsent(
+    conn: psycopg.Connection, user_ids: Sequence[UUID], occasions: Occasions = OCCASIONS
+) -> int:
+    """Give the users' greetings not yet taken by a worker their current name; how many."""
+    return execute(conn, _rename_unsent(occasions), {"user_ids": list(user_ids)})

@@ -199,20 +199,51 @@ _ROW_PLANNING = "(r.first_name, r.last_name, r.timezone, r.birthday, r.anniversa
 
 # Column lists written from this module's constants; every value is bound or read from
 # the staging table.
+# A user created by someone else (the API) since the rows were matched makes the
+# insert of its row conflict: that row is left out, then reported. The inserted rows
+# take their user's id.
 _INSERT = f"""
-INSERT INTO users ({", ".join(_COLUMNS)})
-SELECT {_VALUES} FROM import_rows r
-WHERE r.error_field IS NULL AND r.user_id IS NULL
-ORDER BY r.row_number
-RETURNING id
+WITH inserted AS (
+    INSERT INTO users ({", ".join(_COLUMNS)})
+    SELECT {_VALUES} FROM import_rows r
+    WHERE r.error_field IS NULL AND r.user_id IS NULL
+    ORDER BY r.row_number
+    ON CONFLICT DO NOTHING
+    RETURNING id, email
+), placed AS (
+    UPDATE import_rows r SET user_id = i.id
+    FROM inserted i
+    WHERE r.email = i.email AND r.error_field IS NULL AND r.user_id IS NULL
+)
+SELECT id FROM inserted
 """  # noqa: S608
+_TAKEN_MEANWHILE = """
+UPDATE import_rows r
+SET (error_field, error_message) = (
+    SELECT CASE WHEN taken THEN 'external_id' ELSE 'email' END,
+           CASE WHEN taken THEN 'another live user has this external_id'
+                ELSE 'another live user has this email' END
+    FROM (SELECT EXISTS (SELECT 1 FROM users u
+                         WHERE u.external_id = r.external_id AND u.deleted_at IS NULL)
+          AS taken) AS t)
+WHERE r.error_field IS NULL AND r.user_id IS NULL
+"""
+# The users a row changes are locked first: a row another transaction changed since
+# this statement began is read again as it is now (READ COMMITTED), both for the test
+# "does the row differ" and for "did what planning reads change"; a user deleted
+# meanwhile is left alone. Rows that match their user are neither locked nor written.
+_DIFFERS = f"({', '.join('u.' + c for c in _COLUMNS)}) IS DISTINCT FROM ({_VALUES})"
 _UPDATE = f"""
+WITH locked AS (
+    SELECT u.id, {_PLANNING} AS planning
+    FROM users u JOIN import_rows r ON r.user_id = u.id
+    WHERE r.error_field IS NULL AND u.deleted_at IS NULL AND {_DIFFERS}
+    FOR UPDATE OF u
+)
 UPDATE users u SET ({", ".join(_COLUMNS)}) = ({_VALUES})
-FROM import_rows r
-WHERE r.error_field IS NULL AND r.user_id = u.id
-  AND ({", ".join("u." + c for c in _COLUMNS)}) IS DISTINCT FROM ({_VALUES})
-RETURNING u.id, (SELECT {_PLANNING} FROM users u WHERE u.id = r.user_id)
-                IS DISTINCT FROM {_ROW_PLANNING} AS replan
+FROM import_rows r JOIN locked l ON l.id = r.user_id
+WHERE r.error_field IS NULL AND r.user_id = u.id AND u.deleted_at IS NULL AND {_DIFFERS}
+RETURNING u.id, l.planning IS DISTINCT FROM {_ROW_PLANNING} AS replan
 """  # noqa: S608
 _UNCHANGED = """
 SELECT count(*) AS n FROM import_rows r
@@ -221,8 +252,11 @@ WHERE r.error_field IS NULL AND r.user_id IS NOT NULL
 
 
 def insert_new(conn: psycopg.Connection) -> list:
-    """Valid rows of no live user become users; their ids."""
-    return [row["id"] for row in fetch_all(conn, _INSERT)]
+    """Valid rows of no live user become users; their ids. A row whose email or
+    external_id a user created meanwhile has is not inserted but reported."""
+    created = [row["id"] for row in fetch_all(conn, _INSERT)]
+    execute(conn, _TAKEN_MEANWHILE)
+    return created
 
 
 def update_changed(conn: psycopg.Connection) -> list[dict]:

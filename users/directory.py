@@ -78,7 +78,7 @@ def unsubscribe(conn: psycopg.Connection, user_id: UUID, occasions: list[str] | 
     chosen = list(OCCASIONS.types) if occasions is None else occasions
     opted_out = sorted(set(user["unsubscribed"]) | set(chosen))
     after = users.set_unsubscribed(conn, user_id, opted_out)
-    message_lifecycle.cancel_off_date(conn, user_id, "unsubscribed")
+    message_lifecycle.cancel_off_date(conn, [user_id], "unsubscribed")
     return after
 
 
@@ -100,7 +100,7 @@ def resubscribe(
 def delete_user(conn: psycopg.Connection, user_id: UUID) -> None:
     """Soft-delete a live user and cancel their pending greetings; the email becomes free."""
     users.soft_delete(conn, user_id)
-    planning.cancel_user(conn, user_id)
+    planning.cancel_users(conn, [user_id])
 
 
 def get_user(conn: psycopg.Connection, user_id: UUID) -> dict:

@@ -3,6 +3,7 @@ greetings, an operator makes a failed or expired one due again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -19,14 +20,14 @@ _CANCEL = statement(
     """
     UPDATE message_logs
     SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
-    WHERE user_id = %(user_id)s AND status IN {cancellable}
+    WHERE user_id = ANY(%(user_ids)s::uuid[]) AND status IN {cancellable}
     """
 )
 
 
-def cancel_pending(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
-    """Cancel a user's greetings that no worker holds yet; returns how many."""
-    return execute(conn, _CANCEL, {"user_id": user_id, "reason": reason})
+def cancel_pending(conn: psycopg.Connection, user_ids: Sequence[UUID], reason: str) -> int:
+    """Cancel the users' greetings that no worker holds yet; returns how many."""
+    return execute(conn, _CANCEL, {"user_ids": list(user_ids), "reason": reason})
 
 
 _CANCEL_FOR_ADDRESS = statement(
@@ -51,20 +52,20 @@ _CANCEL_OFF_DATE = statement(
     UPDATE message_logs m
     SET status = 'CANCELLED', error_message = %(reason)s, locked_until = NULL
     FROM users u
-    WHERE u.id = %(user_id)s AND m.user_id = u.id AND m.status IN {cancellable}
+    WHERE u.id = ANY(%(user_ids)s::uuid[]) AND m.user_id = u.id AND m.status IN {cancellable}
       AND NOT ({still_on_its_date})
     """,
     still_on_its_date=STILL_ON_ITS_DATE,
 )
 
 
-def cancel_off_date(conn: psycopg.Connection, user_id: UUID, reason: str) -> int:
-    """Cancel a user's greetings, not yet in a worker's hands, whose occasion no longer
+def cancel_off_date(conn: psycopg.Connection, user_ids: Sequence[UUID], reason: str) -> int:
+    """Cancel the users' greetings, not yet in a worker's hands, whose occasion no longer
     falls on their date (the date changed, or the occasion was removed); how many.
 
     Greetings whose occasion still falls on their date are left alone, owed or not.
     """
-    return execute(conn, _CANCEL_OFF_DATE, {"user_id": user_id, "reason": reason})
+    return execute(conn, _CANCEL_OFF_DATE, {"user_ids": list(user_ids), "reason": reason})
 
 
 _MAKE_DUE_AGAIN = statement(
