@@ -17,6 +17,7 @@ import api
 from api import auth, docs, resources
 from api.errors import JsonErrorApi
 from commands import database as db_commands
+from commands import users as user_commands
 from config import Settings
 from db.pool import create_pool
 from log_setup import configure_logging
@@ -64,6 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register(app, JsonErrorApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDocPlugin()]}))
     web = resources.resources_of(app)
     db_commands.init_app(app, db_commands.CommandResources(web.settings, web.pool, web.migrations))
+    user_commands.init_app(app, user_commands.UserCommandResources(web.settings, web.pool))
     return app
 
 

@@ -95,6 +95,9 @@ class Settings:
     # POST /users/import: its own limits (the body is streamed, never held whole).
     import_max_rows: int = 1_000_000
     import_max_bytes: int = 512 * 1024 * 1024
+    # How long each statement of an import may run (the COPY of a body lasts as long as
+    # its upload); DB_STATEMENT_TIMEOUT_MS bounds every other statement.
+    import_timeout: timedelta = timedelta(minutes=30)
     idempotency_key_retention: timedelta = timedelta(hours=24)
     idempotency_stale_after: timedelta = timedelta(seconds=60)
     # Read here only to check IDEMPOTENCY_STALE_AFTER against it; deploy/gunicorn.conf.py
@@ -221,6 +224,10 @@ class Settings:
             raise ConfigError("MAX_REQUEST_BYTES must be >= 1024")
         if self.import_max_rows < 1 or self.import_max_bytes < 1024:
             raise ConfigError("IMPORT_MAX_ROWS must be >= 1 and IMPORT_MAX_BYTES >= 1024")
+        if self.import_timeout <= timedelta(0):
+            raise ConfigError(
+                f"IMPORT_TIMEOUT must be a duration above 0, got {self.import_timeout}"
+            )
         if self.idempotency_key_retention <= timedelta(0):
             raise ConfigError("IDEMPOTENCY_KEY_RETENTION must be > 0")
         self._validate_tokens()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from uuid import UUID
 
 from flask import jsonify, request, url_for
 from flask.views import MethodView
-from flask_smorest import abort
 
-from api import paging, resources
+from api import idempotency_key, paging, resources
 from api.paging import Blueprint
 from api.resources import current_pool
 from api.schemas import (
@@ -32,30 +30,11 @@ blp = Blueprint(
     description="People who receive greetings: their time zone, birthday and anniversary.",
 )
 MAX_PAGE_SIZE = 100
-# The IETF Idempotency-Key draft makes the key a structured-field string: printable
-# ASCII. Anything else (a NUL, which PostgreSQL cannot store in text, control
-# characters, non-ASCII) is refused by name rather than stored.
-_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _user_schema = UserSchema()
 # Instances, not classes: given a class, webargs builds (and deep-copies the fields of)
 # a new schema on every request. The OpenAPI document is the same either way.
 _user_input_schema = UserInputSchema()
 _user_list_args_schema = UserListArgsSchema()
-
-
-def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        abort(
-            422,
-            errors={
-                "headers": {"Idempotency-Key": ["must be 1 to 255 printable ASCII characters"]}
-            },
-            message="The Idempotency-Key header is invalid.",
-        )
-    return key
 
 
 def _clock_and_send_time():
@@ -112,27 +91,10 @@ class Users(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": "Idempotency-Key",
-                "required": False,
-                "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 255,
-                    "pattern": "^[\\x20-\\x7e]+$",
-                },
-                "description": "Repeat a request safely: the same key and body replay the "
-                "first response (header Idempotent-Replayed: true); another body is 422; "
-                "a repeat while the first is running is 409.",
-            }
-        ],
-    )
+    @blp.doc(parameters=[idempotency_key.PARAMETER])
     def post(self, data):
         """Create a user; 409 when a live user has the email."""
-        key = _idempotency_key()
+        key = idempotency_key.from_request()
         pool = current_pool()
 
         settings = resources.current_settings()

@@ -6,7 +6,8 @@
 Each figure runs on scratch resources of its own (database, RabbitMQ vhost, Redis db,
 ports) that are removed at the end. The planning benchmark's database (users seeded,
 every next occurrence planned) is the one the API benchmark then reads. The delivery
-window's dispatch figures come last, on a database of their own with --users users.
+window's dispatch figures, then the import's, come last, each on a database of its own
+with --users users.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import api_reads, e2e_sends, on_time, plan_all, smtp_sends, spike, window_dispatch
+from bench import (
+    api_reads,
+    e2e_sends,
+    on_time,
+    plan_all,
+    smtp_sends,
+    spike,
+    user_import,
+    window_dispatch,
+)
 from bench.common import SERVER, scratch_database
 from bench.report import Figure, machine, write_results
 from planning import all_users as planning
@@ -34,6 +44,13 @@ def _planning_and_api(users: int, seconds: int) -> list[Figure]:
 def _window_dispatch(users: int) -> list[Figure]:
     with scratch_database() as url:
         figures = window_dispatch.measure(url, users)
+        _show(figures)
+        return figures
+
+
+def _user_import(users: int) -> list[Figure]:
+    with scratch_database() as url:
+        figures = user_import.measure(url, users)
         _show(figures)
         return figures
 
@@ -64,6 +81,7 @@ def main() -> None:
     _show(spiked)
     figures = sends + over_smtp + punctual + spiked + _planning_and_api(args.users, args.seconds)
     figures += _window_dispatch(args.users)
+    figures += _user_import(args.users)
     command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
     write_results(args.output, figures, machine(f"{SERVER}/postgres"), command)
     print(f"wrote {args.output}")

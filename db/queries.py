@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -158,3 +159,10 @@ def copy_rows(
             copy.write_row(row)
             count += 1
     return count
+
+
+def set_statement_timeout(conn: psycopg.Connection, timeout: timedelta) -> None:
+    """Let each statement of the current transaction run for up to `timeout` (the
+    pool's connections are opened with DB_STATEMENT_TIMEOUT_MS); ends with it."""
+    milliseconds = str(max(1, int(timeout.total_seconds() * 1000)))
+    conn.execute("SELECT set_config('statement_timeout', %s, true)", (milliseconds,))

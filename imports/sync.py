@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import psycopg
 
+from db.queries import set_statement_timeout
 from errors import InvalidField
 from planning import for_users as planning
 from repositories import user_imports
 
 ERROR_LIMIT = 1000
+# Users planned, re-planned or cancelled per statement.
+PLAN_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,13 @@ def import_users(
     *,
     dry_run: bool = False,
     delete_missing: bool = False,
+    timeout: timedelta | None = None,
 ) -> ImportResult:
-    """Apply `rows` (imports.rows' FIELDS-ordered tuples) to the users; the counts."""
+    """Apply `rows` (imports.rows' FIELDS-ordered tuples) to the users; the counts.
+    `timeout` (IMPORT_TIMEOUT) bounds each of the import's statements instead of the
+    connection's statement timeout."""
+    if timeout is not None:
+        set_statement_timeout(conn, timeout)
     user_imports.stage(conn, rows)
     user_imports.check(conn, now)
     repeated = user_imports.repeated_external_id(conn)
@@ -73,11 +81,12 @@ def _apply(
 ) -> tuple[int, int, int, int]:
     matched = user_imports.matched_count(conn)
     created = user_imports.insert_new(conn)
-    planning.plan_users(conn, created, now, send_time)
     updated = user_imports.update_changed(conn)
-    moved = [row["id"] for row in updated if row["replan"]]
-    planning.replan_users(conn, moved, now, send_time)
-    deleted = user_imports.delete_missing(conn) if delete_missing else []
-    if deleted:
-        planning.cancel_users(conn, deleted)
-    return len(created), len(updated), matched - len(updated), len(deleted)
+    deleted = user_imports.delete_missing(conn) if delete_missing else 0
+    for users in user_imports.users_with_outcome(conn, "created", PLAN_BATCH):
+        planning.plan_users(conn, users, now, send_time)
+    for users in user_imports.users_with_outcome(conn, "replanned", PLAN_BATCH):
+        planning.replan_users(conn, users, now, send_time)
+    for users in user_imports.users_with_outcome(conn, "deleted", PLAN_BATCH):
+        planning.cancel_users(conn, users)
+    return created, updated, matched - updated, deleted

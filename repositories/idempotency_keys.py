@@ -69,14 +69,25 @@ def claim(
 
 
 def complete(
-    conn: psycopg.Connection, scope: str, key: str, claimed_at: datetime, status: int, body: Any
+    conn: psycopg.Connection,
+    scope: str,
+    key: str,
+    claimed_at: datetime,
+    status: int,
+    body: Any,
+    fingerprint: str | None = None,
 ) -> bool:
-    """Store the result of this caller's claim; False if the claim is gone or was taken over."""
+    """Store the result of this caller's claim; False if the claim is gone or was taken over.
+
+    `fingerprint`, when given, replaces the claim's: for a request whose fingerprint is
+    known only once its body has been read (a streamed import).
+    """
     updated = execute(
         conn,
         """
         UPDATE idempotency_keys
-        SET response_status = %(status)s, response_body = %(body)s, completed_at = now()
+        SET response_status = %(status)s, response_body = %(body)s, completed_at = now(),
+            request_fingerprint = COALESCE(%(fingerprint)s, request_fingerprint)
         WHERE scope = %(scope)s AND key = %(key)s AND response_status IS NULL
           AND created_at = %(claimed_at)s
         """,
@@ -86,6 +97,7 @@ def complete(
             "claimed_at": claimed_at,
             "status": status,
             "body": Jsonb(body),
+            "fingerprint": fingerprint,
         },
     )
     return updated == 1

@@ -138,6 +138,10 @@ def _plan_statement(
     """The text of _PLAN for one shape of bounds, rendered once: psycopg then reuses
     its parsed form (the one-user statement runs on every user write and every send)."""
     user_ids = {"all": None, "one": [None], "many": []}[users]
+    # The subqueries find a user's rows by u.id already. Repeating a list of users there
+    # tested each row against the whole list (a generic plan cannot hash the array):
+    # quadratic, 4.7 s instead of 0.2 s for the 500 users of an expiry batch.
+    correlated = None if users == "many" else user_ids
     id_after = "after" if has_after else None
     id_upto = "upto" if has_upto else None
     return (
@@ -150,8 +154,8 @@ def _plan_statement(
             pending=status_list(statuses.PENDING),
             finished=not_by_index(sql.SQL("f.status IN {}").format(status_list(statuses.FINISHED))),
             users=_user_bounds("u.id", user_ids, id_after, id_upto),
-            pending_users=_user_bounds("p.user_id", user_ids, id_after, id_upto),
-            finished_users=_user_bounds("f.user_id", user_ids, id_after, id_upto),
+            pending_users=_user_bounds("p.user_id", correlated, id_after, id_upto),
+            finished_users=_user_bounds("f.user_id", correlated, id_after, id_upto),
         )
         .as_string()
     )

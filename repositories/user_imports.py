@@ -8,8 +8,9 @@ UPDATE … FROM; users whose row did not change are not touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -37,7 +38,8 @@ CREATE TEMPORARY TABLE import_rows (
     locale text,
     birthday date, anniversary date,
     error_field text, error_message text,
-    user_id uuid
+    user_id uuid,
+    outcome text  -- what applying the row did: created, updated, replanned
 ) ON COMMIT DROP
 """
 _COPY = "COPY import_rows (row_number, {}) FROM STDIN".format(", ".join(FIELDS))
@@ -132,8 +134,9 @@ _RULES = (
     (
         "email",
         "the same email is on an earlier row",
-        "row_number > (SELECT min(o.row_number) FROM import_rows o"
-        " WHERE o.email = import_rows.email)",
+        "row_number IN (SELECT row_number FROM (SELECT row_number, row_number() OVER"
+        " (PARTITION BY email ORDER BY row_number) AS nth FROM import_rows) AS o"
+        " WHERE nth > 1)",
     ),
 )
 
@@ -211,11 +214,11 @@ WITH inserted AS (
     ON CONFLICT DO NOTHING
     RETURNING id, email
 ), placed AS (
-    UPDATE import_rows r SET user_id = i.id
+    UPDATE import_rows r SET user_id = i.id, outcome = 'created'
     FROM inserted i
     WHERE r.email = i.email AND r.error_field IS NULL AND r.user_id IS NULL
 )
-SELECT id FROM inserted
+SELECT count(*) AS n FROM inserted
 """  # noqa: S608
 _TAKEN_MEANWHILE = """
 UPDATE import_rows r
@@ -239,11 +242,17 @@ WITH locked AS (
     FROM users u JOIN import_rows r ON r.user_id = u.id
     WHERE r.error_field IS NULL AND u.deleted_at IS NULL AND {_DIFFERS}
     FOR UPDATE OF u
+), changed AS (
+    UPDATE users u SET ({", ".join(_COLUMNS)}) = ({_VALUES})
+    FROM import_rows r JOIN locked l ON l.id = r.user_id
+    WHERE r.error_field IS NULL AND r.user_id = u.id AND u.deleted_at IS NULL AND {_DIFFERS}
+    RETURNING u.id, l.planning IS DISTINCT FROM {_ROW_PLANNING} AS replan
+), marked AS (
+    UPDATE import_rows r
+    SET outcome = CASE WHEN c.replan THEN 'replanned' ELSE 'updated' END
+    FROM changed c WHERE r.user_id = c.id
 )
-UPDATE users u SET ({", ".join(_COLUMNS)}) = ({_VALUES})
-FROM import_rows r JOIN locked l ON l.id = r.user_id
-WHERE r.error_field IS NULL AND r.user_id = u.id AND u.deleted_at IS NULL AND {_DIFFERS}
-RETURNING u.id, l.planning IS DISTINCT FROM {_ROW_PLANNING} AS replan
+SELECT count(*) AS n FROM changed
 """  # noqa: S608
 _UNCHANGED = """
 SELECT count(*) AS n FROM import_rows r
@@ -251,18 +260,33 @@ WHERE r.error_field IS NULL AND r.user_id IS NOT NULL
 """
 
 
-def insert_new(conn: psycopg.Connection) -> list:
-    """Valid rows of no live user become users; their ids. A row whose email or
-    external_id a user created meanwhile has is not inserted but reported."""
-    created = [row["id"] for row in fetch_all(conn, _INSERT)]
+def insert_new(conn: psycopg.Connection) -> int:
+    """Valid rows of no live user become users (outcome `created`); how many. A row
+    whose email or external_id a user created meanwhile has is not inserted but
+    reported."""
+    created = fetch_one(conn, _INSERT)["n"]
     execute(conn, _TAKEN_MEANWHILE)
     return created
 
 
-def update_changed(conn: psycopg.Connection) -> list[dict]:
-    """Live users whose valid row differs take its values; (id, replan) of each, replan
-    saying whether a name, the zone or a date changed."""
-    return fetch_all(conn, _UPDATE)
+def update_changed(conn: psycopg.Connection) -> int:
+    """Live users whose valid row differs take its values; how many. Their rows'
+    outcome: `replanned` when a name, the zone or a date changed, else `updated`."""
+    return fetch_one(conn, _UPDATE)["n"]
+
+
+def users_with_outcome(
+    conn: psycopg.Connection, outcome: str, batch_size: int
+) -> Iterator[list[UUID]]:
+    """The ids of the users whose rows had `outcome`, `batch_size` at a time (read with
+    a server-side cursor: a million ids are never held at once)."""
+    with conn.cursor(name=f"import_{outcome}") as cursor:
+        cursor.execute(
+            "SELECT user_id FROM import_rows WHERE outcome = %(outcome)s ORDER BY user_id",
+            {"outcome": outcome},
+        )
+        while batch := cursor.fetchmany(batch_size):
+            yield [row["user_id"] for row in batch]
 
 
 def matched_count(conn: psycopg.Connection) -> int:
@@ -270,16 +294,21 @@ def matched_count(conn: psycopg.Connection) -> int:
 
 
 _DELETE_MISSING = """
-UPDATE users u SET deleted_at = now()
-WHERE u.deleted_at IS NULL AND u.external_id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM import_rows r WHERE r.external_id = u.external_id)
-RETURNING u.id
+WITH deleted AS (
+    UPDATE users u SET deleted_at = now()
+    WHERE u.deleted_at IS NULL AND u.external_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM import_rows r WHERE r.external_id = u.external_id)
+    RETURNING u.id
+)
+INSERT INTO import_rows (row_number, user_id, outcome)
+SELECT 0, id, 'deleted' FROM deleted
 """
 
 
-def delete_missing(conn: psycopg.Connection) -> list:
-    """Live users with an external_id no row names are deleted; their ids."""
-    return [row["id"] for row in fetch_all(conn, _DELETE_MISSING)]
+def delete_missing(conn: psycopg.Connection) -> int:
+    """Live users with an external_id no row names are deleted; how many. Each is
+    recorded as a row numbered 0 with the outcome `deleted` (no row of the file)."""
+    return execute(conn, _DELETE_MISSING)
 
 
 def errors(conn: psycopg.Connection, limit: int) -> tuple[list[dict], int]:

@@ -22,6 +22,7 @@ import pytest
 from api.resources import resources_of
 from app import create_app
 from commands.database import db_group
+from commands.users import users_group
 from provider.app import create_app as create_provider
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,9 +113,10 @@ def _check(words: list[str], url_maps) -> None:
         # `--app wsgi`, or none: the flask command finds wsgi.py in the project's folder.
         if args[:2] == ["--app", "wsgi"]:
             args = args[2:]
-        assert args[:1] == ["db"], f"the only flask commands are db's: {words}"
+        groups = {"db": db_group, "users": users_group}
+        assert args[:1] and args[0] in groups, f"the flask command groups are {groups}: {words}"
         subcommand = next((a for a in args[1:] if not a.startswith("-")), None)
-        assert subcommand is None or subcommand in db_group.commands, subcommand
+        assert subcommand is None or subcommand in groups[args[0]].commands, subcommand
     elif program in ("python", "python3"):
         module = args[args.index("-m") + 1]
         assert importlib.util.find_spec(module) is not None, module

@@ -93,9 +93,7 @@ def holding(db_url: str) -> psycopg.Connection:
     return psycopg.connect(db_url, row_factory=dict_row, options="-c TimeZone=UTC")
 
 
-def test_a_patch_committed_while_the_import_waits_is_followed_by_a_replan(
-    app, client, db, db_url
-):
+def test_a_patch_committed_while_the_import_waits_is_followed_by_a_replan(app, client, db, db_url):
     # Given imported users, and a file that changes only their city
     post_csv(client, import_file(range(1, 6)))
     user = live_user(db, "HR-3")
@@ -180,9 +178,7 @@ def test_a_user_created_with_a_rows_email_while_the_import_waits_makes_that_row_
     assert len(pending_birthdays(db, created["id"])) == 1
 
 
-def test_api_writes_during_an_import_leave_one_greeting_per_user_on_the_final_date(
-    app, client, db
-):
+def test_api_writes_during_an_import_leave_one_greeting_per_user_on_the_final_date(app, client, db):
     # Given 60 imported users, re-imported with new birthdays while the API changes them
     post_csv(client, import_file(range(1, 61)))
     ids = {n: live_user(db, f"HR-{n}")["id"] for n in range(1, 61)}
