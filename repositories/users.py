@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, time
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -23,8 +23,9 @@ from db.queries import (
     fetch_scalar,
     fetch_slice,
 )
-from domain.occasions import OCCASIONS
+from domain.occasions import OCCASIONS, Occasions
 from errors import EmailTaken, ExternalIdTaken, InvalidField, UserNotFound
+from repositories import occasion_sql
 
 COLUMNS = (
     "id",
@@ -103,6 +104,64 @@ def _insert_statement(columns: tuple[str, ...]) -> str:
         )
         .as_string()
     )
+
+
+# A new user and their greetings in one statement: each occasion the user has, on its
+# next date in their zone at SEND_TIME local, unless the address is suppressed. What
+# the general planning statement (repositories/occurrences.py) also looks for, a
+# pending or finished greeting of the user, cannot exist for a user this statement
+# creates, nor can a concurrent change of them: so neither is read.
+_INSERT_PLANNED = """
+WITH u AS ({insert}), planned AS (
+    INSERT INTO message_logs (user_id, message_type, occasion_date, message_content,
+                              scheduled_send_time, next_attempt_at, idempotency_key)
+    SELECT user_id, message_type, occasion_date, {text}, send_at, send_at,
+           message_idempotency_key(user_id, message_type, occasion_date)
+    FROM (
+        SELECT u.id AS user_id, u.first_name, u.last_name, o.message_type, d.occasion_date,
+               local_send_instant(d.occasion_date, %(send_time)s::time, z.compute_as) AS send_at
+        FROM u
+        JOIN time_zones z ON z.name = u.timezone
+        CROSS JOIN LATERAL {occasions}
+        CROSS JOIN LATERAL (
+            SELECT next_occasion_date(
+                       o.original, (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date,
+                       o.leap_day) AS occasion_date
+        ) AS d
+        WHERE o.original IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = u.email)
+    ) AS due
+)
+SELECT * FROM u
+"""
+
+
+@cache
+def _insert_planned_statement(columns: tuple[str, ...], occasions: Occasions = OCCASIONS) -> str:
+    return (
+        sql.SQL(_INSERT_PLANNED)
+        .format(
+            insert=sql.SQL(_insert_statement(columns)),
+            text=occasion_sql.greeting_text(occasions, "message_type", "first_name", "last_name"),
+            occasions=occasion_sql.user_occasions(occasions),
+        )
+        .as_string()
+    )
+
+
+def insert_planned(
+    conn: psycopg.Connection, data: Mapping[str, Any], now: datetime, send_time: time
+) -> dict:
+    """Insert a user from its writable fields and plan their greetings, in one
+    statement (one round trip); returns the stored row."""
+    columns = tuple(name for name in WRITABLE if name in data)
+    params = {name: data[name] for name in columns}
+    with _constraint_errors(data.get("email")):
+        return fetch_optional(
+            conn,
+            _insert_planned_statement(columns),
+            {**params, "now": now, "send_time": send_time},
+        )
 
 
 _GET_LIVE = sql.SQL("SELECT {} FROM users WHERE id = %(id)s AND deleted_at IS NULL").format(

@@ -23,10 +23,8 @@ PLANNING_FIELDS = ("first_name", "last_name", "timezone", *OCCASIONS.date_fields
 def create_user(
     conn: psycopg.Connection, data: Mapping[str, Any], now: datetime, send_time: time
 ) -> dict:
-    """Store a new user and plan their greetings in the same transaction."""
-    user = users.insert(conn, data)
-    planning.plan_user(conn, user["id"], now, send_time)
-    return user
+    """Store a new user and plan their greetings, in one statement."""
+    return users.insert_planned(conn, data, now, send_time)
 
 
 def replace_user(
