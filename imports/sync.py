@@ -24,7 +24,7 @@ from planning import for_users as planning
 from repositories import user_imports
 
 ERROR_LIMIT = 1000
-# Users planned, re-planned or cancelled per statement.
+# Users re-planned or cancelled per statement (new users are planned in one).
 PLAN_BATCH = 10_000
 
 
@@ -83,8 +83,9 @@ def _apply(
     created = user_imports.insert_new(conn)
     updated = user_imports.update_changed(conn)
     deleted = user_imports.delete_missing(conn) if delete_missing else 0
-    for users in user_imports.users_with_outcome(conn, "created", PLAN_BATCH):
-        planning.plan_users(conn, users, now, send_time)
+    if created:
+        new_users = user_imports.list_users_with_outcome(conn, "created")
+        planning.plan_listed_users(conn, new_users, now, send_time)
     for users in user_imports.users_with_outcome(conn, "replanned", PLAN_BATCH):
         planning.replan_users(conn, users, now, send_time)
     for users in user_imports.users_with_outcome(conn, "deleted", PLAN_BATCH):

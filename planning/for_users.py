@@ -24,6 +24,12 @@ def plan_users(
     return occurrences.plan_next_occurrences(conn, now, send_time, user_ids=user_ids)
 
 
+def plan_listed_users(conn: psycopg.Connection, table: str, now: datetime, send_time: time) -> int:
+    """Plan the next occurrences of the users whose ids the temporary table `table` holds
+    (column user_id), in one statement: a bulk import's new users."""
+    return occurrences.plan_next_occurrences(conn, now, send_time, listed_in=table)
+
+
 def plan_after_finished(
     conn: psycopg.Connection, finished_rows: list[dict], now: datetime, send_time: time
 ) -> int:

@@ -109,14 +109,18 @@ def plan_next_occurrences(
     user_ids: list[UUID] | None = None,
     id_after: UUID | None = None,
     id_upto: UUID | None = None,
+    listed_in: str | None = None,
     occasions: Occasions = OCCASIONS,
 ) -> int:
-    """Plan missing next occurrences (all users, the given ones, or ids in (id_after, id_upto])
-    of every occasion of the registry.
+    """Plan missing next occurrences (all users, the given ones, the ones whose ids a
+    temporary table `listed_in` holds in its column user_id, or ids in
+    (id_after, id_upto]) of every occasion of the registry.
 
     Returns the number of rows inserted or brought back.
     """
     users = "all" if user_ids is None else "one" if len(user_ids) == 1 else "many"
+    if listed_in is not None:
+        users = f"listed:{listed_in}"
     query = _plan_statement(users, id_after is not None, id_upto is not None, occasions)
     params = {
         "now": now,
@@ -137,13 +141,18 @@ def _plan_statement(
 ) -> str:
     """The text of _PLAN for one shape of bounds, rendered once: psycopg then reuses
     its parsed form (the one-user statement runs on every user write and every send)."""
-    user_ids = {"all": None, "one": [None], "many": []}[users]
+    kind, _, table = users.partition(":")
+    user_ids = {"all": None, "one": [None], "many": [], "listed": None}[kind]
     # The subqueries find a user's rows by u.id already. Repeating a list of users there
     # tested each row against the whole list (a generic plan cannot hash the array):
     # quadratic, 4.7 s instead of 0.2 s for the 500 users of an expiry batch.
-    correlated = None if users == "many" else user_ids
+    correlated = None if kind == "many" else user_ids
     id_after = "after" if has_after else None
     id_upto = "upto" if has_upto else None
+    chosen = _user_bounds("u.id", user_ids, id_after, id_upto)
+    if table:
+        listed = sql.SQL("u.id IN (SELECT user_id FROM {})").format(sql.Identifier(table))
+        chosen = sql.SQL("{} AND {}").format(chosen, listed)
     return (
         sql.SQL(_PLAN)
         .format(
@@ -153,7 +162,7 @@ def _plan_statement(
             ),
             pending=status_list(statuses.PENDING),
             finished=not_by_index(sql.SQL("f.status IN {}").format(status_list(statuses.FINISHED))),
-            users=_user_bounds("u.id", user_ids, id_after, id_upto),
+            users=chosen,
             pending_users=_user_bounds("p.user_id", correlated, id_after, id_upto),
             finished_users=_user_bounds("f.user_id", correlated, id_after, id_upto),
         )

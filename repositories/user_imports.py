@@ -275,6 +275,19 @@ def update_changed(conn: psycopg.Connection) -> int:
     return fetch_one(conn, _UPDATE)["n"]
 
 
+def list_users_with_outcome(conn: psycopg.Connection, outcome: str) -> str:
+    """A temporary table (its name) of the ids (user_id) of the users whose rows had
+    `outcome`, replacing the one an earlier call made: for set-based planning."""
+    conn.execute("DROP TABLE IF EXISTS import_listed_users")
+    conn.execute(
+        "CREATE TEMPORARY TABLE import_listed_users ON COMMIT DROP AS"
+        " SELECT user_id FROM import_rows WHERE outcome = %(outcome)s",
+        {"outcome": outcome},
+    )
+    conn.execute("ANALYZE import_listed_users")
+    return "import_listed_users"
+
+
 def users_with_outcome(
     conn: psycopg.Connection, outcome: str, batch_size: int
 ) -> Iterator[list[UUID]]:
