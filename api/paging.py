@@ -17,7 +17,11 @@ A cursor is decoded into a strict shape (a short URL-safe base64 text holding a 
 of strings, each read by its part's parser) and anything else, or `after` beside a `page`
 number, is a 400 naming `after`, never a 500.
 
-Numbered pages (`page`, `page_size`) keep working with the `X-Pagination` header. Its
+Numbered pages (`page`, `page_size`) keep working with the `X-Pagination` header. A list
+may bound how deep they go (GET /users: `page × page_size` ≤ `DEEPEST_NUMBERED_ROW`): a
+numbered page skips every row before it, so page 5,000 of a million users reads 500,000
+index entries, while a cursor page reads only its own rows; a deeper page is a 400
+naming `page` that points to `after`. Its
 `total` is exact up to `EXACT_COUNT_UP_TO` rows; above that it is PostgreSQL's planner
 estimate and the answer says so with `X-Total-Is-Estimate: true`, because counting a
 million rows on every request costs more than the page itself.
@@ -43,6 +47,8 @@ from webargs.flaskparser import FlaskParser
 from db.queries import Count
 
 EXACT_COUNT_UP_TO = 1_000
+# The last row a numbered page of a bounded list may reach (page 100 of 100 rows).
+DEEPEST_NUMBERED_ROW = 10_000
 CURSOR_ARGUMENT = "after"
 # The longest cursor made here (a users' one) is about 110 characters; the bound keeps
 # a forged one small enough that decoding it cannot recurse deeply or take long.
@@ -191,11 +197,15 @@ def answer(
     fetch: Callable[[int, int, tuple | None], tuple[list[dict], bool]],
     count: Callable[[], Count],
     sort_key: Callable[[dict], Sequence[Any]],
+    deepest: int | None = None,
 ) -> tuple[list[dict], dict[str, str]]:
     """One page and its paging headers. `fetch(limit, offset, after)` reads the rows
     (a cursor page starts after `after`, a numbered page at its offset); while more
     follow, the next page's link; for numbered pages the total that X-Pagination
-    reports (`count` is not called for the page that holds the last row)."""
+    reports (`count` is not called for the page that holds the last row). With
+    `deepest`, a numbered page reaching past that row is refused (400 naming `page`)."""
+    if after is None and deepest is not None:
+        refuse_deep_page(pagination.page, pagination.page_size, deepest)
     offset = 0 if after is not None else (pagination.page - 1) * pagination.page_size
     rows, more = fetch(pagination.page_size, offset, after)
     headers: dict[str, str] = {}
@@ -215,6 +225,16 @@ def answer(
     if not total.exact:
         headers["X-Total-Is-Estimate"] = "true"
     return rows, headers
+
+
+def refuse_deep_page(page: int, page_size: int, deepest: int) -> None:
+    """Abort with a 400 naming `page` when the page reaches past row `deepest`."""
+    if page * page_size > deepest:
+        message = (
+            f"numbered pages end at row {deepest:,} (page × page_size): use"
+            " after=<cursor> to go further, the X-Next-Cursor of the previous page"
+        )
+        flask_smorest.abort(400, message=message, errors={"query": {"page": [message]}})
 
 
 def _next_page_url(cursor: str) -> str:

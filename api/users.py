@@ -19,6 +19,7 @@ from api.schemas import (
     UserPatchSchema,
     UserSchema,
 )
+from api.user_json import users_json
 from db.transactions import single_statement, transaction
 from users import directory as users_service
 from users import idempotent_requests as idempotency
@@ -66,8 +67,10 @@ class Users(MethodView):
         `after`) until it is absent; numbered pages work too (X-Pagination)."""
         search, timezone, after = args.get("q"), args.get("timezone"), args.get("after")
         external_id = args.get("external_id")
-        with transaction(current_pool()) as conn:
-            return paging.answer(
+        # Reads only: in autocommit each sees a snapshot of its own, as it would inside
+        # a READ COMMITTED transaction, without the BEGIN and COMMIT round trips.
+        with single_statement(current_pool()) as conn:
+            rows, headers = paging.answer(
                 pagination_parameters,
                 after,
                 fetch=lambda limit, offset, after: users_service.list_users(
@@ -83,7 +86,11 @@ class Users(MethodView):
                     conn, search, timezone, paging.EXACT_COUNT_UP_TO, external_id
                 ),
                 sort_key=lambda user: (user["created_at"], user["id"]),
+                deepest=paging.DEEPEST_NUMBERED_ROW,
             )
+        # Already in UserSchema's form (api/user_json.py): flask-smorest passes a
+        # Response through as it is, and the schema above still documents it.
+        return jsonify(users_json(rows)), headers
 
     @blp.arguments(_user_input_schema, example=USER_EXAMPLE)
     @blp.response(201, UserSchema)

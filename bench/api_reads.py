@@ -29,6 +29,7 @@ import psycopg
 import requests
 from psycopg.rows import dict_row
 
+from api import paging
 from api.paging import encode_cursor
 from bench.common import free_port, scratch_database, start, stop
 from bench.report import Figure
@@ -226,11 +227,12 @@ def _middle_cursors(database_url: str) -> tuple[str, str]:
 
 
 def _list_paths(database_url: str, word: str, first_day: date) -> dict[str, str]:
-    """The list requests to time, by name: first, middle and deep pages, a search,
+    """The list requests to time, by name: first, middle and deepest pages, a search,
     messages by status in a month."""
     with psycopg.connect(database_url) as conn:
         live = conn.execute("SELECT count(*) FROM users WHERE deleted_at IS NULL").fetchone()[0]
-    middle = max(1, live // 200)
+    # The deepest numbered page served (a deeper one is a 400 pointing to the cursor).
+    deepest = max(1, min(live, paging.DEEPEST_NUMBERED_ROW) // 100)
     user_cursor, message_cursor = _middle_cursors(database_url)
     month = f"from={first_day}&to={first_day + timedelta(days=30)}"
     return {
@@ -238,8 +240,8 @@ def _list_paths(database_url: str, word: str, first_day: date) -> dict[str, str]
         "GET /users?page_size=100&after=… (middle of the list, by cursor)": (
             f"/users?page_size=100&after={user_cursor}"
         ),
-        "GET /users?page_size=100&page=… (middle of the list, numbered)": (
-            f"/users?page_size=100&page={middle}"
+        "GET /users?page_size=100&page=… (the deepest numbered page)": (
+            f"/users?page_size=100&page={deepest}"
         ),
         f"GET /users?q={word}&page_size=100": f"/users?q={word}&page_size=100",
         "GET /users?q=zzqx&page_size=100 (no match)": "/users?q=zzqx&page_size=100",

@@ -120,7 +120,24 @@ def test_a_huge_page_number_is_not_a_server_error(app, client):
 
     response = client.get("/users?page=99999999999999999999")
 
-    assert response.status_code in {200, 422}
+    assert response.status_code in {400, 422}
+    assert "page" in response.get_json()["errors"]["query"]
+
+
+def test_a_numbered_page_past_row_10000_is_400_naming_page_and_pointing_to_after(client):
+    response = client.get("/users?page=101&page_size=100")
+
+    assert response.status_code == 400
+    [message] = response.get_json()["errors"]["query"]["page"]
+    assert "after=" in message
+
+
+def test_the_deepest_numbered_page_is_served(client):
+    create_user(client)
+
+    assert client.get("/users?page=100&page_size=100").status_code == 200
+    assert client.get("/users?page=1000&page_size=10").status_code == 200
+    assert client.get("/users?page=1001&page_size=10").status_code == 400
 
 
 def test_a_page_size_of_100_is_accepted(client):
