@@ -122,10 +122,21 @@ def count_up_to(
     where: sql.Composable,
     params: Mapping[str, Any],
     exact_up_to: int,
+    plan_without_limit: bool = False,
 ) -> Count:
     """The rows matching `where`: counted while at most `exact_up_to`, else estimated
-    by the planner, so no request scans a whole large table to count it."""
+    by the planner, so no request scans a whole large table to count it.
+
+    `plan_without_limit`: the matching rows are planned as if all were wanted (a
+    MATERIALIZED CTE, read only as far as the cap). For a condition whose selectivity
+    the planner can only guess (a trigram LIKE), the cap made a sequential scan look
+    cheap: it read the whole table when nothing matched."""
     capped = sql.SQL("SELECT count(*) FROM (SELECT FROM {} WHERE {} LIMIT %(cap)s) AS c")
+    if plan_without_limit:
+        capped = sql.SQL(
+            "WITH matching AS MATERIALIZED (SELECT FROM {} WHERE {})"
+            " SELECT count(*) FROM (SELECT FROM matching LIMIT %(cap)s) AS c"
+        )
     counted = fetch_scalar(
         conn, capped.format(sql.Identifier(table), where), {**params, "cap": exact_up_to + 1}
     )
