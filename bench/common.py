@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,3 +58,14 @@ def stop(processes: list[subprocess.Popen]) -> None:
         os.killpg(process.pid, signal.SIGTERM)
     for process in processes:
         process.wait(timeout=30)
+
+
+def run_alone(measure: Callable[[str, int], list], description: str | None) -> None:
+    """`python -m bench.<module> [--users N]`: the module's `measure(url, users)` on a
+    scratch database of its own, each figure printed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with scratch_database() as url:
+        for figure in measure(url, args.users):
+            print(figure.line())

@@ -19,7 +19,6 @@ budget of 300 MiB.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from bench.common import free_port, scratch_database, start, stop
+from bench.common import free_port, run_alone, start, stop
 from bench.report import Figure
 from domain.occasions import OCCASIONS
 from repositories import occurrences
@@ -285,12 +284,7 @@ def _figures(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=1_000_000)
-    args = parser.parse_args()
-    with scratch_database() as url:
-        for figure in measure(url, args.users):
-            print(figure.line())
+    run_alone(measure, __doc__)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ The `enqueue` given to dispatch only counts. Each mode's best run is kept.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +29,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from bench.common import scratch_database
+from bench.common import run_alone
 from bench.report import Figure
 from config import Settings
 from db.pool import create_pool
@@ -287,12 +286,7 @@ def measure(url: str, users: int) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=1_000_000)
-    args = parser.parse_args()
-    with scratch_database() as url:
-        for figure in measure(url, args.users):
-            print(figure.line())
+    run_alone(measure, __doc__)
 
 
 if __name__ == "__main__":

@@ -50,25 +50,31 @@ def expire_overdue(
     return fetch_all(conn, _EXPIRE, params)
 
 
+# The next `limit` due rows within their deadline, oldest first, locked (SKIP LOCKED
+# lets several dispatchers run at once without waiting or colliding).
+_DUE = statement(
+    """
+    SELECT id, occasion_date, user_id FROM message_logs
+    WHERE status IN {waiting}
+      AND next_attempt_at <= %(now)s
+      AND COALESCE(lateness_from, scheduled_send_time)
+          >= %(now)s::timestamptz - %(max_lateness)s::interval
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+    """
+)
 _CLAIM = statement(
     """
-    WITH due AS (
-        SELECT id, occasion_date FROM message_logs
-        WHERE status IN {waiting}
-          AND next_attempt_at <= %(now)s
-          AND COALESCE(lateness_from, scheduled_send_time)
-              >= %(now)s::timestamptz - %(max_lateness)s::interval
-        ORDER BY next_attempt_at
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    )
+    WITH due AS ({due})
     UPDATE message_logs m
     SET status = 'QUEUED', locked_until = %(now)s::timestamptz + %(lease)s::interval,
         queued_at = %(now)s
     FROM due
     WHERE m.id = due.id AND m.occasion_date = due.occasion_date AND m.status IN {waiting}
     RETURNING m.id, m.occasion_date, m.idempotency_key
-    """
+    """,
+    due=_DUE,
 )
 
 
@@ -118,16 +124,7 @@ def window_openings(
 # set, so each batch starts where the last one ended without a key to resume from.
 _CLAIM_IN_WINDOW = statement(
     """
-    WITH due AS (
-        SELECT id, occasion_date, user_id FROM message_logs
-        WHERE status IN {waiting}
-          AND next_attempt_at <= %(now)s
-          AND COALESCE(lateness_from, scheduled_send_time)
-              >= %(now)s::timestamptz - %(max_lateness)s::interval
-        ORDER BY next_attempt_at
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ), placed AS MATERIALIZED (
+    WITH due AS ({due}), placed AS MATERIALIZED (
         SELECT id, occasion_date, (
             %(openings)s::jsonb ->> (SELECT u.timezone FROM users u WHERE u.id = due.user_id)
         )::timestamptz AS opens_at
@@ -142,7 +139,8 @@ _CLAIM_IN_WINDOW = statement(
     FROM placed p
     WHERE m.id = p.id AND m.occasion_date = p.occasion_date AND m.status IN {waiting}
     RETURNING m.id, m.occasion_date, m.idempotency_key, p.opens_at AS waits_until
-    """
+    """,
+    due=_DUE,
 )
 
 

@@ -11,6 +11,7 @@ import pytest
 from api.resources import resources_of
 from app import create_app
 from repositories.user_imports import FIELDS
+from tests.db.users.test_import import users
 from tests.factories import OMIT, create_user, delete_user
 
 HEADER = "external_id,first_name,last_name,email,timezone,birthday_date,anniversary_date\n"
@@ -53,11 +54,6 @@ def answer(result) -> dict:
 def counts(result) -> tuple:
     body = answer(result)
     return tuple(body[k] for k in ("created", "updated", "unchanged", "deleted", "error_count"))
-
-
-def users(db) -> dict[str, dict]:
-    rows = db.execute("SELECT * FROM users WHERE deleted_at IS NULL").fetchall()
-    return {r["external_id"]: r for r in rows}
 
 
 def greetings(db) -> list[tuple]:
