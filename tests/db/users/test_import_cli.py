@@ -11,7 +11,7 @@ import pytest
 from api.resources import resources_of
 from app import create_app
 from repositories.user_imports import FIELDS
-from tests.db.users.test_import import users
+from tests.db.users.test_import import greetings, users
 from tests.factories import OMIT, create_user, delete_user
 
 HEADER = "external_id,first_name,last_name,email,timezone,birthday_date,anniversary_date\n"
@@ -54,14 +54,6 @@ def answer(result) -> dict:
 def counts(result) -> tuple:
     body = answer(result)
     return tuple(body[k] for k in ("created", "updated", "unchanged", "deleted", "error_count"))
-
-
-def greetings(db) -> list[tuple]:
-    rows = db.execute(
-        "SELECT u.external_id, m.message_type, m.status, m.scheduled_send_time, m.id"
-        " FROM message_logs m JOIN users u ON u.id = m.user_id ORDER BY m.id"
-    ).fetchall()
-    return [tuple(r.values()) for r in rows]
 
 
 def export(runner, *options: str):
