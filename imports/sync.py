@@ -80,8 +80,9 @@ def _apply(
     conn: psycopg.Connection, now: datetime, send_time: time, delete_missing: bool
 ) -> tuple[int, int, int, int]:
     matched = user_imports.matched_count(conn)
-    created = user_imports.insert_new(conn)
+    # Matched rows first: the rows of users this import creates are then not compared.
     updated = user_imports.update_changed(conn)
+    created = user_imports.insert_new(conn)
     deleted = user_imports.delete_missing(conn) if delete_missing else 0
     if created:
         new_users = user_imports.list_users_with_outcome(conn, "created")

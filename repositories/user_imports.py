@@ -72,6 +72,13 @@ _LOCAL_TODAY = (
     "(SELECT (%(now)s::timestamptz AT TIME ZONE z.compute_as)::date"
     " FROM time_zones z WHERE z.name = timezone)"
 )
+# A date after the earliest local today of any zone (computed once per statement) is
+# the only kind that can be after its own zone's: only those look up their zone (a
+# missing date neither).
+_AFTER_LOCAL_TODAY = (
+    "({date} > (SELECT min((%(now)s::timestamptz AT TIME ZONE z.compute_as)::date)"  # noqa: S608
+    f" FROM time_zones z)) IS TRUE AND {{date}} > {_LOCAL_TODAY}"
+)
 _EMAIL_SHAPE = "^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$"
 _RULES = (
     (
@@ -112,12 +119,12 @@ _RULES = (
     (
         "birthday_date",
         "must be from 1900-01-01 to the user's local today",
-        f"birthday < DATE '1900-01-01' OR birthday > {_LOCAL_TODAY}",
+        "birthday < DATE '1900-01-01' OR " + _AFTER_LOCAL_TODAY.format(date="birthday"),
     ),
     (
         "anniversary_date",
         "must be from 1900-01-01 to the user's local today",
-        f"anniversary < DATE '1900-01-01' OR anniversary > {_LOCAL_TODAY}",
+        "anniversary < DATE '1900-01-01' OR " + _AFTER_LOCAL_TODAY.format(date="anniversary"),
     ),
     ("location_city", "must be at most 100 characters", "length(location_city) > 100"),
     ("location_country", "must be at most 100 characters", "length(location_country) > 100"),
