@@ -128,6 +128,9 @@ class Settings:
     # is due again after this; it uses up no provider retry.
     dependency_retry_delay: timedelta = timedelta(seconds=15)
     dispatch_batch_size: int = 500
+    # How long a worker's batch of takes or of recorded sends waits for more threads'
+    # rows when the worker is busy (tasks/batching.py); 0 runs what already waits.
+    worker_batch_linger: timedelta = timedelta(milliseconds=20)
     queued_lease: timedelta = timedelta(minutes=10)
     sending_lease: timedelta = timedelta(minutes=2)
     dispatch_interval_seconds: int = 30
@@ -254,6 +257,10 @@ class Settings:
             raise ConfigError("DISPATCH_INTERVAL_SECONDS must be <= 3600")
         if self.provider_connect_timeout <= 0 or self.provider_read_timeout <= 0:
             raise ConfigError("PROVIDER_CONNECT_TIMEOUT and PROVIDER_READ_TIMEOUT must be > 0")
+        if self.worker_batch_linger > timedelta(seconds=1):
+            raise ConfigError(
+                f"WORKER_BATCH_LINGER must be at most 1s, got {self.worker_batch_linger}"
+            )
         if self.provider_rate_limit_wait < timedelta(0):
             raise ConfigError("PROVIDER_RATE_LIMIT_WAIT must be >= 0")
         if self.sending_lease <= self.longest_send_attempt:

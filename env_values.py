@@ -50,12 +50,12 @@ def parse_time(name: str, raw: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(name: str, raw: str) -> timedelta:
-    """Accept `90s`, `30m`, `48h`, `400d`, or a bare number of seconds."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw.strip().lower())
+    """Accept `5ms`, `90s`, `30m`, `48h`, `400d`, or a bare number of seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|[smhd]?)", raw.strip().lower())
     if not match:
         raise ConfigError(f"{name} must be a duration such as 48h or 30m, got {raw!r}")
     return timedelta(seconds=float(match[1]) * DURATION_UNITS[match[2] or "s"])

@@ -60,18 +60,22 @@ class WorkerResources:
         # Not waiting: with PostgreSQL down the worker still starts, and each send
         # waits up to DB_POOL_TIMEOUT for a connection (the message is retried).
         watch_database(pool, "worker")
+        linger = settings.worker_batch_linger.total_seconds()
         return cls(
             settings=settings,
             pool=pool,
             channel=channel,
             guard=build_provider_guard(settings, connect_redis(settings)),
-            takes=Batcher("take", _taking(pool, settings), max_batch=threads),
-            sends=Batcher("record-sent", _recording(pool, settings), max_batch=threads),
+            takes=Batcher("take", _taking(pool, settings), threads, linger),
+            sends=Batcher("record-sent", _recording(pool, settings), threads, linger),
         )
 
     def batch_timeout(self) -> float:
-        """How long a thread waits for its batch: a connection, then the statements."""
-        return self.settings.db_pool_timeout + 2 * self.settings.db_statement_timeout_ms / 1000
+        """How long a thread waits for its batch: the linger, a connection, then the
+        statements."""
+        statements = 2 * self.settings.db_statement_timeout_ms / 1000
+        linger = self.settings.worker_batch_linger.total_seconds()
+        return linger + self.settings.db_pool_timeout + statements
 
     def close(self) -> None:
         self.pool.close()

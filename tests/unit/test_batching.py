@@ -102,3 +102,66 @@ def test_work_answering_for_the_wrong_number_of_items_fails_the_batch():
 
     with pytest.raises(RuntimeError, match="0 results for 1 items"):
         batcher.submit("x", timeout=5)
+
+
+def _load(batcher: Batcher, calls: list, release: threading.Event, pool) -> None:
+    """Put `batcher` under load: a batch of one held until two more steps wait, which
+    then run together."""
+    first = pool.submit(batcher.submit, 0, 5)
+    until(lambda: calls)
+    second = [pool.submit(batcher.submit, n, 5) for n in (1, 2)]
+    until(lambda: batcher._steps.qsize() == 2)
+    release.set()
+    assert [first.result(5), *(f.result(5) for f in second)] == [0, 1, 2]
+    assert calls[:2] == [[0], [1, 2]]
+
+
+def test_under_load_a_batch_waits_its_linger_for_steps_that_arrive_after_it_began():
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def work(items):
+        calls.append(list(items))
+        release.wait(5)
+        return list(items)
+
+    batcher = Batcher("lingering", work, max_batch=3, linger=30)
+    with ThreadPoolExecutor(4) as pool:
+        _load(batcher, calls, release, pool)
+        later = [pool.submit(batcher.submit, 3, 5)]
+        until(lambda: batcher._steps.qsize() == 0)  # taken: the batch has begun
+        for n in (4, 5):
+            later.append(pool.submit(batcher.submit, n, 5))
+            until(lambda: batcher._steps.qsize() == 0)
+        assert [f.result(5) for f in later] == [3, 4, 5]
+
+    assert calls[2] == [3, 4, 5]  # full: it ran without waiting out the 30 s
+
+
+def test_a_quiet_batcher_runs_a_lone_step_at_once_whatever_its_linger():
+    batcher = Batcher("quiet", lambda items: [i * 2 for i in items], max_batch=8, linger=60)
+
+    assert batcher.submit(21, timeout=5) == 42
+    assert batcher.submit(4, timeout=5) == 8
+
+
+def test_a_batch_that_does_not_fill_runs_when_its_linger_ends():
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def work(items):
+        calls.append(list(items))
+        release.wait(5)
+        return list(items)
+
+    batcher = Batcher("short-linger", work, max_batch=8, linger=0.05)
+    with ThreadPoolExecutor(4) as pool:
+        _load(batcher, calls, release, pool)
+        assert batcher.submit(3, timeout=5) == 3
+
+    assert calls[2] == [3]
+
+
+def test_a_negative_linger_is_refused():
+    with pytest.raises(ValueError, match="linger"):
+        Batcher("negative", lambda items: list(items), max_batch=2, linger=-1)

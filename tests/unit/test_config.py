@@ -19,13 +19,20 @@ def test_defaults_work_with_an_empty_environment():
 
 def test_environment_values_are_parsed():
     settings = Settings.from_env(
-        {"DB_POOL_MAX_SIZE": "7", "SEND_TIME": "08:30", "MAX_LATENESS": "90m", "SQL_LOG": "1"}
+        {
+            "DB_POOL_MAX_SIZE": "7",
+            "SEND_TIME": "08:30",
+            "MAX_LATENESS": "90m",
+            "SQL_LOG": "1",
+            "WORKER_BATCH_LINGER": "2.5ms",
+        }
     )
 
     assert settings.db_pool_max_size == 7
     assert settings.send_time == time(8, 30)
     assert settings.max_lateness == timedelta(minutes=90)
     assert settings.sql_log is True
+    assert settings.worker_batch_linger == timedelta(microseconds=2500)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +49,8 @@ def test_environment_values_are_parsed():
         ({"SQL_LOG": "maybe"}, "SQL_LOG"),
         ({"DB_CONNECT_TIMEOUT": "0"}, "DB_CONNECT_TIMEOUT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"WORKER_BATCH_LINGER": "2s"}, "WORKER_BATCH_LINGER"),
+        ({"WORKER_BATCH_LINGER": "5 msec"}, "WORKER_BATCH_LINGER"),
     ],
 )
 def test_invalid_values_stop_startup_naming_the_variable(environ, variable):
@@ -151,7 +160,8 @@ def _as_text(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, timedelta):
-        return f"{int(value.total_seconds())}s"
+        seconds = value.total_seconds()
+        return f"{seconds:g}s" if seconds >= 1 or not seconds else f"{seconds * 1000:g}ms"
     if isinstance(value, time):
         return value.strftime("%H:%M")
     if isinstance(value, (int, float, str)):
