@@ -211,13 +211,15 @@ _ROW_PLANNING = "(r.first_name, r.last_name, r.timezone, r.birthday, r.anniversa
 # the staging table.
 # A user created by someone else (the API) since the rows were matched makes the
 # insert of its row conflict: that row is left out, then reported. The inserted rows
-# take their user's id.
+# take their user's id. Inserted in email order, the live-email index is written a
+# page after the next instead of at random (at 200,000 rows the insert took 11-12 s
+# against 14 s in file order).
 _INSERT = f"""
 WITH inserted AS (
     INSERT INTO users ({", ".join(_COLUMNS)})
     SELECT {_VALUES} FROM import_rows r
     WHERE r.error_field IS NULL AND r.user_id IS NULL
-    ORDER BY r.row_number
+    ORDER BY r.email
     ON CONFLICT DO NOTHING
     RETURNING id, email
 ), placed AS (

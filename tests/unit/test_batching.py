@@ -113,7 +113,7 @@ def _load(batcher: Batcher, calls: list, release: threading.Event, pool) -> None
     until(lambda: batcher._steps.qsize() == 2)
     release.set()
     assert [first.result(5), *(f.result(5) for f in second)] == [0, 1, 2]
-    assert calls[:2] == [[0], [1, 2]]
+    assert calls[0] == [0] and sorted(calls[1]) == [1, 2]
 
 
 def test_under_load_a_batch_waits_its_linger_for_steps_that_arrive_after_it_began():
@@ -135,7 +135,7 @@ def test_under_load_a_batch_waits_its_linger_for_steps_that_arrive_after_it_bega
             until(lambda: batcher._steps.qsize() == 0)
         assert [f.result(5) for f in later] == [3, 4, 5]
 
-    assert calls[2] == [3, 4, 5]  # full: it ran without waiting out the 30 s
+    assert len(calls) == 3 and sorted(calls[2]) == [3, 4, 5]  # full: no 30 s wait
 
 
 def test_a_quiet_batcher_runs_a_lone_step_at_once_whatever_its_linger():
