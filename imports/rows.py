@@ -59,6 +59,15 @@ def _text(value: object, row: int, field: str) -> str | None:
     return text
 
 
+def _cell(values: list[str], place: int | None, row: int, field: str) -> str | None:
+    """A CSV row's text for one field (None: empty or not a column of the file)."""
+    if place is None or not (text := values[place]):
+        return None
+    if len(text) > MAX_FIELD_LENGTH or "\x00" in text:
+        raise BodyProblem(row, field, f"must be text of at most {MAX_FIELD_LENGTH} characters")
+    return text
+
+
 def csv_rows(chunks: Iterable[bytes], max_rows: int) -> Iterator[tuple[str | None, ...]]:
     """The rows of a CSV body with a header, as FIELDS-ordered tuples (None: empty)."""
     reader = csv.reader(_lines(chunks), strict=True)
@@ -68,6 +77,8 @@ def csv_rows(chunks: Iterable[bytes], max_rows: int) -> Iterator[tuple[str | Non
             raise BodyProblem(0, "header", "the body is empty: send a header row first")
         columns = [name.strip() for name in header]
         _check_header(columns)
+        # Each field's column, or None when the header leaves it out.
+        places = [(columns.index(name) if name in columns else None, name) for name in FIELDS]
         for number, values in enumerate(reader, start=1):
             if number > max_rows:
                 raise BodyProblem(number, "body", f"more than {max_rows} rows")
@@ -75,8 +86,7 @@ def csv_rows(chunks: Iterable[bytes], max_rows: int) -> Iterator[tuple[str | Non
                 raise BodyProblem(
                     number, "row", f"has {len(values)} values for {len(columns)} columns"
                 )
-            given = dict(zip(columns, values, strict=True))
-            yield tuple(_text(given.get(name), number, name) for name in FIELDS)
+            yield tuple([_cell(values, place, number, name) for place, name in places])
     except csv.Error as error:
         raise BodyProblem(reader.line_num, "row", f"not CSV: {error}") from None
 

@@ -104,30 +104,37 @@ def test_work_answering_for_the_wrong_number_of_items_fails_the_batch():
         batcher.submit("x", timeout=5)
 
 
-def _load(batcher: Batcher, calls: list, release: threading.Event, pool) -> None:
-    """Put `batcher` under load: a batch of one held until two more steps wait, which
-    then run together."""
+class HeldWork:
+    """A batcher's work that records each batch's items, each held until released."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.release = threading.Event()
+
+    def __call__(self, items):
+        self.calls.append(list(items))
+        self.release.wait(5)
+        return list(items)
+
+
+def loaded(name: str, max_batch: int, linger: float, pool) -> tuple[Batcher, HeldWork]:
+    """A batcher under load: a batch of one held until two more steps wait, which then
+    ran together."""
+    work = HeldWork()
+    batcher = Batcher(name, work, max_batch=max_batch, linger=linger)
     first = pool.submit(batcher.submit, 0, 5)
-    until(lambda: calls)
+    until(lambda: work.calls)
     second = [pool.submit(batcher.submit, n, 5) for n in (1, 2)]
     until(lambda: batcher._steps.qsize() == 2)
-    release.set()
+    work.release.set()
     assert [first.result(5), *(f.result(5) for f in second)] == [0, 1, 2]
-    assert calls[0] == [0] and sorted(calls[1]) == [1, 2]
+    assert work.calls[0] == [0] and sorted(work.calls[1]) == [1, 2]
+    return batcher, work
 
 
 def test_under_load_a_batch_waits_its_linger_for_steps_that_arrive_after_it_began():
-    release = threading.Event()
-    calls: list[list[int]] = []
-
-    def work(items):
-        calls.append(list(items))
-        release.wait(5)
-        return list(items)
-
-    batcher = Batcher("lingering", work, max_batch=3, linger=30)
     with ThreadPoolExecutor(4) as pool:
-        _load(batcher, calls, release, pool)
+        batcher, work = loaded("lingering", max_batch=3, linger=30, pool=pool)
         later = [pool.submit(batcher.submit, 3, 5)]
         until(lambda: batcher._steps.qsize() == 0)  # taken: the batch has begun
         for n in (4, 5):
@@ -135,7 +142,7 @@ def test_under_load_a_batch_waits_its_linger_for_steps_that_arrive_after_it_bega
             until(lambda: batcher._steps.qsize() == 0)
         assert [f.result(5) for f in later] == [3, 4, 5]
 
-    assert len(calls) == 3 and sorted(calls[2]) == [3, 4, 5]  # full: no 30 s wait
+    assert len(work.calls) == 3 and sorted(work.calls[2]) == [3, 4, 5]  # full: no 30 s wait
 
 
 def test_a_quiet_batcher_runs_a_lone_step_at_once_whatever_its_linger():
@@ -146,20 +153,11 @@ def test_a_quiet_batcher_runs_a_lone_step_at_once_whatever_its_linger():
 
 
 def test_a_batch_that_does_not_fill_runs_when_its_linger_ends():
-    release = threading.Event()
-    calls: list[list[int]] = []
-
-    def work(items):
-        calls.append(list(items))
-        release.wait(5)
-        return list(items)
-
-    batcher = Batcher("short-linger", work, max_batch=8, linger=0.05)
     with ThreadPoolExecutor(4) as pool:
-        _load(batcher, calls, release, pool)
+        batcher, work = loaded("short-linger", max_batch=8, linger=0.05, pool=pool)
         assert batcher.submit(3, timeout=5) == 3
 
-    assert calls[2] == [3]
+    assert work.calls[2] == [3]
 
 
 def test_a_negative_linger_is_refused():
