@@ -348,7 +348,10 @@ def test_a_killed_worker_process_is_restarted_and_the_send_still_happens(stack, 
 
     sent = wait_until(lambda: sent_once(stack, user["id"]), 45, "the greeting after the restart")
     assert runner.poll() is None
-    assert "exited unexpectedly" in log.read_text()
+    # The restart is keep-running's (dramatiq's master exits 1 when a worker process is
+    # killed). The master's own "exited unexpectedly" line is not asserted: the master
+    # stops its log watcher right after logging it, and the line is sometimes lost.
+    assert "exited with status 1; restarting" in log.read_text()
     # killed before the greeting was due: no send was in flight to repeat
     assert stack.provider.calls_per_key() == Counter({sent["idempotency_key"]: 1})
 
