@@ -53,16 +53,18 @@ def _text(value: object, row: int, field: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise BodyProblem(row, field, "must be text")
-    text = str(value)
-    if len(text) > MAX_FIELD_LENGTH or "\x00" in text:
-        raise BodyProblem(row, field, f"must be text of at most {MAX_FIELD_LENGTH} characters")
-    return text
+    return _checked(str(value), row, field)
 
 
 def _cell(values: list[str], place: int | None, row: int, field: str) -> str | None:
     """A CSV row's text for one field (None: empty or not a column of the file)."""
     if place is None or not (text := values[place]):
         return None
+    return _checked(text, row, field)
+
+
+def _checked(text: str, row: int, field: str) -> str:
+    """`text`, unless it is too long for a field or holds a NUL character."""
     if len(text) > MAX_FIELD_LENGTH or "\x00" in text:
         raise BodyProblem(row, field, f"must be text of at most {MAX_FIELD_LENGTH} characters")
     return text
