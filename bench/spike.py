@@ -92,6 +92,9 @@ def _run(url: str, vhost: str, count: int, rate: int, workers: int, threads: int
     env = {
         **_environment(url, vhost, port),
         "SEND_TIME": instant.strftime("%H:%M"),
+        # The instant is whatever minute comes next (UTC): with the default delivery
+        # window, past 21:00 the service would refuse that SEND_TIME.
+        "DELIVERY_WINDOW": "off",
         "PROVIDER_RATE_LIMIT": str(rate),
         "QUEUED_LEASE": "60s",
         "DISPATCH_INTERVAL_SECONDS": "30",
