@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -203,23 +204,26 @@ def _reads_and_writes(project_url: str, minimal_url: str, seconds: int, read: st
     shape a few minutes later."""
     for url in (project_url, minimal_url):
         _checked(wrk(url, WARM_UP_SECONDS, 16, read), f"warm-up of {url}")
-    kinds = {
-        "read": ((project_url, "GET /users/<id>"), (minimal_url, "minimal read")),
-        "write": ((project_url, "POST /users"), (minimal_url, "minimal INSERT")),
+    apps = {"project": project_url, "minimal": minimal_url}
+    return {
+        "read": _better_in_turns(apps, "reads", lambda: read, seconds),
+        "write": _better_in_turns(apps, "inserts", _insert_script, seconds),
     }
-    runs: dict[str, tuple[Load, Load]] = {}
-    for kind, apps in kinds.items():
-        loads: dict[str, list[Load]] = {name: [] for _, name in apps}
-        for _ in range(ROUNDS):
-            for url, name in apps:
-                script = read if kind == "read" else _insert_script()
-                loads[name].append(_checked(wrk(url, seconds, 16, script), name))
-        for name, measured in loads.items():
-            rates = ", ".join(f"{load.per_second:,.0f}" for load in measured)
-            print(f"  {name}: {rates} req/s", file=sys.stderr, flush=True)
-        project, minimal = (max(loads[name], key=lambda load: load.per_second) for _, name in apps)
-        runs[kind] = (project, minimal)
-    return runs
+
+
+def _better_in_turns(
+    apps: dict[str, str], what: str, script: Callable[[], str], seconds: int
+) -> tuple[Load, ...]:
+    """Each app's best of ROUNDS runs of `script` (made afresh for every run), the apps
+    taking turns; in the order of `apps`."""
+    loads: dict[str, list[Load]] = {name: [] for name in apps}
+    for _ in range(ROUNDS):
+        for name, url in apps.items():
+            loads[name].append(_checked(wrk(url, seconds, 16, script()), f"{name} {what}"))
+    for name, measured in loads.items():
+        rates = ", ".join(f"{load.per_second:,.0f}" for load in measured)
+        print(f"  {name} {what}: {rates} req/s", file=sys.stderr, flush=True)
+    return tuple(max(measured, key=lambda load: load.per_second) for measured in loads.values())
 
 
 def _insert_script() -> str:
