@@ -463,12 +463,18 @@ def test_a_scheduler_serves_its_leader_flag_job_times_and_expiries_as_metrics(st
         families = text_string_to_metric_families(text)
         return {s.name: s for f in families for s in f.samples if not s.labels or "job" in s.labels}
 
-    def expired_once() -> dict | None:
+    def expired_once_and_job_done() -> dict | None:
+        # The job counts its expiry while it runs and stamps its success when it ends: a
+        # scrape in between sees the first without the second.
         found = scrape()
         counter = found.get("birthday_sends_expired_total")
-        return found if counter is not None and counter.value >= 1 else None
+        expired = counter is not None and counter.value >= 1
+        done = "birthday_scheduler_job_last_success_timestamp_seconds" in found
+        return found if expired and done else None
 
-    metrics = wait_until(expired_once, 20, "the expiry in the metrics")
+    metrics = wait_until(
+        expired_once_and_job_done, 20, "the expiry and a job's success in the metrics"
+    )
     assert metrics["birthday_scheduler_is_leader"].value == 1
     assert metrics["birthday_sends_expired_total"].value == 1
     assert metrics["birthday_scheduler_job_last_success_timestamp_seconds"].value > 1.7e9
