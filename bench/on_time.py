@@ -65,6 +65,13 @@ def _lateness(url: str, provider: str) -> list[float]:
     return [(received[key] - at).total_seconds() for key, at in planned.items() if key in received]
 
 
+def _sending_at(instant: datetime) -> dict[str, str]:
+    """The settings that make `instant` (whatever whole minute comes next, UTC) the
+    day's SEND_TIME. The delivery window is off: with the default one, past 21:00 the
+    service would refuse that SEND_TIME and send nothing."""
+    return {"SEND_TIME": instant.strftime("%H:%M"), "DELIVERY_WINDOW": "off"}
+
+
 def _next_whole_minute(now: datetime) -> datetime:
     instant = (now + timedelta(seconds=40)).replace(second=0, microsecond=0)
     return instant + timedelta(minutes=1)
@@ -106,11 +113,8 @@ def _engine(env: dict, url: str, provider: str, count: int, workers: int, thread
     _add_users(url, count, burst_at, "Burst")
     env = {
         **env,
-        "SEND_TIME": burst_at.strftime("%H:%M"),
+        **_sending_at(burst_at),
         "DISPATCH_INTERVAL_SECONDS": "30",
-        # The burst's instant is whatever minute comes next (UTC): with the default
-        # delivery window, past 21:00 the service would refuse that SEND_TIME.
-        "DELIVERY_WINDOW": "off",
     }
     dramatiq = [sys.executable, "-m", "dramatiq", "tasks", "--processes", "1"]
     processes = [start([*dramatiq, "--threads", str(threads)], env) for _ in range(workers)]

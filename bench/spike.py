@@ -29,7 +29,7 @@ import requests
 
 from bench.common import free_port, scratch_database, start, stop
 from bench.e2e_sends import REDIS_URL, _environment, _start_provider, _wait, scratch_vhost
-from bench.on_time import _add_users, _next_whole_minute, _sent
+from bench.on_time import _add_users, _next_whole_minute, _sending_at, _sent
 from bench.report import Figure
 
 COMMAND = "python -m bench.spike"
@@ -91,10 +91,7 @@ def _run(url: str, vhost: str, count: int, rate: int, workers: int, threads: int
     _add_users(url, count, instant, "Spike")
     env = {
         **_environment(url, vhost, port),
-        "SEND_TIME": instant.strftime("%H:%M"),
-        # The instant is whatever minute comes next (UTC): with the default delivery
-        # window, past 21:00 the service would refuse that SEND_TIME.
-        "DELIVERY_WINDOW": "off",
+        **_sending_at(instant),
         "PROVIDER_RATE_LIMIT": str(rate),
         "QUEUED_LEASE": "60s",
         "DISPATCH_INTERVAL_SECONDS": "30",
